@@ -1,0 +1,72 @@
+package rootfs
+
+import (
+	"crypto/sha256"
+	"encoding/binary"
+	"fmt"
+	"hash"
+	"io"
+	"slices"
+)
+
+// Digest is a SHA-256 over everything a tree holds: paths, metadata, content
+// and hard-link structure. Equal digests mean equal trees, whatever order they
+// were built in.
+func (t *Tree) Digest() ([32]byte, error) {
+	h := sha256.New()
+	seen := map[*Node]string{}
+	err := t.Walk(func(p string, n *Node) error {
+		io.WriteString(h, p)
+		h.Write([]byte{0})
+		if first, ok := seen[n]; ok && n.Type != Dir {
+			io.WriteString(h, "link\x00"+first+"\x00")
+			return nil
+		}
+		seen[n] = p
+		var meta [29]byte
+		meta[0] = byte(n.Type)
+		binary.LittleEndian.PutUint32(meta[1:], n.Perm)
+		binary.LittleEndian.PutUint32(meta[5:], n.UID)
+		binary.LittleEndian.PutUint32(meta[9:], n.GID)
+		binary.LittleEndian.PutUint64(meta[13:], uint64(n.MTime))
+		binary.LittleEndian.PutUint32(meta[21:], n.Major)
+		binary.LittleEndian.PutUint32(meta[25:], n.Minor)
+		h.Write(meta[:])
+		io.WriteString(h, n.Target+"\x00")
+		keys := make([]string, 0, len(n.Xattrs))
+		for k := range n.Xattrs {
+			keys = append(keys, k)
+		}
+		slices.Sort(keys)
+		for _, k := range keys {
+			fmt.Fprintf(h, "x%s\x00%d\x00", k, len(n.Xattrs[k]))
+			h.Write(n.Xattrs[k])
+		}
+		if n.Type == Regular && n.Content != nil {
+			return hashContent(h, p, n.Content)
+		}
+		return nil
+	})
+	var sum [32]byte
+	copy(sum[:], h.Sum(nil))
+	return sum, err
+}
+
+func hashContent(h hash.Hash, p string, src Source) error {
+	rc, err := src.Open()
+	if err != nil {
+		return fmt.Errorf("digest %s: %w", p, err)
+	}
+	defer rc.Close()
+	n, err := io.Copy(h, rc)
+	if err != nil {
+		return fmt.Errorf("digest %s: %w", p, err)
+	}
+	if n != src.Size() {
+		return fmt.Errorf("digest %s: content is %d bytes, expected %d (file changed during the build?)", p, n, src.Size())
+	}
+	var size [8]byte
+	binary.LittleEndian.PutUint64(size[:], uint64(n))
+	h.Write(size[:])
+	return nil
+}
