@@ -1,0 +1,24 @@
+// Command rfs-init is the init (PID 1) of the rfs initramfs: it mounts the
+// squashfs root with an overlayfs upper and switches root into it. All the
+// logic is in package github.com/rfsbuild/rfs/overlay, which documents the
+// kernel command line contract.
+//
+// Build (as rfs does):
+//
+//	CGO_ENABLED=0 GOOS=linux GOARCH=arm64 go build -trimpath \
+//	  -ldflags='-s -w -X github.com/rfsbuild/rfs/overlay.Version=v1.2.3' ./cmd/rfs-init
+package main
+
+import (
+	"os"
+
+	"github.com/rfsbuild/rfs/overlay"
+)
+
+func main() {
+	if os.Getpid() != 1 && os.Getenv("RFS_INIT_FORCE") != "1" {
+		os.Stderr.WriteString("rfs-init: this is the initramfs init and must run as PID 1; it mounts over / and deletes the initramfs (RFS_INIT_FORCE=1 overrides)\n")
+		os.Exit(2)
+	}
+	overlay.NewBoot("/", os.Stdout).Run() // never returns
+}

@@ -1,0 +1,276 @@
+package overlay
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+
+	"golang.org/x/sys/unix"
+)
+
+// BlockDevice is a block device seen in sysfs, with what the init learnt
+// about it. Disks carry their partition Table (or TableErr).
+type BlockDevice struct {
+	Name     string // sysfs name: vda, vda2, mmcblk0p2
+	DevName  string // node under /dev (from uevent DEVNAME): vda2, mapper/x
+	Dev      string // "major:minor"
+	Disk     string // parent disk (partitions only)
+	PartN    int    // partition number (partitions only)
+	Start    int64  // bytes (partitions only)
+	Size     int64  // bytes
+	PARTUUID string // from the parent's table (partitions only)
+	Table    *Table // disks only, if readable
+	TableErr string // disks only, why no table
+}
+
+// BlockScanner lists block devices from a sysfs tree and reads partition
+// tables through device nodes in a /dev tree. Paths are injectable for tests.
+type BlockScanner struct {
+	SysBlock string // normally /sys/class/block
+	DevDir   string // normally /dev
+	// cache of parsed tables, keyed by name+dev+size
+	tables map[string]*Table
+}
+
+func readSysString(p string) string {
+	b, err := os.ReadFile(p)
+	if err != nil {
+		return ""
+	}
+	return strings.TrimSpace(string(b))
+}
+
+func readSysInt(p string) (int64, bool) {
+	v, err := strconv.ParseInt(readSysString(p), 10, 64)
+	return v, err == nil
+}
+
+func (s *BlockScanner) devName(name string) string {
+	for _, l := range strings.Split(readSysString(filepath.Join(s.SysBlock, name, "uevent")), "\n") {
+		if v, ok := strings.CutPrefix(l, "DEVNAME="); ok && v != "" && !strings.Contains(v, "..") {
+			return v
+		}
+	}
+	return strings.ReplaceAll(name, "!", "/")
+}
+
+// Scan lists all block devices (disks first, each followed by its
+// partitions) and reads each disk's partition table.
+func (s *BlockScanner) Scan() []BlockDevice {
+	ents, err := os.ReadDir(s.SysBlock)
+	if err != nil {
+		return nil
+	}
+	if s.tables == nil {
+		s.tables = map[string]*Table{}
+	}
+	var disks []string
+	for _, e := range ents {
+		if _, err := os.Stat(filepath.Join(s.SysBlock, e.Name(), "partition")); err == nil {
+			continue // partitions are listed under their disk
+		}
+		disks = append(disks, e.Name())
+	}
+	sort.Strings(disks)
+	var out []BlockDevice
+	for _, d := range disks {
+		dir := filepath.Join(s.SysBlock, d)
+		sectors, _ := readSysInt(filepath.Join(dir, "size"))
+		disk := BlockDevice{Name: d, DevName: s.devName(d), Dev: readSysString(filepath.Join(dir, "dev")), Size: sectors * 512}
+		var parts []BlockDevice
+		if sub, err := os.ReadDir(dir); err == nil {
+			for _, e := range sub {
+				pd := filepath.Join(dir, e.Name())
+				n, ok := readSysInt(filepath.Join(pd, "partition"))
+				if !ok {
+					continue
+				}
+				start, _ := readSysInt(filepath.Join(pd, "start"))
+				psize, _ := readSysInt(filepath.Join(pd, "size"))
+				parts = append(parts, BlockDevice{
+					Name: e.Name(), DevName: s.devName(e.Name()), Dev: readSysString(filepath.Join(pd, "dev")),
+					Disk: d, PartN: int(n), Start: start * 512, Size: psize * 512,
+				})
+			}
+		}
+		sort.Slice(parts, func(i, j int) bool { return parts[i].PartN < parts[j].PartN })
+		if disk.Size == 0 {
+			disk.TableErr = "empty (size 0)"
+		} else {
+			key := d + "|" + disk.Dev + "|" + strconv.FormatInt(disk.Size, 10)
+			if t := s.tables[key]; t != nil {
+				disk.Table = t
+			} else if t, err := s.readTable(disk); err != nil {
+				disk.TableErr = err.Error()
+			} else {
+				disk.Table = t
+				s.tables[key] = t
+			}
+		}
+		if disk.Table != nil {
+			for i := range parts {
+				for _, tp := range disk.Table.Partitions {
+					if tp.Number == parts[i].PartN {
+						parts[i].PARTUUID = tp.PARTUUID
+					}
+				}
+			}
+		}
+		out = append(out, disk)
+		out = append(out, parts...)
+	}
+	return out
+}
+
+func (s *BlockScanner) readTable(d BlockDevice) (*Table, error) {
+	node, err := EnsureNode(s.DevDir, d.DevName, d.Dev)
+	if err != nil {
+		return nil, err
+	}
+	f, err := os.OpenFile(node, os.O_RDONLY, 0)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	ss := 0
+	if v, ok := readSysInt(filepath.Join(s.SysBlock, d.Name, "queue", "logical_block_size")); ok && (v == 512 || v == 4096) {
+		ss = int(v)
+	}
+	return ReadTable(f, d.Size, ss)
+}
+
+// EnsureNode returns devDir/devName, creating the block device node with
+// the given "major:minor" if it is missing or wrong (devtmpfs normally
+// creates it already).
+func EnsureNode(devDir, devName, majmin string) (string, error) {
+	node := filepath.Join(devDir, devName)
+	maj, min, ok := strings.Cut(majmin, ":")
+	ma, err1 := strconv.ParseUint(maj, 10, 32)
+	mi, err2 := strconv.ParseUint(min, 10, 32)
+	if !ok || err1 != nil || err2 != nil {
+		return "", errors.New(devName + ": bad dev number " + strconv.Quote(majmin))
+	}
+	want := unix.Mkdev(uint32(ma), uint32(mi))
+	var st unix.Stat_t
+	if err := unix.Stat(node, &st); err == nil {
+		if st.Mode&unix.S_IFMT == unix.S_IFBLK && st.Rdev == want {
+			return node, nil
+		}
+		_ = os.Remove(node)
+	}
+	_ = os.MkdirAll(filepath.Dir(node), 0o755)
+	if err := unix.Mknod(node, unix.S_IFBLK|0o600, int(want)); err != nil && !errors.Is(err, unix.EEXIST) {
+		return "", errors.New("mknod " + node + " (" + majmin + "): " + err.Error())
+	}
+	return node, nil
+}
+
+// RootMatch is the result of a successful root lookup.
+type RootMatch struct {
+	Device   BlockDevice // the partition (or whole device)
+	Node     string      // device node path as opened (with the test prefix)
+	Path     string      // "/dev/NAME" as seen after switch_root
+	PARTUUID string      // empty if unknown
+	Table    string      // "gpt", "mbr" or "" for a whole device
+}
+
+// Lookup searches the devices of one Scan for spec. It returns nil if the
+// device is not (yet) there; a non-empty note says why not in detail
+// (e.g. found in a table but the kernel has no partition device).
+func Lookup(devs []BlockDevice, spec RootSpec) (m *RootMatch, note string) {
+	switch spec.Kind {
+	case RootPARTUUID:
+		var matches []*RootMatch
+		for _, d := range devs {
+			if d.Table == nil {
+				continue
+			}
+			tp, ok := d.Table.Find(spec.Value)
+			if !ok {
+				continue
+			}
+			var part *BlockDevice
+			for i := range devs {
+				if devs[i].Disk == d.Name && devs[i].PartN == tp.Number {
+					part = &devs[i]
+				}
+			}
+			if part == nil {
+				note = "PARTUUID " + spec.Value + " is partition " + strconv.Itoa(tp.Number) + " of " + d.Name +
+					" (" + d.Table.Kind + ") but the kernel has no device for it (yet)"
+				continue
+			}
+			if part.Start != tp.Start {
+				note = "PARTUUID " + spec.Value + ": " + part.Name + " starts at byte " + strconv.FormatInt(part.Start, 10) +
+					" but the " + d.Table.Kind + " table of " + d.Name + " says " + strconv.FormatInt(tp.Start, 10) + "; ignored"
+				continue
+			}
+			matches = append(matches, &RootMatch{Device: *part, Path: "/dev/" + part.DevName, PARTUUID: tp.PARTUUID, Table: d.Table.Kind})
+		}
+		if len(matches) == 0 {
+			return nil, note
+		}
+		if len(matches) > 1 {
+			names := []string{}
+			for _, m := range matches {
+				names = append(names, m.Device.Name)
+			}
+			note = "PARTUUID " + spec.Value + " found on several devices (" + strings.Join(names, ", ") + "), using " + matches[0].Device.Name
+		}
+		return matches[0], note
+	case RootDevice:
+		want := strings.TrimPrefix(spec.Value, "/dev/")
+		for _, d := range devs {
+			if d.DevName == want || d.Name == want {
+				return &RootMatch{Device: d, Path: "/dev/" + d.DevName, PARTUUID: d.PARTUUID}, ""
+			}
+		}
+		return nil, ""
+	}
+	return nil, "no root given"
+}
+
+// FormatDevices renders a scan for the console, one device per line
+// (without the "rfs: " prefix).
+func FormatDevices(devs []BlockDevice) []string {
+	if len(devs) == 0 {
+		return []string{"  (no block devices at all: is the disk driver built into the kernel?)"}
+	}
+	var out []string
+	for _, d := range devs {
+		if d.Disk == "" {
+			l := "  " + d.Name + " (" + d.Dev + ", " + humanSize(d.Size) + ")"
+			switch {
+			case d.Table != nil:
+				l += " " + d.Table.Kind + " disk-id=" + d.Table.DiskID
+				if d.Table.Backup {
+					l += " (backup GPT header)"
+				}
+			case d.TableErr != "":
+				l += " no partition table: " + d.TableErr
+			}
+			out = append(out, l)
+			continue
+		}
+		l := "    " + d.Name + " (" + d.Dev + ", " + humanSize(d.Size) + ") partition " + strconv.Itoa(d.PartN)
+		if d.PARTUUID != "" {
+			l += " PARTUUID=" + d.PARTUUID
+		}
+		out = append(out, l)
+	}
+	return out
+}
+
+func humanSize(n int64) string {
+	units := []string{"B", "KiB", "MiB", "GiB", "TiB"}
+	i := 0
+	v := n
+	for v >= 1024*10 && i < len(units)-1 {
+		v /= 1024
+		i++
+	}
+	return strconv.FormatInt(v, 10) + " " + units[i]
+}

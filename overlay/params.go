@@ -1,0 +1,267 @@
+package overlay
+
+import (
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Defaults for the kernel command line parameters.
+const (
+	DefaultInit      = "/sbin/init"
+	DefaultRootWait  = 30 * time.Second
+	DefaultTmpfsSize = "50%"
+)
+
+// RootKind says how a root device is identified.
+type RootKind string
+
+const (
+	RootNone     RootKind = ""         // not given
+	RootPARTUUID RootKind = "partuuid" // Value is a normalised PARTUUID (lower case)
+	RootDevice   RootKind = "device"   // Value is a device path such as /dev/vda2
+)
+
+// RootSpec identifies a block device holding a layer.
+type RootSpec struct {
+	Kind  RootKind
+	Value string
+}
+
+// String renders the spec the way it is written on the command line.
+func (r RootSpec) String() string {
+	switch r.Kind {
+	case RootPARTUUID:
+		return "PARTUUID=" + r.Value
+	case RootDevice:
+		return r.Value
+	}
+	return "(none)"
+}
+
+// Upper layer modes.
+const (
+	UpperTmpfs = "tmpfs"
+	// UpperData is reserved for a persistent upper on a partition
+	// (rfs.upper=data:PARTUUID=...); not implemented yet.
+	UpperData = "data"
+)
+
+// UpperSpec is the requested writable layer.
+type UpperSpec struct {
+	Mode string // UpperTmpfs (the only mode implemented)
+	Size string // tmpfs size option, e.g. "50%" or "256M"
+	// Device is the partition of a future "data" mode.
+	Device RootSpec
+}
+
+// ShellMode says whether and when the rescue shell is started on purpose.
+type ShellMode string
+
+const (
+	ShellNone   ShellMode = ""
+	ShellBefore ShellMode = "before" // rfs.shell, rfs.shell=before
+	ShellAfter  ShellMode = "after"  // rfs.shell=after
+)
+
+// Params is the parsed kernel command line. See the package documentation
+// for the contract.
+type Params struct {
+	Root     RootSpec
+	Upper    UpperSpec
+	Init     string   // absolute path in the new root
+	InitArgs []string // arguments after "--" on the command line
+	Shell    ShellMode
+	RootWait time.Duration
+	Debug    bool
+	// Degraded is set when the boot will not be what was asked for (e.g.
+	// an unsupported upper mode replaced by tmpfs); it ends up in Status.
+	Degraded string
+	// Warnings lists ignored or invalid parameters (one line each).
+	Warnings []string
+}
+
+// SplitCmdline splits a kernel command line the way the kernel does:
+// on whitespace, with double quotes grouping (the quotes are removed).
+func SplitCmdline(s string) []string {
+	var out []string
+	var cur strings.Builder
+	inQuote, have := false, false
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c == '"':
+			inQuote = !inQuote
+			have = true
+		case !inQuote && (c == ' ' || c == '\t' || c == '\n' || c == '\r'):
+			if have {
+				out = append(out, cur.String())
+				cur.Reset()
+				have = false
+			}
+		default:
+			cur.WriteByte(c)
+			have = true
+		}
+	}
+	if have {
+		out = append(out, cur.String())
+	}
+	return out
+}
+
+// ParseCmdline parses the contents of /proc/cmdline. It never fails:
+// problems become Warnings and defaults are used.
+func ParseCmdline(cmdline string) Params {
+	p := Params{
+		Upper:    UpperSpec{Mode: UpperTmpfs, Size: DefaultTmpfsSize},
+		Init:     DefaultInit,
+		RootWait: DefaultRootWait,
+	}
+	warn := func(s string) { p.Warnings = append(p.Warnings, s) }
+	var kernelRoot, rfsRoot string
+	haveKernelRoot, haveRfsRoot := false, false
+	words := SplitCmdline(cmdline)
+	for i, w := range words {
+		if w == "--" {
+			p.InitArgs = append([]string(nil), words[i+1:]...)
+			break
+		}
+		key, val, hasVal := strings.Cut(w, "=")
+		if key == "root" && hasVal {
+			kernelRoot, haveKernelRoot = val, true
+			continue
+		}
+		if !strings.HasPrefix(key, "rfs.") {
+			continue
+		}
+		switch key {
+		case "rfs.root":
+			rfsRoot, haveRfsRoot = val, true
+		case "rfs.upper":
+			u, degraded, err := parseUpper(val)
+			if err != "" {
+				warn(err)
+			}
+			p.Upper, p.Degraded = u, degraded
+		case "rfs.init":
+			if !hasVal || !strings.HasPrefix(val, "/") {
+				warn("rfs.init=" + val + ": not an absolute path, using " + DefaultInit)
+				p.Init = DefaultInit
+			} else {
+				p.Init = val
+			}
+		case "rfs.shell":
+			switch val {
+			case "", "before", "1", "yes":
+				p.Shell = ShellBefore
+			case "after":
+				p.Shell = ShellAfter
+			case "0", "no", "off":
+				p.Shell = ShellNone
+			default:
+				warn("rfs.shell=" + val + ": expected before or after, using before")
+				p.Shell = ShellBefore
+			}
+		case "rfs.rootwait":
+			secs, err := strconv.ParseFloat(val, 64)
+			if err != nil || secs < 0 || secs > 24*3600 || secs != secs {
+				warn("rfs.rootwait=" + val + ": expected seconds, using 30")
+				p.RootWait = DefaultRootWait
+			} else {
+				p.RootWait = time.Duration(secs * float64(time.Second))
+			}
+		case "rfs.debug":
+			p.Debug = val == "" || (val != "0" && val != "no" && val != "off")
+		default:
+			warn("unknown parameter " + w + " ignored")
+		}
+	}
+	switch {
+	case haveRfsRoot:
+		r, err := ParseRootSpec(rfsRoot)
+		if err != "" {
+			warn("rfs.root=" + rfsRoot + ": " + err)
+		}
+		p.Root = r
+	case haveKernelRoot:
+		r, err := ParseRootSpec(kernelRoot)
+		if err != "" {
+			warn("root=" + kernelRoot + ": " + err)
+		}
+		p.Root = r
+	}
+	return p
+}
+
+// ParseRootSpec parses "PARTUUID=<id>" or "/dev/NAME". On error the
+// returned spec is empty (Kind RootNone) and the message says why.
+func ParseRootSpec(s string) (RootSpec, string) {
+	if v, ok := cutPrefixFold(s, "PARTUUID="); ok {
+		id, err := NormalizePARTUUID(v)
+		if err != nil {
+			return RootSpec{}, err.Error()
+		}
+		return RootSpec{Kind: RootPARTUUID, Value: id}, ""
+	}
+	if strings.HasPrefix(s, "/dev/") && len(s) > len("/dev/") && !strings.Contains(s, "..") {
+		return RootSpec{Kind: RootDevice, Value: s}, ""
+	}
+	return RootSpec{}, "expected PARTUUID=<id> or /dev/NAME"
+}
+
+func cutPrefixFold(s, prefix string) (string, bool) {
+	if len(s) >= len(prefix) && strings.EqualFold(s[:len(prefix)], prefix) {
+		return s[len(prefix):], true
+	}
+	return s, false
+}
+
+// parseUpper parses the value of rfs.upper. It returns the spec to use,
+// a degraded reason if the request cannot be honoured, and a warning.
+func parseUpper(v string) (u UpperSpec, degraded, warning string) {
+	u = UpperSpec{Mode: UpperTmpfs, Size: DefaultTmpfsSize}
+	mode, opts, _ := strings.Cut(v, ":")
+	switch mode {
+	case UpperTmpfs:
+		if opts == "" {
+			return u, "", ""
+		}
+		size, ok := strings.CutPrefix(opts, "size=")
+		if !ok || !ValidTmpfsSize(size) {
+			return u, "", "rfs.upper=" + v + ": expected tmpfs:size=N (N like 50% or 256M), using size=" + DefaultTmpfsSize
+		}
+		u.Size = size
+		return u, "", ""
+	case UpperData:
+		return u, "rfs.upper=" + v + " requested, data upper not supported by this init: using tmpfs, changes will not persist",
+			"rfs.upper=" + v + ": data mode not supported yet, falling back to tmpfs"
+	}
+	return u, "", "rfs.upper=" + v + ": unknown mode, falling back to tmpfs"
+}
+
+// ValidTmpfsSize reports whether s is a tmpfs size= value: digits with an
+// optional k/m/g suffix (either case), or 1-100 followed by %.
+func ValidTmpfsSize(s string) bool {
+	if s == "" {
+		return false
+	}
+	if num, ok := strings.CutSuffix(s, "%"); ok {
+		n, err := strconv.Atoi(num)
+		return err == nil && n > 0 && n <= 100 && num[0] != '+'
+	}
+	switch s[len(s)-1] {
+	case 'k', 'K', 'm', 'M', 'g', 'G':
+		s = s[:len(s)-1]
+	}
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	n, err := strconv.ParseUint(s, 10, 64)
+	return err == nil && n > 0
+}

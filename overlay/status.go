@@ -1,0 +1,108 @@
+package overlay
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strconv"
+)
+
+// Well-known paths on the booted device (after switch_root).
+const (
+	RunDir     = "/run/rfs"
+	LowerDir   = "/run/rfs/lower"       // the squashfs, read-only
+	UpperDir   = "/run/rfs/upper"       // upper layer's upper dir, read-only view
+	StagingDir = "/run/rfs/.upper-rw"   // rw upper tmpfs during boot only (detached)
+	StatusPath = "/run/rfs/status.json" // Status
+)
+
+// Version is the rfs version recorded in status.json. Set it with
+// -ldflags "-X github.com/rfsbuild/rfs/overlay.Version=...".
+var Version = "dev"
+
+// Status is what the init did, written to /run/rfs/status.json.
+type Status struct {
+	Version  string        `json:"version"`
+	Mode     string        `json:"mode"` // upper mode: "tmpfs"
+	Lower    []LayerStatus `json:"lower"`
+	Upper    UpperStatus   `json:"upper"`
+	Overlay  OverlayStatus `json:"overlay"`
+	Init     string        `json:"init"`
+	Timings  Timings       `json:"timings_ms"`
+	Degraded string        `json:"degraded"` // why the boot is not what was asked for; "" if it is
+	Warnings []string      `json:"warnings,omitempty"`
+	Cmdline  string        `json:"cmdline"`
+}
+
+// LayerStatus is one read-only lower layer.
+type LayerStatus struct {
+	Device     string `json:"device"`   // /dev/vda2
+	PARTUUID   string `json:"partuuid"` // "" if unknown
+	Mountpoint string `json:"mountpoint"`
+	FSType     string `json:"fstype"` // squashfs
+}
+
+// UpperStatus is the writable layer.
+type UpperStatus struct {
+	Type       string `json:"type"`             // tmpfs
+	Options    string `json:"options"`          // tmpfs mount options, e.g. "size=50%,mode=0755"
+	Mountpoint string `json:"mountpoint"`       // read-only view of the upper dir
+	Device     string `json:"device,omitempty"` // future data mode
+}
+
+// OverlayStatus is the overlay mount itself.
+type OverlayStatus struct {
+	Mountpoint string `json:"mountpoint"` // "/" after switch_root
+	Options    string `json:"options"`    // as passed to mount(2)
+}
+
+// Timings are milliseconds per boot phase.
+type Timings struct {
+	Mounts     float64 `json:"mounts"`      // /dev /proc /sys /run
+	RootWait   float64 `json:"root_wait"`   // finding the root device
+	Lower      float64 `json:"lower"`       // squashfs mount
+	Upper      float64 `json:"upper"`       // tmpfs upper
+	Overlay    float64 `json:"overlay"`     // overlay mount + read-only upper view
+	SwitchRoot float64 `json:"switch_root"` // 0 until switch_root is done
+	Total      float64 `json:"total"`       // init start to the last status write
+}
+
+// WriteStatus writes s as JSON to path atomically (temp file + rename).
+func WriteStatus(path string, s *Status) error {
+	b, err := json.MarshalIndent(s, "", "  ")
+	if err != nil {
+		return err
+	}
+	b = append(b, '\n')
+	tmp := filepath.Join(filepath.Dir(path), "."+filepath.Base(path)+".tmp"+strconv.Itoa(os.Getpid()))
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
+	if err != nil {
+		return err
+	}
+	if _, err = f.Write(b); err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, path)
+	}
+	if err != nil {
+		os.Remove(tmp)
+	}
+	return err
+}
+
+// ReadStatus reads a status file written by WriteStatus.
+func ReadStatus(path string) (*Status, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var s Status
+	if err := json.Unmarshal(b, &s); err != nil {
+		return nil, err
+	}
+	return &s, nil
+}
