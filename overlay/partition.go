@@ -167,7 +167,7 @@ func hasProtectiveMBR(mbr []byte) bool {
 }
 
 func readGPT(r io.ReaderAt, size int64, ss int) (*Table, error) {
-	t, err := readGPTHeader(r, int64(ss), ss)
+	t, err := readGPTHeader(r, 1, ss)
 	if err == nil || size <= 0 {
 		return t, err
 	}

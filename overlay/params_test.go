@@ -1,0 +1,122 @@
+package overlay
+
+import (
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestSplitCmdline(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want []string
+	}{
+		{"", nil},
+		{"  a  b\tc\n", []string{"a", "b", "c"}},
+		{`rfs.init="/bin/my init" x`, []string{"rfs.init=/bin/my init", "x"}},
+		{`a="" b`, []string{"a=", "b"}},
+	} {
+		if got := SplitCmdline(tc.in); !reflect.DeepEqual(got, tc.want) {
+			t.Errorf("SplitCmdline(%q) = %q, want %q", tc.in, got, tc.want)
+		}
+	}
+}
+
+func TestParseCmdline(t *testing.T) {
+	const guid = "6f3b1c8e-2a4d-4c1b-9e55-0a1b2c3d4e5f"
+	def := func(f func(*Params)) Params {
+		p := Params{Upper: UpperSpec{Mode: UpperTmpfs, Size: "50%"}, Init: "/sbin/init", RootWait: 30 * time.Second}
+		if f != nil {
+			f(&p)
+		}
+		return p
+	}
+	for _, tc := range []struct {
+		name     string
+		cmdline  string
+		want     Params
+		warnings []string // substrings, one per expected warning
+	}{
+		{"empty", "", def(nil), nil},
+		{"gpt partuuid", "console=ttyS0 rfs.root=PARTUUID=" + guid + " quiet",
+			def(func(p *Params) { p.Root = RootSpec{RootPARTUUID, guid} }), nil},
+		{"gpt partuuid upper case", "rfs.root=partuuid=" + strings.ToUpper(guid),
+			def(func(p *Params) { p.Root = RootSpec{RootPARTUUID, guid} }), nil},
+		{"mbr partuuid", "rfs.root=PARTUUID=1A2B3C4D-02",
+			def(func(p *Params) { p.Root = RootSpec{RootPARTUUID, "1a2b3c4d-02"} }), nil},
+		{"device path", "rfs.root=/dev/mmcblk0p2",
+			def(func(p *Params) { p.Root = RootSpec{RootDevice, "/dev/mmcblk0p2"} }), nil},
+		{"kernel root fallback", "root=PARTUUID=" + guid,
+			def(func(p *Params) { p.Root = RootSpec{RootPARTUUID, guid} }), nil},
+		{"rfs.root wins over root", "rfs.root=/dev/vda2 root=/dev/sda1",
+			def(func(p *Params) { p.Root = RootSpec{RootDevice, "/dev/vda2"} }), nil},
+		{"bad partuuid", "rfs.root=PARTUUID=1234", def(nil), []string{"invalid PARTUUID"}},
+		{"bad mbr partition 00", "rfs.root=PARTUUID=1a2b3c4d-00", def(nil), []string{"invalid PARTUUID"}},
+		{"bad root", "rfs.root=LABEL=root", def(nil), []string{"expected PARTUUID"}},
+		{"last wins", "rfs.root=/dev/vda1 rfs.root=/dev/vda2",
+			def(func(p *Params) { p.Root = RootSpec{RootDevice, "/dev/vda2"} }), nil},
+		{"upper tmpfs", "rfs.upper=tmpfs", def(nil), nil},
+		{"upper size M", "rfs.upper=tmpfs:size=256M", def(func(p *Params) { p.Upper.Size = "256M" }), nil},
+		{"upper size %", "rfs.upper=tmpfs:size=25%", def(func(p *Params) { p.Upper.Size = "25%" }), nil},
+		{"upper bad size", "rfs.upper=tmpfs:size=lots", def(nil), []string{"expected tmpfs:size=N"}},
+		{"upper 0%", "rfs.upper=tmpfs:size=0%", def(nil), []string{"expected tmpfs:size=N"}},
+		{"upper data falls back", "rfs.upper=data:PARTUUID=" + guid,
+			def(func(p *Params) {
+				p.Degraded = "rfs.upper=data:PARTUUID=" + guid + " requested, data upper not supported by this init: using tmpfs, changes will not persist"
+			}), []string{"data mode not supported yet"}},
+		{"upper unknown", "rfs.upper=zram", def(nil), []string{"unknown mode"}},
+		{"init", "rfs.init=/bin/sh", def(func(p *Params) { p.Init = "/bin/sh" }), nil},
+		{"init quoted", `rfs.init="/opt/my init"`, def(func(p *Params) { p.Init = "/opt/my init" }), nil},
+		{"init relative", "rfs.init=bin/sh", def(nil), []string{"not an absolute path"}},
+		{"init args", "rfs.root=/dev/vda2 -- single foo=bar",
+			def(func(p *Params) {
+				p.Root = RootSpec{RootDevice, "/dev/vda2"}
+				p.InitArgs = []string{"single", "foo=bar"}
+			}), nil},
+		{"shell", "rfs.shell", def(func(p *Params) { p.Shell = ShellBefore }), nil},
+		{"shell before", "rfs.shell=before", def(func(p *Params) { p.Shell = ShellBefore }), nil},
+		{"shell after", "rfs.shell=after", def(func(p *Params) { p.Shell = ShellAfter }), nil},
+		{"shell bogus", "rfs.shell=maybe", def(func(p *Params) { p.Shell = ShellBefore }), []string{"expected before or after"}},
+		{"rootwait", "rfs.rootwait=5", def(func(p *Params) { p.RootWait = 5 * time.Second }), nil},
+		{"rootwait 0", "rfs.rootwait=0", def(func(p *Params) { p.RootWait = 0 }), nil},
+		{"rootwait decimal", "rfs.rootwait=0.5", def(func(p *Params) { p.RootWait = 500 * time.Millisecond }), nil},
+		{"rootwait bad", "rfs.rootwait=soon", def(nil), []string{"expected seconds"}},
+		{"rootwait negative", "rfs.rootwait=-1", def(nil), []string{"expected seconds"}},
+		{"rootwait NaN", "rfs.rootwait=NaN", def(nil), []string{"expected seconds"}},
+		{"debug", "rfs.debug", def(func(p *Params) { p.Debug = true }), nil},
+		{"debug=0", "rfs.debug=0", def(nil), nil},
+		{"unknown rfs param", "rfs.frobnicate=1 rfs.root=/dev/vda2",
+			def(func(p *Params) { p.Root = RootSpec{RootDevice, "/dev/vda2"} }), []string{"unknown parameter rfs.frobnicate=1"}},
+		{"other params ignored", "init=/foo rfsroot=x quiet splash", def(nil), nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got := ParseCmdline(tc.cmdline)
+			warnings := got.Warnings
+			got.Warnings = nil
+			if !reflect.DeepEqual(got, tc.want) {
+				t.Errorf("ParseCmdline(%q)\n got %+v\nwant %+v", tc.cmdline, got, tc.want)
+			}
+			if len(warnings) != len(tc.warnings) {
+				t.Fatalf("warnings = %q, want %d matching %q", warnings, len(tc.warnings), tc.warnings)
+			}
+			for i, w := range tc.warnings {
+				if !strings.Contains(warnings[i], w) {
+					t.Errorf("warning %d = %q, want it to contain %q", i, warnings[i], w)
+				}
+			}
+		})
+	}
+}
+
+func TestValidTmpfsSize(t *testing.T) {
+	for s, want := range map[string]bool{
+		"50%": true, "100%": true, "101%": false, "0%": false, "%": false, "-5%": false, "+5%": false,
+		"256M": true, "256m": true, "1G": true, "4096": true, "16k": true, "0": false, "M": false,
+		"": false, "1.5G": false, "12T": false, "1 G": false,
+	} {
+		if got := ValidTmpfsSize(s); got != want {
+			t.Errorf("ValidTmpfsSize(%q) = %v, want %v", s, got, want)
+		}
+	}
+}
