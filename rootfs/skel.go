@@ -99,12 +99,21 @@ done
 		{"/etc/hosts", 0o644, "127.0.0.1\tlocalhost\n127.0.1.1\t" + hostname + "\n::1\tlocalhost ip6-localhost ip6-loopback\n"},
 		{"/etc/shells", 0o644, "/bin/sh\n/bin/ash\n"},
 		{"/etc/profile", 0o644, "export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\nexport PS1='\\u@\\h:\\w\\$ '\numask 022\n"},
-		{"/etc/os-release", 0o644, s.osRelease()},
 	}
 	for _, f := range files {
 		if err := t.Add(f.path, &Node{Type: Regular, Perm: f.perm, Content: Bytes(f.content), MTime: t.MTime}); err != nil {
 			return fmt.Errorf("skeleton: %w", err)
 		}
+	}
+	return s.AddOSRelease(t)
+}
+
+// AddOSRelease (re)writes /etc/os-release, which names the build; builders
+// call it again once the build ID is known.
+func (s Skeleton) AddOSRelease(t *Tree) error {
+	n := &Node{Type: Regular, Perm: 0o644, Content: Bytes(s.osRelease()), MTime: t.MTime}
+	if err := t.Add("/etc/os-release", n); err != nil {
+		return fmt.Errorf("skeleton: %w", err)
 	}
 	return nil
 }

@@ -1,0 +1,74 @@
+package image
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+)
+
+// Names of the partitions and boot files rfs writes. The boot partition is
+// the source of truth for how to boot an image: `rfs run` takes kernel,
+// initramfs and command line from it, which also proves its content.
+const (
+	BootPartition = "rfs-boot"
+	RootPartition = "rfs-root"
+
+	KernelFile  = "vmlinuz"
+	InitrdFile  = "initramfs.img"
+	CmdlineFile = "cmdline.txt"
+	MetaFile    = "rfs.json"
+)
+
+// Meta describes an image; it is stored as rfs.json on the boot partition.
+type Meta struct {
+	Board      string `json:"board"`
+	Arch       string `json:"arch"`
+	RFSVersion string `json:"rfs_version"`
+	BuildID    string `json:"build_id"`
+	Kernel     string `json:"kernel"` // where the kernel came from (module@version or a path)
+	Upper      string `json:"upper"`  // default upper mode (rfs.upper)
+	RootGUID   string `json:"root_partuuid"`
+	Userland   string `json:"userland"`
+}
+
+// Marshal encodes m as indented JSON.
+func (m Meta) Marshal() []byte {
+	b, _ := json.MarshalIndent(m, "", "  ")
+	return append(b, '\n')
+}
+
+// Boot is what the boot partition holds for a direct kernel boot.
+type Boot struct {
+	Meta    Meta
+	Kernel  []byte
+	Initrd  []byte
+	Cmdline string
+}
+
+// ReadBoot reads the boot files of an rfs image.
+func (d *Disk) ReadBoot() (*Boot, error) {
+	p, err := d.Partition(BootPartition)
+	if err != nil {
+		return nil, err
+	}
+	var b Boot
+	meta, err := d.ReadFile(p, MetaFile)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrNotRFS, err)
+	}
+	if err := json.Unmarshal(meta, &b.Meta); err != nil {
+		return nil, fmt.Errorf("%s: %w", MetaFile, err)
+	}
+	if b.Kernel, err = d.ReadFile(p, KernelFile); err != nil {
+		return nil, err
+	}
+	if b.Initrd, err = d.ReadFile(p, InitrdFile); err != nil {
+		return nil, err
+	}
+	cmdline, err := d.ReadFile(p, CmdlineFile)
+	if err != nil {
+		return nil, err
+	}
+	b.Cmdline = strings.TrimSpace(string(cmdline))
+	return &b, nil
+}

@@ -1,0 +1,117 @@
+// Package initramfs compiles the rfs init for a target architecture and packs
+// it, with a rescue shell, into a gzip-compressed newc cpio archive.
+package initramfs
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+
+	"github.com/rfsbuild/rfs"
+)
+
+// Builder compiles the init. Its zero value builds rfs's embedded init
+// source with "go" from PATH and caches binaries in the user cache dir.
+type Builder struct {
+	GoBin    string // default "go"
+	CacheDir string // default $XDG_CACHE_HOME/rfs
+	Source   fs.FS  // default rfs.InitSource
+	Version  string // recorded in status.json; default rfs.Version()
+}
+
+// Init returns the path of a static rfs-init binary for arch (GOARCH),
+// compiling it on first use. The binary is cached by the hash of its source,
+// the architecture and the Go version, and is reproducible (-trimpath, no
+// build IDs), so the same rfs gives the same initramfs bytes.
+func (b Builder) Init(ctx context.Context, arch string) (string, error) {
+	gobin := b.GoBin
+	if gobin == "" {
+		gobin = "go"
+	}
+	src := b.Source
+	if src == nil {
+		src = rfs.InitSource
+	}
+	version := b.Version
+	if version == "" {
+		version = rfs.Version()
+	}
+	goVersion, err := exec.CommandContext(ctx, gobin, "env", "GOVERSION").Output()
+	if err != nil {
+		return "", fmt.Errorf("build init: the go command is needed to compile the init: %w", err)
+	}
+	h := sha256.New()
+	fmt.Fprintf(h, "arch=%s\ngo=%s\nversion=%s\n", arch, bytes.TrimSpace(goVersion), version)
+	var files []string
+	err = fs.WalkDir(src, ".", func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		data, err := fs.ReadFile(src, p)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(h, "%s %d\n", p, len(data))
+		h.Write(data)
+		files = append(files, p)
+		return nil
+	})
+	if err != nil {
+		return "", fmt.Errorf("build init: read source: %w", err)
+	}
+	key := hex.EncodeToString(h.Sum(nil))[:24]
+
+	cache := b.CacheDir
+	if cache == "" {
+		if cache, err = os.UserCacheDir(); err != nil {
+			return "", fmt.Errorf("build init: no cache directory: %w", err)
+		}
+		cache = filepath.Join(cache, "rfs")
+	}
+	out := filepath.Join(cache, "init", key, "rfs-init-"+arch)
+	if _, err := os.Stat(out); err == nil {
+		return out, nil
+	}
+
+	work, err := os.MkdirTemp("", "rfs-init-src-")
+	if err != nil {
+		return "", fmt.Errorf("build init: %w", err)
+	}
+	defer os.RemoveAll(work)
+	for _, p := range files {
+		data, _ := fs.ReadFile(src, p)
+		dst := filepath.Join(work, filepath.FromSlash(p))
+		if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+			return "", fmt.Errorf("build init: %w", err)
+		}
+		if err := os.WriteFile(dst, data, 0o644); err != nil {
+			return "", fmt.Errorf("build init: %w", err)
+		}
+	}
+	if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
+		return "", fmt.Errorf("build init: %w", err)
+	}
+	tmp := out + ".tmp"
+	ldflags := "-s -w -buildid= -X github.com/rfsbuild/rfs/overlay.Version=" + version
+	cmd := exec.CommandContext(ctx, gobin, "build", "-trimpath", "-buildvcs=false", "-ldflags", ldflags, "-o", tmp, rfs.InitPackage)
+	cmd.Dir = work
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH="+arch, "GOFLAGS=-mod=mod", "GOWORK=off")
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Run(); err != nil {
+		os.Remove(tmp)
+		return "", fmt.Errorf("build init for %s: %w\n%s", arch, err, strings.TrimSpace(stderr.String()))
+	}
+	if err := os.Rename(tmp, out); err != nil {
+		return "", fmt.Errorf("build init: %w", err)
+	}
+	return out, nil
+}
+

@@ -1,0 +1,27 @@
+// Package rfs holds what the rest of the toolkit needs to know about rfs
+// itself: its version and the source of the init, which rfs compiles for each
+// target architecture — from a checkout and after `go install` alike.
+package rfs
+
+import (
+	"embed"
+	"runtime/debug"
+)
+
+// InitSource is the module's go.mod/go.sum and the packages the init is
+// built from. Add a pattern here when the init imports a new package.
+//
+//go:embed go.mod go.sum cmd/rfs-init/*.go overlay/*.go
+var InitSource embed.FS
+
+// InitPackage is the import path, relative to the module root, of the init.
+const InitPackage = "./cmd/rfs-init"
+
+// Version is the rfs version: the module version when installed with
+// `go install`, else "dev".
+func Version() string {
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+		return bi.Main.Version
+	}
+	return "dev"
+}
