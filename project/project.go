@@ -1,0 +1,143 @@
+// Package project reads rfs.yaml, the project file that holds what the
+// command-line flags of `rfs build` hold, so a build is one short command.
+package project
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+	"strings"
+
+	"gopkg.in/yaml.v3"
+)
+
+// DefaultFile is the project file `rfs build` reads when it exists.
+const DefaultFile = "rfs.yaml"
+
+// File is the project file. Every field is optional; flags override it.
+// Paths in it are relative to the file's directory.
+type File struct {
+	Board    string   `yaml:"board"`
+	Userland string   `yaml:"userland"`
+	Kernel   string   `yaml:"kernel"`
+	Files    []string `yaml:"files"`
+	Owner    string   `yaml:"owner"`
+	Hostname string   `yaml:"hostname"`
+	Cmdline  string   `yaml:"cmdline"`
+	Upper    string   `yaml:"upper"`
+	Size     string   `yaml:"size"`
+	Output   string   `yaml:"output"`
+	Login    *bool    `yaml:"login"`
+	RootHash string   `yaml:"root_password_hash"`
+	Epoch    *int64   `yaml:"epoch"`
+
+	// Dir is the directory the file was read from.
+	Dir string `yaml:"-"`
+}
+
+// Load reads and strictly parses a project file: unknown keys and wrong
+// types are errors that name the line.
+func Load(path string) (*File, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	f, err := Parse(data)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	f.Dir = dirOf(path)
+	return f, nil
+}
+
+// Parse parses project file content.
+func Parse(data []byte) (*File, error) {
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	var f File
+	if err := dec.Decode(&f); err != nil {
+		if errors.Is(err, io.EOF) {
+			return &f, nil // an empty file is a valid project
+		}
+		return nil, cleanYAMLError(err)
+	}
+	return &f, nil
+}
+
+// cleanYAMLError turns yaml.v3's "field x not found in type project.File"
+// into words a user understands.
+func cleanYAMLError(err error) error {
+	var te *yaml.TypeError
+	if !errors.As(err, &te) {
+		return err
+	}
+	var msgs []string
+	for _, m := range te.Errors {
+		if i := strings.Index(m, "field "); i >= 0 && strings.Contains(m, " not found in type") {
+			name := strings.TrimSuffix(m[i+len("field "):], m[strings.Index(m, " not found in type"):])
+			m = m[:i] + "unknown key " + strconv.Quote(name) + " (see `rfs init` for the keys)"
+		}
+		msgs = append(msgs, m)
+	}
+	return errors.New(strings.Join(msgs, "; "))
+}
+
+func dirOf(p string) string {
+	if i := strings.LastIndex(p, "/"); i >= 0 {
+		if i == 0 {
+			return "/"
+		}
+		return p[:i]
+	}
+	return "."
+}
+
+// Starter is the commented project file `rfs init` writes.
+const Starter = `# rfs project file. Every key is optional; command-line flags override it.
+# Paths are relative to this file.
+
+# Target board: see 'rfs boards'.
+board: qemu-arm64
+
+# Userland: busybox (static busybox 1.34.1 with a link for every applet).
+userland: busybox
+
+# Kernel: empty for the board's pinned kernel, or a kernel image file or a
+# directory holding vmlinuz (bring your own).
+# kernel: ./my-kernel/Image
+
+# Directories merged into the root filesystem, in order. "DIR" lands at /,
+# "DIR:/dest" at /dest. Modes and symlinks are kept; owned by root unless
+# 'owner' says otherwise ("uid:gid", or "keep" for the owners on disk).
+# files:
+#   - rootfs-overlay
+#   - app:/opt/app
+# owner: "0:0"
+
+hostname: rfs
+
+# Extra kernel command line, appended after rfs's own parameters.
+# cmdline: quiet
+
+# Writable upper layer: tmpfs (every boot starts clean), optionally sized:
+# tmpfs:size=256M (default: half of RAM).
+upper: tmpfs
+
+# Console: a root shell by default; login: true asks for a login instead
+# (root has no password unless root_password_hash holds a crypt(3) hash).
+login: false
+# root_password_hash: "$6$..."
+
+# Image size: empty for "just fit"; e.g. 1G leaves free space at the end.
+# size: 1G
+
+# Output image (default out/<board>.img).
+# output: out/rfs.img
+
+# Timestamp of every file, seconds since 1970 (default: SOURCE_DATE_EPOCH
+# if set, else a fixed date), so equal inputs give byte-identical images.
+# epoch: 1767225600
+`

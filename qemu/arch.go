@@ -1,0 +1,5 @@
+package qemu
+
+import "runtime"
+
+func hostArch() string { return runtime.GOARCH }

@@ -1,0 +1,241 @@
+// Package qemu starts QEMU for a board and drives its serial console: the
+// interactive `rfs run` and the scripted boots of the end-to-end tests.
+package qemu
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"regexp"
+	"sync"
+	"time"
+
+	"github.com/rfsbuild/rfs/boards"
+)
+
+// Config is one QEMU invocation.
+type Config struct {
+	QEMU    boards.QEMU
+	Arch    string // GOARCH of the guest
+	Kernel  string // path of the kernel image
+	Initrd  string // path of the initramfs
+	Append  string // kernel command line
+	Disk    string // disk image path
+	Persist bool   // write guest changes to Disk (default: a throw-away snapshot)
+	KVM     bool   // use KVM instead of TCG
+}
+
+// Args returns QEMU's command line (without the binary).
+func (c Config) Args() []string {
+	q := c.QEMU
+	args := []string{"-machine", q.Machine, "-m", q.Memory, "-nographic", "-no-reboot"}
+	if q.CPU != "" {
+		args = append(args, "-cpu", q.CPU)
+	}
+	if c.KVM {
+		args = append(args, "-accel", "kvm")
+	} else {
+		args = append(args, "-accel", "tcg")
+	}
+	args = append(args, "-kernel", c.Kernel)
+	if c.Initrd != "" {
+		args = append(args, "-initrd", c.Initrd)
+	}
+	if c.Append != "" {
+		args = append(args, "-append", c.Append)
+	}
+	if c.Disk != "" {
+		drive := "file=" + c.Disk + ",format=raw,if=" + q.Disk
+		if !c.Persist {
+			drive += ",snapshot=on"
+		}
+		args = append(args, "-drive", drive)
+	}
+	return append(args, q.Extra...)
+}
+
+// Check reports a missing QEMU binary or an impossible accelerator.
+func (c Config) Check() error {
+	if _, err := exec.LookPath(c.QEMU.Binary); err != nil {
+		return fmt.Errorf("%s not found: install QEMU (Debian/Ubuntu: apt-get install qemu-system-arm qemu-system-x86)", c.QEMU.Binary)
+	}
+	if c.KVM {
+		if hostArch() != c.Arch {
+			return fmt.Errorf("--kvm needs a %s host; this host is %s (TCG emulation works without --kvm)", c.Arch, hostArch())
+		}
+		if _, err := os.Stat("/dev/kvm"); err != nil {
+			return fmt.Errorf("--kvm: /dev/kvm is not available: %w", err)
+		}
+	}
+	return nil
+}
+
+// Command returns QEMU ready to run.
+func (c Config) Command(ctx context.Context) *exec.Cmd {
+	return exec.CommandContext(ctx, c.QEMU.Binary, c.Args()...)
+}
+
+// VM is a running QEMU whose serial console is read and written by the caller.
+type VM struct {
+	cmd   *exec.Cmd
+	stdin io.WriteCloser
+
+	mu     sync.Mutex
+	out    []byte // everything the console printed
+	pos    int    // where the next Expect starts looking
+	done   bool   // QEMU exited
+	waitEr error
+	notify chan struct{}
+}
+
+// Start boots a VM. Console output is copied to log (if not nil) as it comes.
+func Start(ctx context.Context, c Config, log io.Writer) (*VM, error) {
+	if err := c.Check(); err != nil {
+		return nil, err
+	}
+	cmd := c.Command(ctx)
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		return nil, err
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
+	cmd.Stderr = cmd.Stdout
+	cmd.WaitDelay = 2 * time.Second
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("start %s: %w", c.QEMU.Binary, err)
+	}
+	vm := &VM{cmd: cmd, stdin: stdin, notify: make(chan struct{}, 1)}
+	go vm.read(stdout, log)
+	return vm, nil
+}
+
+func (vm *VM) read(r io.Reader, log io.Writer) {
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := r.Read(buf)
+		if n > 0 {
+			if log != nil {
+				log.Write(buf[:n])
+			}
+			vm.mu.Lock()
+			vm.out = append(vm.out, buf[:n]...)
+			vm.mu.Unlock()
+			vm.wake()
+		}
+		if err != nil {
+			break
+		}
+	}
+	werr := vm.cmd.Wait()
+	vm.mu.Lock()
+	vm.done, vm.waitEr = true, werr
+	vm.mu.Unlock()
+	vm.wake()
+}
+
+func (vm *VM) wake() {
+	select {
+	case vm.notify <- struct{}{}:
+	default:
+	}
+}
+
+// ErrTimeout is returned by Expect when the pattern did not appear in time.
+var ErrTimeout = errors.New("timed out")
+
+// Expect waits until re matches console output printed since the previous
+// match and returns the matched text; later Expects start after it.
+func (vm *VM) Expect(re *regexp.Regexp, timeout time.Duration) (string, error) {
+	deadline := time.NewTimer(timeout)
+	defer deadline.Stop()
+	for {
+		vm.mu.Lock()
+		loc := re.FindIndex(vm.out[vm.pos:])
+		if loc != nil {
+			m := string(vm.out[vm.pos+loc[0] : vm.pos+loc[1]])
+			vm.pos += loc[1]
+			vm.mu.Unlock()
+			return m, nil
+		}
+		done, werr := vm.done, vm.waitEr
+		vm.mu.Unlock()
+		if done {
+			return "", fmt.Errorf("waiting for %q: QEMU exited (%v)", re, werr)
+		}
+		select {
+		case <-vm.notify:
+		case <-deadline.C:
+			return "", fmt.Errorf("waiting for %q: %w after %s", re, ErrTimeout, timeout)
+		}
+	}
+}
+
+// ExpectString waits for a literal string.
+func (vm *VM) ExpectString(s string, timeout time.Duration) error {
+	_, err := vm.Expect(regexp.MustCompile(regexp.QuoteMeta(s)), timeout)
+	return err
+}
+
+// Run types a shell command on the console and returns its output, which
+// the command is made to frame with unique markers so echo and prompt noise
+// do not matter.
+func (vm *VM) Run(command string, timeout time.Duration) (string, error) {
+	vm.mu.Lock()
+	n := len(vm.out)
+	vm.mu.Unlock()
+	tag := fmt.Sprintf("rfs%x", n)
+	// The markers are built by printf so the echoed command line never
+	// contains them literally.
+	line := fmt.Sprintf("printf '%%s-begin\\n' %s; %s; printf '%%s-end:%%s\\n' %s $?\n", tag, command, tag)
+	if err := vm.Send(line); err != nil {
+		return "", err
+	}
+	re := regexp.MustCompile(`(?s)` + tag + `-begin\r?\n(.*?)` + tag + `-end:(\d+)`)
+	m, err := vm.Expect(re, timeout)
+	if err != nil {
+		return "", fmt.Errorf("run %q: %w", command, err)
+	}
+	sub := re.FindStringSubmatch(m)
+	out := string(bytes.ReplaceAll([]byte(sub[1]), []byte("\r\n"), []byte("\n")))
+	if sub[2] != "0" {
+		return out, fmt.Errorf("run %q: exit status %s: %s", command, sub[2], out)
+	}
+	return out, nil
+}
+
+// Send writes s to the serial console.
+func (vm *VM) Send(s string) error {
+	_, err := io.WriteString(vm.stdin, s)
+	return err
+}
+
+// Output returns everything the console printed so far.
+func (vm *VM) Output() string {
+	vm.mu.Lock()
+	defer vm.mu.Unlock()
+	return string(vm.out)
+}
+
+// Close stops QEMU (the guest gets no shutdown: its disk is a snapshot or a
+// test image) and waits for it.
+func (vm *VM) Close() error {
+	if vm.cmd.Process != nil {
+		vm.cmd.Process.Kill()
+	}
+	for {
+		vm.mu.Lock()
+		done := vm.done
+		vm.mu.Unlock()
+		if done {
+			return nil
+		}
+		<-vm.notify
+	}
+}
