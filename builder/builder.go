@@ -1,0 +1,288 @@
+// Package builder turns a resolved build configuration into a bootable disk
+// image: userland tree -> squashfs lower, init -> initramfs, kernel + initramfs
+// + command line -> FAT boot partition, all behind a GPT.
+package builder
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/rfsbuild/rfs"
+	"github.com/rfsbuild/rfs/boards"
+	"github.com/rfsbuild/rfs/busybox"
+	"github.com/rfsbuild/rfs/image"
+	"github.com/rfsbuild/rfs/image/fat"
+	"github.com/rfsbuild/rfs/initramfs"
+	"github.com/rfsbuild/rfs/kernel"
+	"github.com/rfsbuild/rfs/modfetch"
+	"github.com/rfsbuild/rfs/rootfs"
+	"github.com/rfsbuild/rfs/squashfs"
+)
+
+// DefaultEpoch is every file's timestamp when neither the project file nor
+// SOURCE_DATE_EPOCH gives one: 2026-01-01T00:00:00Z.
+const DefaultEpoch = 1767225600
+
+// Files is one --files entry: a host directory and where it lands.
+type Files struct {
+	Src  string
+	Dest string
+}
+
+// ParseFiles reads "DIR" or "DIR:/dest".
+func ParseFiles(spec string) Files {
+	if i := strings.LastIndex(spec, ":/"); i > 0 {
+		return Files{Src: spec[:i], Dest: spec[i+1:]}
+	}
+	return Files{Src: spec, Dest: "/"}
+}
+
+// Config is a fully resolved build.
+type Config struct {
+	Board    boards.Board
+	Userland string // "busybox"
+	Kernel   string // kernel image file or directory holding vmlinuz; empty: the board's pinned kernel
+	Files    []Files
+	Owner    *rootfs.Owner // owner of Files entries; nil keeps the host's
+	Hostname string
+	Cmdline  string // extra kernel parameters
+	Upper    string // rfs.upper value
+	Size     int64  // image size; 0 fits
+	Output   string
+	Login    bool
+	RootHash string
+	Epoch    int64
+
+	Fetcher modfetch.Fetcher
+	Init    initramfs.Builder
+	// Log receives one line per step; nil discards.
+	Log func(format string, args ...any)
+}
+
+// Result describes a written image.
+type Result struct {
+	Path     string
+	BuildID  string
+	Size     int64
+	Parts    []image.Placed
+	RootSize int64 // squashfs bytes
+	Duration time.Duration
+}
+
+func (c *Config) logf(format string, args ...any) {
+	if c.Log != nil {
+		c.Log(format, args...)
+	}
+}
+
+// Build writes the image at c.Output.
+func Build(ctx context.Context, c Config) (*Result, error) {
+	start := time.Now()
+	if c.Userland == "" {
+		c.Userland = "busybox"
+	}
+	if c.Userland != "busybox" {
+		return nil, fmt.Errorf("userland %q is not supported yet (supported: busybox)", c.Userland)
+	}
+	if c.Upper == "" {
+		c.Upper = "tmpfs"
+	}
+	if c.Upper != "tmpfs" && !strings.HasPrefix(c.Upper, "tmpfs:size=") {
+		return nil, fmt.Errorf("upper %q: supported are tmpfs and tmpfs:size=N", c.Upper)
+	}
+	if c.Output == "" {
+		return nil, fmt.Errorf("no output path")
+	}
+	for _, f := range c.Files {
+		if _, err := rootfs.Clean(f.Dest); err != nil {
+			return nil, fmt.Errorf("files %s: destination: %w", f.Src, err)
+		}
+		if st, err := os.Stat(f.Src); err != nil {
+			return nil, fmt.Errorf("files: %w", err)
+		} else if !st.IsDir() {
+			return nil, fmt.Errorf("files %s: not a directory", f.Src)
+		}
+	}
+	arch := c.Board.Arch
+
+	// Kernel first: a wrong kernel should fail before any work is done.
+	kernelPath, kernelOrigin, err := c.kernel(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := kernel.Check(kernelPath, arch); err != nil {
+		return nil, err
+	}
+	kernelData, err := os.ReadFile(kernelPath)
+	if err != nil {
+		return nil, fmt.Errorf("read kernel: %w", err)
+	}
+	c.logf("kernel %s (%s)", kernelOrigin, image.HumanSize(int64(len(kernelData))))
+
+	bbDir, err := c.Fetcher.Download(ctx, boards.BusyboxModule)
+	if err != nil {
+		return nil, err
+	}
+	bbPath := filepath.Join(bbDir, boards.BusyboxPath(arch))
+
+	// The lower layer.
+	tree := rootfs.New(c.Epoch)
+	skel := rootfs.Skeleton{Hostname: c.Hostname, Login: c.Login, RootPasswordHash: c.RootHash, Version: rfs.Version(), Board: c.Board.Name}
+	if err := skel.Add(tree); err != nil {
+		return nil, err
+	}
+	applets, err := busybox.Install(tree, bbPath)
+	if err != nil {
+		return nil, err
+	}
+	for _, f := range c.Files {
+		opts := rootfs.HostDirOptions{Owner: c.Owner, MTime: &c.Epoch}
+		if err := tree.AddHostDir(f.Src, f.Dest, opts); err != nil {
+			return nil, err
+		}
+	}
+	digest, err := tree.Digest()
+	if err != nil {
+		return nil, err
+	}
+
+	// The initramfs.
+	initPath, err := c.Init.Init(ctx, arch)
+	if err != nil {
+		return nil, err
+	}
+	initBin, err := os.ReadFile(initPath)
+	if err != nil {
+		return nil, fmt.Errorf("read init: %w", err)
+	}
+	bbBin, err := os.ReadFile(bbPath)
+	if err != nil {
+		return nil, fmt.Errorf("read busybox: %w", err)
+	}
+	irTree, err := initramfs.Contents{Init: initBin, Busybox: bbBin, MTime: c.Epoch}.Tree()
+	if err != nil {
+		return nil, err
+	}
+	var initrd bytes.Buffer
+	if err := initramfs.Write(&initrd, irTree); err != nil {
+		return nil, err
+	}
+	c.logf("userland busybox (%d applets), init %s, initramfs %s", len(applets), image.HumanSize(int64(len(initBin))), image.HumanSize(int64(initrd.Len())))
+
+	// Everything that decides the image's bytes goes into the build ID, and
+	// every UUID is derived from it: same inputs, same image.
+	h := sha256.New()
+	fmt.Fprintf(h, "rfs-image-v1\nboard=%s\nupper=%s\ncmdline=%s\nsize=%d\n", c.Board.Name, c.Upper, c.Cmdline, c.Size)
+	h.Write(digest[:])
+	k := sha256.Sum256(kernelData)
+	h.Write(k[:])
+	ir := sha256.Sum256(initrd.Bytes())
+	h.Write(ir[:])
+	buildID := hex.EncodeToString(h.Sum(nil))[:32]
+	skel.BuildID = buildID
+	if err := skel.AddOSRelease(tree); err != nil {
+		return nil, err
+	}
+	rootGUID := DeriveGUID(buildID, "root")
+
+	rootType, err := image.RootType(arch)
+	if err != nil {
+		return nil, err
+	}
+	cmdline := strings.Join(strings.Fields(fmt.Sprintf("console=%s rfs.root=PARTUUID=%s rfs.upper=%s %s", c.Board.Console, rootGUID, c.Upper, c.Cmdline)), " ")
+	meta := image.Meta{Board: c.Board.Name, Arch: arch, RFSVersion: rfs.Version(), BuildID: buildID, Kernel: kernelOrigin, Upper: c.Upper, RootGUID: rootGUID, Userland: c.Userland}
+
+	boot := rootfs.New(c.Epoch)
+	for name, src := range map[string]rootfs.Source{
+		image.KernelFile:  rootfs.Bytes(kernelData),
+		image.InitrdFile:  rootfs.Bytes(initrd.Bytes()),
+		image.CmdlineFile: rootfs.Bytes(cmdline + "\n"),
+		image.MetaFile:    rootfs.Bytes(meta.Marshal()),
+	} {
+		if err := boot.Add("/"+name, &rootfs.Node{Type: rootfs.Regular, Perm: 0o644, MTime: c.Epoch, Content: src}); err != nil {
+			return nil, err
+		}
+	}
+	// Headroom lets a bigger kernel or initramfs replace these in place.
+	bootSize := roundUp(fat.MinSize(boot)+16*image.MiB, image.MiB)
+	volID := DeriveGUID(buildID, "fat")
+
+	var rootSize int64
+	layout := image.Layout{
+		DiskGUID: DeriveGUID(buildID, "disk"),
+		Size:     c.Size,
+		Partitions: []image.Partition{
+			{
+				Name: image.BootPartition, Type: image.TypeESP, GUID: DeriveGUID(buildID, "boot"), Size: bootSize,
+				Write: func(ctx context.Context, w io.WriterAt) (int64, error) {
+					id, _ := hex.DecodeString(volID[:8])
+					opts := fat.Options{Label: "RFS-BOOT", VolumeID: uint32(id[0])<<24 | uint32(id[1])<<16 | uint32(id[2])<<8 | uint32(id[3]), MTime: c.Epoch}
+					return bootSize, fat.Write(w, bootSize, boot, opts)
+				},
+			},
+			{
+				Name: image.RootPartition, Type: rootType, GUID: rootGUID,
+				Write: func(ctx context.Context, w io.WriterAt) (int64, error) {
+					n, err := squashfs.Write(w, tree, squashfs.Options{MTime: c.Epoch})
+					rootSize = n
+					return n, err
+				},
+			},
+		},
+	}
+	parts, err := layout.WriteFile(ctx, c.Output)
+	if err != nil {
+		return nil, err
+	}
+	st, err := os.Stat(c.Output)
+	if err != nil {
+		return nil, err
+	}
+	res := &Result{Path: c.Output, BuildID: buildID, Size: st.Size(), Parts: parts, RootSize: rootSize, Duration: time.Since(start)}
+	c.logf("wrote %s (%s: boot %s, root squashfs %s) in %s", c.Output, image.HumanSize(res.Size), image.HumanSize(bootSize), image.HumanSize(rootSize), res.Duration.Round(time.Millisecond))
+	return res, nil
+}
+
+func (c *Config) kernel(ctx context.Context) (path, origin string, err error) {
+	if c.Kernel != "" {
+		p := c.Kernel
+		st, err := os.Stat(p)
+		if err != nil {
+			return "", "", fmt.Errorf("kernel: %w", err)
+		}
+		if st.IsDir() {
+			p = filepath.Join(p, "vmlinuz")
+			if _, err := os.Stat(p); err != nil {
+				return "", "", fmt.Errorf("kernel directory %s has no vmlinuz: %w", c.Kernel, err)
+			}
+		}
+		return p, p, nil
+	}
+	src := c.Board.Kernel
+	dir, err := c.Fetcher.Download(ctx, src.Module)
+	if err != nil {
+		return "", "", err
+	}
+	return filepath.Join(dir, src.File), src.Module.String(), nil
+}
+
+// DeriveGUID returns a GUID that is a function of the build ID and a role,
+// formatted as a version-4 (random) UUID so tools treat it as one.
+func DeriveGUID(buildID, role string) string {
+	s := sha256.Sum256([]byte("rfs-guid\x00" + buildID + "\x00" + role))
+	b := s[:16]
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	x := hex.EncodeToString(b)
+	return x[0:8] + "-" + x[8:12] + "-" + x[12:16] + "-" + x[16:20] + "-" + x[20:32]
+}
+
+func roundUp(n, to int64) int64 { return (n + to - 1) / to * to }

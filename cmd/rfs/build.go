@@ -1,0 +1,210 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/rfsbuild/rfs/boards"
+	"github.com/rfsbuild/rfs/builder"
+	"github.com/rfsbuild/rfs/image"
+	"github.com/rfsbuild/rfs/project"
+	"github.com/rfsbuild/rfs/rootfs"
+)
+
+type buildFlags struct {
+	config   string
+	board    string
+	userland string
+	kernel   string
+	files    []string
+	owner    string
+	hostname string
+	cmdline  string
+	upper    string
+	size     string
+	output   string
+	login    bool
+	epoch    int64
+	quiet    bool
+}
+
+func newBuildCmd() *cobra.Command {
+	var f buildFlags
+	cmd := &cobra.Command{
+		Use:   "build",
+		Short: "Build a bootable disk image",
+		Long: `Build a bootable disk image: a busybox userland in a read-only squashfs root
+partition, and a FAT boot partition holding the kernel, an initramfs whose init
+mounts overlayfs (the squashfs lower + a tmpfs upper) and the kernel command line.
+
+Settings come from the project file (./rfs.yaml when present, or --config);
+flags override it. Kernels and busybox come through the Go module proxy,
+pinned and hash-checked, and are cached in the Go module cache.
+The image is written to a temporary name and renamed when complete.`,
+		Example: `  rfs build                                  # default board, out/qemu-arm64.img
+  rfs build --board qemu-amd64 -o out/x86.img
+  rfs build --files ./overlay --files ./app:/opt/app --hostname kiosk
+  rfs build --kernel ~/linux/arch/arm64/boot/Image --cmdline quiet
+  rfs build --upper tmpfs:size=256M --size 1G`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cfg, err := resolveBuild(cmd, f)
+			if err != nil {
+				return err
+			}
+			if !f.quiet {
+				cfg.Log = func(format string, args ...any) {
+					fmt.Fprintf(cmd.ErrOrStderr(), "rfs: "+format+"\n", args...)
+				}
+			}
+			res, err := builder.Build(cmd.Context(), *cfg)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintln(cmd.OutOrStdout(), res.Path)
+			return nil
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringVarP(&f.config, "config", "c", "", "project file (default ./rfs.yaml if it exists)")
+	fl.StringVarP(&f.board, "board", "b", "", "target board, see 'rfs boards' (default "+boards.Default+")")
+	fl.StringVar(&f.userland, "userland", "", "userland: busybox (default busybox)")
+	fl.StringVar(&f.kernel, "kernel", "", "kernel image file, or a directory holding vmlinuz (default: the board's pinned kernel)")
+	fl.StringArrayVar(&f.files, "files", nil, "merge host directory DIR (or DIR:/dest) into the root; repeatable")
+	fl.StringVar(&f.owner, "owner", "", `owner of --files entries: "uid:gid", or "keep" (default 0:0)`)
+	fl.StringVar(&f.hostname, "hostname", "", "hostname (default rfs)")
+	fl.StringVar(&f.cmdline, "cmdline", "", "extra kernel command line")
+	fl.StringVar(&f.upper, "upper", "", "writable upper layer: tmpfs or tmpfs:size=N (default tmpfs)")
+	fl.StringVar(&f.size, "size", "", "image size, e.g. 1G (default: just fit)")
+	fl.StringVarP(&f.output, "output", "o", "", "output image (default out/BOARD.img)")
+	fl.BoolVar(&f.login, "login", false, "ask for a login on the console instead of starting a root shell")
+	fl.Int64Var(&f.epoch, "epoch", 0, "timestamp of every file, seconds since 1970 (default $SOURCE_DATE_EPOCH or 2026-01-01)")
+	fl.BoolVarP(&f.quiet, "quiet", "q", false, "print only the image path")
+	cmd.RegisterFlagCompletionFunc("board", func(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {
+		return boards.Names(), cobra.ShellCompDirectiveNoFileComp
+	})
+	cmd.RegisterFlagCompletionFunc("upper", func(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {
+		return []string{"tmpfs", "tmpfs:size="}, cobra.ShellCompDirectiveNoFileComp
+	})
+	return cmd
+}
+
+// resolveBuild merges the project file and the flags (flags win) into a
+// builder configuration, resolving project-relative paths.
+func resolveBuild(cmd *cobra.Command, f buildFlags) (*builder.Config, error) {
+	p := &project.File{Dir: "."}
+	if f.config != "" {
+		var err error
+		if p, err = project.Load(f.config); err != nil {
+			return nil, err
+		}
+	} else if _, err := os.Stat(project.DefaultFile); err == nil {
+		if p, err = project.Load(project.DefaultFile); err != nil {
+			return nil, err
+		}
+	}
+	rel := func(path string) string {
+		if path == "" || filepath.IsAbs(path) {
+			return path
+		}
+		return filepath.Join(p.Dir, path)
+	}
+	changed := cmd.Flags().Changed
+	pick := func(flag, flagVal, fileVal string) string {
+		if changed(flag) {
+			return flagVal
+		}
+		return fileVal
+	}
+
+	boardName := pick("board", f.board, p.Board)
+	if boardName == "" {
+		boardName = boards.Default
+	}
+	board, err := boards.Lookup(boardName)
+	if err != nil {
+		return nil, err
+	}
+	cfg := &builder.Config{
+		Board:    board,
+		Userland: pick("userland", f.userland, p.Userland),
+		Hostname: pick("hostname", f.hostname, p.Hostname),
+		Cmdline:  pick("cmdline", f.cmdline, p.Cmdline),
+		Upper:    pick("upper", f.upper, p.Upper),
+		RootHash: p.RootHash,
+		Owner:    &rootfs.Owner{},
+	}
+	if changed("kernel") {
+		cfg.Kernel = f.kernel
+	} else {
+		cfg.Kernel = rel(p.Kernel)
+	}
+	if changed("files") {
+		for _, s := range f.files {
+			cfg.Files = append(cfg.Files, builder.ParseFiles(s))
+		}
+	} else {
+		for _, s := range p.Files {
+			fs := builder.ParseFiles(s)
+			fs.Src = rel(fs.Src)
+			cfg.Files = append(cfg.Files, fs)
+		}
+	}
+	switch owner := pick("owner", f.owner, p.Owner); owner {
+	case "":
+	case "keep":
+		cfg.Owner = nil
+	default:
+		u, g, ok := strings.Cut(owner, ":")
+		uid, err1 := strconv.ParseUint(u, 10, 32)
+		gid, err2 := strconv.ParseUint(g, 10, 32)
+		if !ok || err1 != nil || err2 != nil {
+			return nil, fmt.Errorf(`owner %q: want "uid:gid" (numbers) or "keep"`, owner)
+		}
+		cfg.Owner = &rootfs.Owner{UID: uint32(uid), GID: uint32(gid)}
+	}
+	if s := pick("size", f.size, p.Size); s != "" {
+		if cfg.Size, err = image.ParseSize(s); err != nil {
+			return nil, err
+		}
+		if cfg.Size%image.MiB != 0 {
+			return nil, fmt.Errorf("size %s: must be a whole number of MiB", s)
+		}
+	}
+	cfg.Login = f.login
+	if !changed("login") && p.Login != nil {
+		cfg.Login = *p.Login
+	}
+	switch {
+	case changed("epoch"):
+		cfg.Epoch = f.epoch
+	case p.Epoch != nil:
+		cfg.Epoch = *p.Epoch
+	case os.Getenv("SOURCE_DATE_EPOCH") != "":
+		e, err := strconv.ParseInt(os.Getenv("SOURCE_DATE_EPOCH"), 10, 64)
+		if err != nil {
+			return nil, fmt.Errorf("SOURCE_DATE_EPOCH: %w", err)
+		}
+		cfg.Epoch = e
+	default:
+		cfg.Epoch = builder.DefaultEpoch
+	}
+	if cfg.Epoch < 0 {
+		return nil, errors.New("epoch must not be negative")
+	}
+	switch {
+	case changed("output"):
+		cfg.Output = f.output
+	case p.Output != "":
+		cfg.Output = rel(p.Output)
+	default:
+		cfg.Output = filepath.Join("out", board.Name+".img")
+	}
+	return cfg, nil
+}

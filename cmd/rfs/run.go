@@ -1,0 +1,115 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/rfsbuild/rfs/boards"
+	"github.com/rfsbuild/rfs/image"
+	"github.com/rfsbuild/rfs/qemu"
+)
+
+func newRunCmd() *cobra.Command {
+	var (
+		expect  string
+		timeout time.Duration
+		persist bool
+		kvm     bool
+		appendC string
+		memory  string
+		dryRun  bool
+	)
+	cmd := &cobra.Command{
+		Use:   "run IMAGE",
+		Short: "Boot an image in QEMU with the serial console on this terminal",
+		Long: `Boot an image in QEMU. Kernel, initramfs and command line are read from the
+image's boot partition; the board recorded there picks the QEMU machine.
+The image is attached as a throw-away snapshot unless --persist is given.
+
+Interactive by default: the serial console is this terminal; Ctrl-A X quits.
+With --expect, rfs watches the console instead and exits 0 as soon as the
+text appears, or non-zero (2) when --timeout passes first; for scripts and CI.`,
+		Example: `  rfs run out/qemu-arm64.img
+  rfs run out/x86.img --expect 'rfs: overlay ready' --timeout 60s
+  rfs run out/qemu-arm64.img --append rfs.shell     # rescue shell in the initramfs`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			disk, err := image.Open(args[0])
+			if err != nil {
+				return err
+			}
+			boot, err := disk.ReadBoot()
+			disk.Close()
+			if err != nil {
+				return fmt.Errorf("%s: %w", args[0], err)
+			}
+			board, err := boards.Lookup(boot.Meta.Board)
+			if err != nil {
+				return fmt.Errorf("%s: %w", args[0], err)
+			}
+			tmp, err := os.MkdirTemp("", "rfs-run-")
+			if err != nil {
+				return err
+			}
+			defer os.RemoveAll(tmp)
+			kernelPath := filepath.Join(tmp, image.KernelFile)
+			initrdPath := filepath.Join(tmp, image.InitrdFile)
+			if err := os.WriteFile(kernelPath, boot.Kernel, 0o644); err != nil {
+				return err
+			}
+			if err := os.WriteFile(initrdPath, boot.Initrd, 0o644); err != nil {
+				return err
+			}
+			cfg := qemu.Config{
+				QEMU: board.QEMU, Arch: board.Arch, Kernel: kernelPath, Initrd: initrdPath,
+				Append: strings.TrimSpace(boot.Cmdline + " " + appendC), Disk: args[0], Persist: persist, KVM: kvm,
+			}
+			if memory != "" {
+				cfg.QEMU.Memory = memory
+			}
+			if dryRun {
+				fmt.Fprintln(cmd.OutOrStdout(), cfg.QEMU.Binary, strings.Join(cfg.Args(), " "))
+				return nil
+			}
+			if expect == "" {
+				if err := cfg.Check(); err != nil {
+					return err
+				}
+				fmt.Fprintf(cmd.ErrOrStderr(), "rfs: booting %s (%s) in %s; Ctrl-A X quits\n", args[0], board.Name, cfg.QEMU.Binary)
+				q := cfg.Command(cmd.Context())
+				q.Stdin, q.Stdout, q.Stderr = os.Stdin, os.Stdout, os.Stderr
+				return q.Run()
+			}
+			vm, err := qemu.Start(cmd.Context(), cfg, cmd.OutOrStdout())
+			if err != nil {
+				return err
+			}
+			defer vm.Close()
+			_, err = vm.Expect(regexp.MustCompile(regexp.QuoteMeta(expect)), timeout)
+			if err != nil {
+				if errors.Is(err, qemu.ErrTimeout) {
+					return &exitError{code: 2, err: fmt.Errorf("%q did not appear on the console within %s", expect, timeout)}
+				}
+				return &exitError{code: 3, err: err}
+			}
+			fmt.Fprintf(cmd.ErrOrStderr(), "\nrfs: saw %q\n", expect)
+			return nil
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringVar(&expect, "expect", "", "exit 0 once this text appears on the console (non-interactive)")
+	fl.DurationVar(&timeout, "timeout", 120*time.Second, "with --expect: give up after this long (exit status 2)")
+	fl.BoolVar(&persist, "persist", false, "write the guest's disk changes to the image (default: a throw-away snapshot)")
+	fl.BoolVar(&kvm, "kvm", false, "use KVM instead of TCG emulation (host and board must share an architecture)")
+	fl.StringVar(&appendC, "append", "", "extra kernel command line for this boot, e.g. rfs.shell")
+	fl.StringVar(&memory, "memory", "", "guest memory, e.g. 2G (default: the board's)")
+	fl.BoolVar(&dryRun, "dry-run", false, "print the QEMU command instead of running it")
+	return cmd
+}
