@@ -1,0 +1,194 @@
+// Package e2e builds real images and boots them in QEMU, asserting on what
+// the guest's serial console says. These are the tests that prove the
+// product works; they skip (with the reason) when QEMU is not installed.
+package e2e
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rfsbuild/rfs/boards"
+	"github.com/rfsbuild/rfs/builder"
+	"github.com/rfsbuild/rfs/image"
+	"github.com/rfsbuild/rfs/qemu"
+	"github.com/rfsbuild/rfs/rootfs"
+)
+
+const bootTimeout = 120 * time.Second
+
+// buildImage builds an image for board into a temp dir.
+func buildImage(t *testing.T, board string, mod func(*builder.Config)) string {
+	t.Helper()
+	b, err := boards.Lookup(board)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := exec.LookPath(b.QEMU.Binary); err != nil {
+		t.Skipf("%s not installed (apt-get install qemu-system-arm qemu-system-x86)", b.QEMU.Binary)
+	}
+	cfg := builder.Config{
+		Board:  b,
+		Output: filepath.Join(t.TempDir(), board+".img"),
+		Epoch:  builder.DefaultEpoch,
+		Owner:  &rootfs.Owner{},
+		Log:    t.Logf,
+	}
+	if mod != nil {
+		mod(&cfg)
+	}
+	res, err := builder.Build(context.Background(), cfg)
+	if err != nil {
+		t.Fatalf("build %s: %v", board, err)
+	}
+	return res.Path
+}
+
+// boot starts QEMU on an image the way `rfs run` does.
+func boot(t *testing.T, img, extraCmdline string) *qemu.VM {
+	t.Helper()
+	disk, err := image.Open(img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bf, err := disk.ReadBoot()
+	disk.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := boards.Lookup(bf.Meta.Board)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	kernel, initrd := filepath.Join(dir, "vmlinuz"), filepath.Join(dir, "initrd")
+	if err := os.WriteFile(kernel, bf.Kernel, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(initrd, bf.Initrd, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	logf, err := os.Create(filepath.Join(dir, "console.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := qemu.Config{QEMU: b.QEMU, Arch: b.Arch, Kernel: kernel, Initrd: initrd, Append: strings.TrimSpace(bf.Cmdline + " " + extraCmdline), Disk: img}
+	vm, err := qemu.Start(context.Background(), cfg, logf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		vm.Close()
+		logf.Close()
+		if t.Failed() {
+			t.Logf("console:\n%s", tail(vm.Output(), 6000))
+		}
+	})
+	return vm
+}
+
+func tail(s string, n int) string {
+	if len(s) > n {
+		return "..." + s[len(s)-n:]
+	}
+	return s
+}
+
+// waitShell waits for the overlay and a working shell on the console.
+func waitShell(t *testing.T, vm *qemu.VM) {
+	t.Helper()
+	if _, err := vm.Expect(regexp.MustCompile(`rfs: overlay ready \([^)]*\)`), bootTimeout); err != nil {
+		t.Fatal(err)
+	}
+	// The shell may start before or after we look; ask it something.
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		if _, err := vm.Run("true", 5*time.Second); err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no shell on the console")
+		}
+	}
+}
+
+func run(t *testing.T, vm *qemu.VM, cmd string) string {
+	t.Helper()
+	out, err := vm.Run(cmd, 30*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+func TestBootOverlay(t *testing.T) {
+	if testing.Short() {
+		t.Skip("boots QEMU; skipped in -short mode")
+	}
+	for _, board := range []string{"qemu-arm64", "qemu-amd64"} {
+		t.Run(board, func(t *testing.T) {
+			t.Parallel()
+			img := buildImage(t, board, nil)
+			vm := boot(t, img, "")
+			waitShell(t, vm)
+
+			// / is an overlay of the squashfs lower and a tmpfs upper.
+			mounts := run(t, vm, "cat /proc/mounts")
+			rootLine := regexp.MustCompile(`(?m)^overlay / overlay (\S+)`).FindStringSubmatch(mounts)
+			if rootLine == nil {
+				t.Fatalf("/ is not an overlay:\n%s", mounts)
+			}
+			// The kernel lists only options that differ from its defaults;
+			// redirect_dir/index/metacopy off are these kernels' defaults,
+			// so assert nothing turned them on, and that the init asked.
+			if !strings.Contains(rootLine[1], "lowerdir=/run/rfs/lower") {
+				t.Errorf("overlay options %q lack the lower", rootLine[1])
+			}
+			for _, bad := range []string{"redirect_dir=on", "redirect_dir=follow", "index=on", "metacopy=on", "volatile"} {
+				if strings.Contains(rootLine[1], bad) {
+					t.Errorf("overlay options %q contain %s", rootLine[1], bad)
+				}
+			}
+			if !regexp.MustCompile(`(?m)^/dev/vda2 /run/rfs/lower squashfs ro[,\s]`).MatchString(mounts) {
+				t.Errorf("lower is not /dev/vda2 squashfs ro:\n%s", mounts)
+			}
+			if !regexp.MustCompile(`(?m)^\S+ /run/rfs/upper tmpfs ro[,\s]`).MatchString(mounts) {
+				t.Errorf("upper is not exposed as a read-only tmpfs at /run/rfs/upper:\n%s", mounts)
+			}
+
+			// A file written to / lands in the upper, not in the lower.
+			run(t, vm, "echo hello-upper > /etc/rfs-e2e")
+			if got := run(t, vm, "cat /run/rfs/upper/etc/rfs-e2e"); got != "hello-upper\n" {
+				t.Errorf("upper has %q", got)
+			}
+			if _, err := vm.Run("test -e /run/rfs/lower/etc/rfs-e2e", 30*time.Second); err == nil {
+				t.Error("the new file is visible in the lower")
+			}
+			// The lower and the exposed upper are read-only.
+			if out, err := vm.Run("touch /run/rfs/lower/x 2>&1", 30*time.Second); err == nil || !strings.Contains(out, "Read-only file system") {
+				t.Errorf("writing to the lower: %q, %v", out, err)
+			}
+			if _, err := vm.Run("touch /run/rfs/upper/x", 30*time.Second); err == nil {
+				t.Error("the exposed upper is writable")
+			}
+			// Busybox applets run, from every usual path.
+			if out := run(t, vm, "/bin/busybox echo applets-ok && /sbin/mountpoint / && /usr/bin/env true && ls /usr/bin | wc -l"); !strings.Contains(out, "applets-ok") {
+				t.Errorf("busybox: %q", out)
+			}
+			status := run(t, vm, "cat /run/rfs/status.json")
+			for _, want := range []string{`"tmpfs"`, "redirect_dir=off,index=off,metacopy=off", `"/dev/vda2"`} {
+				if !strings.Contains(status, want) {
+					t.Errorf("status.json lacks %s:\n%s", want, status)
+				}
+			}
+			if out := run(t, vm, "hostname; . /etc/os-release; echo $ID $VARIANT_ID"); !strings.Contains(out, "rfs "+board) {
+				t.Errorf("hostname/os-release: %q", out)
+			}
+		})
+	}
+}
