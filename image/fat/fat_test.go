@@ -393,6 +393,7 @@ func testCases() []testCase {
 		{name: "large-file", files: map[string][]byte{
 			"kernel8.img": randBytes(40, 9<<20+123), "initramfs": randBytes(41, 1<<20),
 		}},
+		{name: "odd-size", size: 40<<20 + 300, files: map[string][]byte{"f": randBytes(60, 70000)}},
 		{name: "4k-clusters-300MiB", size: 300 << 20, files: map[string][]byte{
 			"exact4096": randBytes(50, 4096), "small": []byte("s"), "big.bin": randBytes(51, 3<<20),
 			"sub/dir/file": randBytes(52, 8193),
@@ -418,4 +419,22 @@ func TestWriteReadBack(t *testing.T) {
 			t.Run("mount", func(t *testing.T) { checkMount(t, img, want) })
 		})
 	}
+}
+
+// TestHardLinks: one node under two names is stored twice (FAT has no hard
+// links, and shared clusters would be cross-linked).
+func TestHardLinks(t *testing.T) {
+	tr := rootfs.New(testTime)
+	n := &rootfs.Node{Type: rootfs.Regular, Content: rootfs.Bytes(randBytes(70, 5000))}
+	for _, p := range []string{"a/kernel.img", "b/kernel.img", "kernel.img"} {
+		if err := tr.Add(p, n); err != nil {
+			t.Fatal(err)
+		}
+	}
+	size := MinSize(tr)
+	img := writeImage(t, tr, size, Options{MTime: testTime})
+	want := listing(t, tr)
+	checkFsck(t, img)
+	checkMtools(t, img, want)
+	checkDiskfs(t, img, size, want, "BOOT")
 }
