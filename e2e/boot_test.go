@@ -50,7 +50,7 @@ func buildImage(t *testing.T, board string, mod func(*builder.Config)) string {
 }
 
 // boot starts QEMU on an image the way `rfs run` does.
-func boot(t *testing.T, img, extraCmdline string) *qemu.VM {
+func boot(t *testing.T, img, extraCmdline string, otherDisks ...string) *qemu.VM {
 	t.Helper()
 	disk, err := image.Open(img)
 	if err != nil {
@@ -77,7 +77,7 @@ func boot(t *testing.T, img, extraCmdline string) *qemu.VM {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := qemu.Config{QEMU: b.QEMU, Arch: b.Arch, Kernel: kernel, Initrd: initrd, Append: strings.TrimSpace(bf.Cmdline + " " + extraCmdline), Disk: img}
+	cfg := qemu.Config{QEMU: b.QEMU, Arch: b.Arch, Kernel: kernel, Initrd: initrd, Append: strings.TrimSpace(bf.Cmdline + " " + extraCmdline), Disk: img, OtherDisks: otherDisks}
 	vm, err := qemu.Start(context.Background(), cfg, logf)
 	if err != nil {
 		t.Fatal(err)

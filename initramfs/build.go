@@ -114,4 +114,3 @@ func (b Builder) Init(ctx context.Context, arch string) (string, error) {
 	}
 	return out, nil
 }
-

@@ -26,6 +26,9 @@ type Config struct {
 	Append  string // kernel command line
 	Disk    string // disk image path
 	Persist bool   // write guest changes to Disk (default: a throw-away snapshot)
+	// OtherDisks are attached ahead of Disk, always as snapshots: tests use
+	// them to prove the init finds its own root among other disks.
+	OtherDisks []string
 	KVM     bool   // use KVM instead of TCG
 }
 
@@ -47,6 +50,9 @@ func (c Config) Args() []string {
 	}
 	if c.Append != "" {
 		args = append(args, "-append", c.Append)
+	}
+	for _, d := range c.OtherDisks {
+		args = append(args, "-drive", "file="+d+",format=raw,if="+q.Disk+",snapshot=on")
 	}
 	if c.Disk != "" {
 		drive := "file=" + c.Disk + ",format=raw,if=" + q.Disk

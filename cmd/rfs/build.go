@@ -35,7 +35,13 @@ type buildFlags struct {
 }
 
 func newBuildCmd() *cobra.Command {
-	var f buildFlags
+	cmd, _ := buildCommand()
+	return cmd
+}
+
+// buildCommand returns the command and the flag values it fills.
+func buildCommand() (*cobra.Command, *buildFlags) {
+	f := new(buildFlags)
 	cmd := &cobra.Command{
 		Use:   "build",
 		Short: "Build a bootable disk image",
@@ -54,7 +60,7 @@ The image is written to a temporary name and renamed when complete.`,
   rfs build --upper tmpfs:size=256M --size 1G`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			cfg, err := resolveBuild(cmd, f)
+			cfg, err := resolveBuild(cmd, *f)
 			if err != nil {
 				return err
 			}
@@ -92,7 +98,7 @@ The image is written to a temporary name and renamed when complete.`,
 	cmd.RegisterFlagCompletionFunc("upper", func(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {
 		return []string{"tmpfs", "tmpfs:size="}, cobra.ShellCompDirectiveNoFileComp
 	})
-	return cmd
+	return cmd, f
 }
 
 // resolveBuild merges the project file and the flags (flags win) into a

@@ -1,0 +1,43 @@
+# rfs — build embedded Linux images with a squashfs root and an overlay upper.
+#   make demo   build the default image (qemu-arm64) and boot it in QEMU
+#   make test   the whole test suite (unit, kernel mounts as root, QEMU boots)
+
+GO      ?= go
+BOARD   ?= qemu-arm64
+IMAGE   ?= out/$(BOARD).img
+
+.PHONY: all build deps demo test e2e unit bench lint clean
+
+all: build
+
+build:
+	$(GO) build -o rfs ./cmd/rfs
+
+deps:
+	@./scripts/deps.sh
+
+demo: deps build
+	./rfs build --board $(BOARD) -o $(IMAGE)
+	./rfs run $(IMAGE)
+
+# The whole suite. Tests that need root (loop mounts) or QEMU skip with a
+# message when those are missing; CI runs them all.
+test: deps
+	$(GO) vet ./...
+	$(GO) test -timeout 25m ./...
+
+unit:
+	$(GO) test -short ./...
+
+e2e: deps
+	$(GO) test -timeout 20m -v -run . ./e2e/
+
+bench: deps build
+	./bench/run.sh
+
+lint:
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); exit 1; }
+	$(GO) vet ./...
+
+clean:
+	rm -rf out rfs

@@ -1,0 +1,97 @@
+package main
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/spf13/cobra"
+)
+
+func execute(t *testing.T, args ...string) (string, error) {
+	t.Helper()
+	root := newRoot()
+	var out bytes.Buffer
+	root.SetOut(&out)
+	root.SetErr(&out)
+	root.SetArgs(args)
+	err := root.Execute()
+	return out.String(), err
+}
+
+// Every command has a short description and examples in its help.
+func TestHelpHasExamples(t *testing.T) {
+	var walk func(c *cobra.Command)
+	walk = func(c *cobra.Command) {
+		if c.Hidden || c.Name() == "help" || c.Name() == "completion" || c.HasParent() && c.Parent().Name() == "completion" {
+			return
+		}
+		if c.Short == "" || c.Example == "" {
+			t.Errorf("%q lacks a short description or examples", c.CommandPath())
+		}
+		for _, sub := range c.Commands() {
+			walk(sub)
+		}
+	}
+	walk(newRoot())
+}
+
+func TestBoards(t *testing.T) {
+	out, err := execute(t, "boards")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"qemu-arm64", "qemu-amd64", "arm64", "amd64", "(default)"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("rfs boards lacks %q:\n%s", want, out)
+		}
+	}
+}
+
+func TestInitThenBuildFlagsOverride(t *testing.T) {
+	dir := t.TempDir()
+	wd, _ := os.Getwd()
+	defer os.Chdir(wd)
+	os.Chdir(dir)
+	if _, err := execute(t, "init"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := execute(t, "init"); err == nil || !strings.Contains(err.Error(), "already exists") {
+		t.Fatalf("second init = %v", err)
+	}
+	cmd, flags := buildCommand()
+	cmd.ParseFlags([]string{"--board", "qemu-amd64", "--size", "1G"})
+	cfg, err := resolveBuild(cmd, *flags)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Board.Name != "qemu-amd64" || cfg.Size != 1<<30 || cfg.Hostname != "rfs" || cfg.Output != filepath.Join("out", "qemu-amd64.img") {
+		t.Fatalf("resolved config = %+v", cfg)
+	}
+}
+
+func TestBuildBadInput(t *testing.T) {
+	dir := t.TempDir()
+	bad := filepath.Join(dir, "bad.yaml")
+	os.WriteFile(bad, []byte("board: qemu-arm64\nboard_typo: 1\n"), 0o644)
+	tests := []struct {
+		args []string
+		want string
+	}{
+		{[]string{"build", "--board", "rpi9"}, `unknown board "rpi9"`},
+		{[]string{"build", "--config", bad}, `line 2: unknown key "board_typo"`},
+		{[]string{"build", "--size", "lots"}, "bad size"},
+		{[]string{"build", "--owner", "root"}, "uid:gid"},
+		{[]string{"run", filepath.Join(dir, "missing.img")}, "no such file"},
+		{[]string{"run", bad}, "not an rfs image"},
+		{[]string{"squashfs", dir}, "missing -o"},
+	}
+	for _, tt := range tests {
+		_, err := execute(t, tt.args...)
+		if err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("rfs %s: error %v, want %q", strings.Join(tt.args, " "), err, tt.want)
+		}
+	}
+}
