@@ -29,7 +29,7 @@ type Config struct {
 	// OtherDisks are attached ahead of Disk, always as snapshots: tests use
 	// them to prove the init finds its own root among other disks.
 	OtherDisks []string
-	KVM     bool   // use KVM instead of TCG
+	KVM        bool // use KVM instead of TCG
 }
 
 // Args returns QEMU's command line (without the binary).
