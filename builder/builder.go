@@ -4,7 +4,6 @@
 package builder
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -167,15 +166,11 @@ func Build(ctx context.Context, c Config) (*Result, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read busybox: %w", err)
 	}
-	irTree, err := initramfs.Contents{Init: initBin, Busybox: bbBin, MTime: c.Epoch}.Tree()
+	initrd, err := c.Init.Pack(initramfs.Contents{Init: initBin, Busybox: bbBin, MTime: c.Epoch})
 	if err != nil {
 		return nil, err
 	}
-	var initrd bytes.Buffer
-	if err := initramfs.Write(&initrd, irTree); err != nil {
-		return nil, err
-	}
-	c.logf("userland busybox (%d applets), init %s, initramfs %s", len(applets), image.HumanSize(int64(len(initBin))), image.HumanSize(int64(initrd.Len())))
+	c.logf("userland busybox (%d applets), init %s, initramfs %s", len(applets), image.HumanSize(int64(len(initBin))), image.HumanSize(int64(len(initrd))))
 
 	// Everything that decides the image's bytes goes into the build ID, and
 	// every UUID is derived from it: same inputs, same image.
@@ -184,7 +179,7 @@ func Build(ctx context.Context, c Config) (*Result, error) {
 	h.Write(digest[:])
 	k := sha256.Sum256(kernelData)
 	h.Write(k[:])
-	ir := sha256.Sum256(initrd.Bytes())
+	ir := sha256.Sum256(initrd)
 	h.Write(ir[:])
 	buildID := hex.EncodeToString(h.Sum(nil))[:32]
 	skel.BuildID = buildID
@@ -203,7 +198,7 @@ func Build(ctx context.Context, c Config) (*Result, error) {
 	boot := rootfs.New(c.Epoch)
 	for name, src := range map[string]rootfs.Source{
 		image.KernelFile:  rootfs.Bytes(kernelData),
-		image.InitrdFile:  rootfs.Bytes(initrd.Bytes()),
+		image.InitrdFile:  rootfs.Bytes(initrd),
 		image.CmdlineFile: rootfs.Bytes(cmdline + "\n"),
 		image.MetaFile:    rootfs.Bytes(meta.Marshal()),
 	} {

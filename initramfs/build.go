@@ -68,12 +68,9 @@ func (b Builder) Init(ctx context.Context, arch string) (string, error) {
 	}
 	key := hex.EncodeToString(h.Sum(nil))[:24]
 
-	cache := b.CacheDir
-	if cache == "" {
-		if cache, err = os.UserCacheDir(); err != nil {
-			return "", fmt.Errorf("build init: no cache directory: %w", err)
-		}
-		cache = filepath.Join(cache, "rfs")
+	cache, err := b.cacheDir()
+	if err != nil {
+		return "", fmt.Errorf("build init: %w", err)
 	}
 	out := filepath.Join(cache, "init", key, "rfs-init-"+arch)
 	if _, err := os.Stat(out); err == nil {
@@ -113,4 +110,50 @@ func (b Builder) Init(ctx context.Context, arch string) (string, error) {
 		return "", fmt.Errorf("build init: %w", err)
 	}
 	return out, nil
+}
+
+func (b Builder) cacheDir() (string, error) {
+	if b.CacheDir != "" {
+		return b.CacheDir, nil
+	}
+	dir, err := os.UserCacheDir()
+	if err != nil {
+		return "", fmt.Errorf("no cache directory: %w", err)
+	}
+	return filepath.Join(dir, "rfs"), nil
+}
+
+// Pack returns the gzip-compressed cpio of c, from the cache when the same
+// contents were packed before: maximum compression costs a few hundred
+// milliseconds a build, and the initramfs rarely changes.
+func (b Builder) Pack(c Contents) ([]byte, error) {
+	h := sha256.New()
+	fmt.Fprintf(h, "initramfs-v1\nmtime=%d\ninit=%d\n", c.MTime, len(c.Init))
+	h.Write(c.Init)
+	h.Write(c.Busybox)
+	key := hex.EncodeToString(h.Sum(nil))[:32]
+	cache, err := b.cacheDir()
+	if err != nil {
+		return nil, fmt.Errorf("initramfs: %w", err)
+	}
+	path := filepath.Join(cache, "initramfs", key+".cpio.gz")
+	if data, err := os.ReadFile(path); err == nil {
+		return data, nil
+	}
+	t, err := c.Tree()
+	if err != nil {
+		return nil, err
+	}
+	var buf bytes.Buffer
+	if err := Write(&buf, t); err != nil {
+		return nil, err
+	}
+	// The cache is an optimisation: failing to fill it is not an error.
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err == nil {
+		tmp := fmt.Sprintf("%s.tmp-%d", path, os.Getpid())
+		if os.WriteFile(tmp, buf.Bytes(), 0o644) == nil {
+			os.Rename(tmp, path)
+		}
+	}
+	return buf.Bytes(), nil
 }

@@ -97,3 +97,32 @@ func parent(p string) string {
 	}
 	return ""
 }
+
+func TestPackCaches(t *testing.T) {
+	b := Builder{CacheDir: t.TempDir()}
+	c := Contents{Init: []byte("init"), Busybox: []byte("bb"), MTime: 7}
+	first, err := b.Pack(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	second, err := b.Pack(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tree, _ := c.Tree()
+	var direct bytes.Buffer
+	if err := Write(&direct, tree); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(first, second) || !bytes.Equal(first, direct.Bytes()) {
+		t.Fatal("cached initramfs differs from a fresh one")
+	}
+	c.Busybox = []byte("other")
+	third, err := b.Pack(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bytes.Equal(first, third) {
+		t.Fatal("changed contents served from the cache")
+	}
+}
