@@ -7,6 +7,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -177,10 +178,18 @@ type RootMatch struct {
 	Table    string      // "gpt", "mbr" or "" for a whole device
 }
 
+// Orphan is a partition found in a disk's table for which the kernel has
+// no partition device (yet, or at all: a kernel without the MSDOS/EFI
+// partition parsers never creates one).
+type Orphan struct {
+	Disk BlockDevice
+	Part Partition
+}
+
 // Lookup searches the devices of one Scan for spec. It returns nil if the
-// device is not (yet) there; a non-empty note says why not in detail
-// (e.g. found in a table but the kernel has no partition device).
-func Lookup(devs []BlockDevice, spec RootSpec) (m *RootMatch, note string) {
+// device is not (yet) there; a non-empty note says why not in detail, and
+// orphan is set if the partition is in a table but has no device.
+func Lookup(devs []BlockDevice, spec RootSpec) (m *RootMatch, note string, orphan *Orphan) {
 	switch spec.Kind {
 	case RootPARTUUID:
 		var matches []*RootMatch
@@ -201,6 +210,9 @@ func Lookup(devs []BlockDevice, spec RootSpec) (m *RootMatch, note string) {
 			if part == nil {
 				note = "PARTUUID " + spec.Value + " is partition " + strconv.Itoa(tp.Number) + " of " + d.Name +
 					" (" + d.Table.Kind + ") but the kernel has no device for it (yet)"
+				if orphan == nil {
+					orphan = &Orphan{Disk: d, Part: tp}
+				}
 				continue
 			}
 			if part.Start != tp.Start {
@@ -211,7 +223,7 @@ func Lookup(devs []BlockDevice, spec RootSpec) (m *RootMatch, note string) {
 			matches = append(matches, &RootMatch{Device: *part, Path: "/dev/" + part.DevName, PARTUUID: tp.PARTUUID, Table: d.Table.Kind})
 		}
 		if len(matches) == 0 {
-			return nil, note
+			return nil, note, orphan
 		}
 		if len(matches) > 1 {
 			names := []string{}
@@ -220,17 +232,37 @@ func Lookup(devs []BlockDevice, spec RootSpec) (m *RootMatch, note string) {
 			}
 			note = "PARTUUID " + spec.Value + " found on several devices (" + strings.Join(names, ", ") + "), using " + matches[0].Device.Name
 		}
-		return matches[0], note
+		return matches[0], note, nil
 	case RootDevice:
 		want := strings.TrimPrefix(spec.Value, "/dev/")
 		for _, d := range devs {
 			if d.DevName == want || d.Name == want {
-				return &RootMatch{Device: d, Path: "/dev/" + d.DevName, PARTUUID: d.PARTUUID}, ""
+				return &RootMatch{Device: d, Path: "/dev/" + d.DevName, PARTUUID: d.PARTUUID}, "", nil
 			}
 		}
-		return nil, ""
+		return nil, "", nil
 	}
-	return nil, "no root given"
+	return nil, "no root given", nil
+}
+
+// AddPartition asks the kernel (BLKPG_ADD_PARTITION, what partx -a does)
+// to create the device of partition p on the disk at diskNode.
+func AddPartition(diskNode string, p Partition) error {
+	fd, err := unix.Open(diskNode, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(fd)
+	part := unix.BlkpgPartition{Start: p.Start, Length: p.Size, Pno: int32(p.Number)}
+	arg := unix.BlkpgIoctlArg{
+		Op:      unix.BLKPG_ADD_PARTITION,
+		Datalen: int32(unsafe.Sizeof(part)),
+		Data:    (*byte)(unsafe.Pointer(&part)),
+	}
+	if _, _, e := unix.Syscall(unix.SYS_IOCTL, uintptr(fd), unix.BLKPG, uintptr(unsafe.Pointer(&arg))); e != 0 {
+		return e
+	}
+	return nil
 }
 
 // FormatDevices renders a scan for the console, one device per line

@@ -7,6 +7,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -15,6 +16,10 @@ import (
 
 // PollInterval is how often the init rescans for the root device.
 const PollInterval = 25 * time.Millisecond
+
+// OrphanGrace is how long the init waits for the kernel to create the
+// device of a partition it found in a table before adding it itself.
+const OrphanGrace = 250 * time.Millisecond
 
 // InitEnv is the environment rfs.init and the rescue shell get.
 var InitEnv = []string{"PATH=/sbin:/bin:/usr/sbin:/usr/bin", "TERM=linux", "HOME=/"}
@@ -29,6 +34,15 @@ type Boot struct {
 	Status  Status
 	Cmdline string
 
+	// Console is the device the rescue shell gets as stdin/out/err and
+	// controlling terminal; "" = inherit the init's stdio (tests).
+	Console string
+	// CmdlinePath overrides /proc/cmdline (tests).
+	CmdlinePath string
+	// Halt is called when not even a rescue shell can be started; the
+	// default sleeps forever (PID 1 must not exit). Tests override it.
+	Halt func()
+
 	start    time.Time
 	undo     []func() // reverse-order cleanup of the current attempt
 	lower    *RootMatch
@@ -38,7 +52,9 @@ type Boot struct {
 
 // NewBoot returns a Boot for the given root directory and console.
 func NewBoot(root string, out io.Writer) *Boot {
-	return &Boot{Root: root, Out: out, start: time.Now()}
+	b := &Boot{Root: root, Out: out, start: time.Now()}
+	b.Console = b.P("/dev/console")
+	return b
 }
 
 // P maps an absolute path of the booted system to the real path.
@@ -145,7 +161,11 @@ func ensureStdio(console string) {
 
 // ReadParams reads /proc/cmdline and parses it.
 func (b *Boot) ReadParams() {
-	c, err := os.ReadFile(b.P("/proc/cmdline"))
+	path := b.CmdlinePath
+	if path == "" {
+		path = b.P("/proc/cmdline")
+	}
+	c, err := os.ReadFile(path)
 	if err != nil {
 		b.Logf("warning: cannot read /proc/cmdline: %v", err)
 	}
@@ -168,10 +188,34 @@ func (b *Boot) WaitRoot() (*RootMatch, error) {
 	deadline := t0.Add(b.Params.RootWait)
 	nextNote := t0.Add(5 * time.Second)
 	var lastNote string
+	var orphanSince time.Time
+	added := map[string]bool{}
 	for scans := 1; ; scans++ {
 		devs := b.scanner.Scan()
 		b.lastScan = devs
-		m, note := Lookup(devs, spec)
+		m, note, orphan := Lookup(devs, spec)
+		if orphan == nil {
+			orphanSince = time.Time{}
+		} else if key := orphan.Disk.Name + "/" + strconv.Itoa(orphan.Part.Number); !added[key] {
+			// The kernel normally creates partition devices as soon as it
+			// sees the disk. If it has not after OrphanGrace (e.g. a
+			// kernel without the partition parser), create it ourselves.
+			if orphanSince.IsZero() {
+				orphanSince = time.Now()
+			} else if time.Since(orphanSince) >= OrphanGrace || !time.Now().Add(PollInterval).Before(deadline) {
+				added[key] = true
+				err := errors.New("no device node")
+				if node, nerr := EnsureNode(b.P("/dev"), orphan.Disk.DevName, orphan.Disk.Dev); nerr == nil {
+					err = AddPartition(node, orphan.Part)
+				}
+				if err != nil {
+					b.Logf("warning: kernel has no device for partition %d of %s and adding it failed: %v", orphan.Part.Number, orphan.Disk.Name, err)
+				} else {
+					b.Logf("kernel has no device for partition %d of %s (no %s partition support?): added it from the table", orphan.Part.Number, orphan.Disk.Name, orphan.Disk.Table.Kind)
+					continue
+				}
+			}
+		}
 		if note != "" && note != lastNote {
 			b.Debugf("%s", note)
 			lastNote = note
@@ -614,10 +658,13 @@ func (b *Boot) Rescue(reason string) {
 	sh := b.P("/bin/sh")
 	b.Logf("%s", reason)
 	b.Logf("starting rescue shell %s (block devices: ls /sys/class/block; kernel command line: cat /proc/cmdline); exit the shell to continue", "/bin/sh")
-	pid, err := startShell(sh, b.P("/dev/console"))
+	pid, err := startShell(sh, b.Console)
 	if err != nil {
 		b.Logf("ERROR: cannot start rescue shell %s: %v", sh, err)
 		b.Logf("halted: nothing more to do (fix the image or the kernel command line and reboot)")
+		if b.Halt != nil {
+			b.Halt()
+		}
 		for {
 			time.Sleep(time.Hour)
 		}
@@ -635,6 +682,9 @@ func (b *Boot) Rescue(reason string) {
 
 func startShell(sh, console string) (int, error) {
 	con, err := os.OpenFile(console, os.O_RDWR, 0)
+	if console == "" {
+		err = errors.New("no console")
+	}
 	files := []*os.File{os.Stdin, os.Stdout, os.Stderr}
 	if err == nil {
 		defer con.Close()

@@ -1,0 +1,5 @@
+package overlay
+
+import "fmt"
+
+func fmtSprintf(format string, args ...any) string { return fmt.Sprintf(format, args...) }
