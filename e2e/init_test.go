@@ -101,3 +101,25 @@ func TestRunExpectCLI(t *testing.T) {
 		t.Error("rfs run modified the image without --persist")
 	}
 }
+
+// login: true puts getty on the console; root (no password set) logs in.
+func TestLoginConsole(t *testing.T) {
+	if testing.Short() {
+		t.Skip("boots QEMU; skipped in -short mode")
+	}
+	t.Parallel()
+	img := buildImage(t, "qemu-arm64", func(c *builder.Config) { c.Login = true })
+	vm := boot(t, img, "")
+	if _, err := vm.Expect(regexp.MustCompile(`rfs login: `), bootTimeout); err != nil {
+		t.Fatal(err)
+	}
+	if err := vm.Send("root\n"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := vm.Expect(regexp.MustCompile(`root login on`), 30*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if out := run(t, vm, "id -u"); out != "0\n" {
+		t.Fatalf("id -u after login = %q", out)
+	}
+}
