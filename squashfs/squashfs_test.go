@@ -118,11 +118,11 @@ func TestSmallTrees(t *testing.T) {
 func TestLargeDirectory(t *testing.T) {
 	needUnsquashfs(t)
 	tree := rootfs.New(t0)
-	for i := range 3000 {
+	for i := range 2000 {
 		name := fmt.Sprintf("/big/%04d-%s", i, strings.Repeat("n", i%200))
 		add(t, tree, name, file(0o644, fmt.Sprint(i)))
 	}
-	for i := range 600 {
+	for i := range 300 {
 		add(t, tree, fmt.Sprintf("/many/%d", i), &rootfs.Node{Type: rootfs.Dir, Perm: 0o755, MTime: t0})
 	}
 	img := writeImage(t, tree, Options{})
@@ -217,7 +217,14 @@ func (w *writerAt) WriteAt(p []byte, off int64) (int, error) {
 }
 
 func TestDuplicatesStoredOnce(t *testing.T) {
-	content := make([]byte, 300000)
+	// Below dedupCache (hashed in memory) and above it (read twice).
+	for _, size := range []int{300000, dedupCache + 300000} {
+		t.Run(fmt.Sprint(size), func(t *testing.T) { testDuplicates(t, size) })
+	}
+}
+
+func testDuplicates(t *testing.T, size int) {
+	content := make([]byte, size)
 	r := rand.New(rand.NewPCG(3, 4))
 	for i := range content {
 		content[i] = byte(r.IntN(256))
@@ -228,6 +235,11 @@ func TestDuplicatesStoredOnce(t *testing.T) {
 	for i := range 5 {
 		add(t, many, fmt.Sprintf("/d%d/copy", i), file(0o644, string(content)))
 	}
+	// Same size, different content: must not be taken for a duplicate.
+	other := bytes.Clone(content)
+	other[size/2] ^= 1
+	add(t, one, "/b", file(0o644, string(other)))
+	add(t, many, "/other", file(0o644, string(other)))
 	var b1, b5 writerAt
 	if _, err := Write(&b1, one, Options{}); err != nil {
 		t.Fatal(err)

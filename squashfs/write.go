@@ -404,7 +404,7 @@ func (b *builder) writeData(d *dataWriter) error {
 			continue
 		}
 		if sizes[f.size] < 2 {
-			if err := b.copyFile(d, ino, nil); err != nil {
+			if err := b.copyFile(d, ino, nil, nil); err != nil {
 				return err
 			}
 			continue
@@ -433,8 +433,20 @@ func (b *builder) writeData(d *dataWriter) error {
 			continue
 		}
 		seen[key] = f
-		if err := b.copyFile(d, ino, content); err != nil {
+		if content != nil {
+			if err := b.copyFile(d, ino, content, nil); err != nil {
+				return err
+			}
+			continue
+		}
+		// Read a second time: check that the content did not change, or
+		// a later duplicate would get different bytes than it has.
+		h2 := sha256.New()
+		if err := b.copyFile(d, ino, nil, h2); err != nil {
 			return err
+		}
+		if !bytes.Equal(h2.Sum(nil), key.sum[:]) {
+			return fmt.Errorf("%s: content changed while the image was written", ino.path)
 		}
 	}
 	return nil
@@ -451,7 +463,9 @@ func openContent(ino *inode) (io.ReadCloser, error) {
 	return rc, nil
 }
 
-func (b *builder) copyFile(d *dataWriter, ino *inode, content []byte) error {
+// copyFile streams a file into the data area from content, or from its
+// source when content is nil, feeding the bytes read to tee if not nil.
+func (b *builder) copyFile(d *dataWriter, ino *inode, content []byte, tee io.Writer) error {
 	var r io.Reader
 	if content != nil {
 		r = bytes.NewReader(content)
@@ -462,6 +476,9 @@ func (b *builder) copyFile(d *dataWriter, ino *inode, content []byte) error {
 		}
 		defer rc.Close()
 		r = rc
+	}
+	if tee != nil {
+		r = io.TeeReader(r, tee)
 	}
 	if err := d.addFile(ino.file, r); err != nil {
 		if errors.Is(err, errAborted) {
