@@ -1,27 +1,45 @@
-// Package fat writes FAT32 file systems (boot partitions, EFI system
-// partitions) from an rfs tree in one sequential pass.
+// Package fat writes FAT32 file systems (Raspberry Pi boot partitions, EFI
+// system partitions) from an rfs tree in one sequential pass.
 //
-// The layout follows what mkfs.fat 4.2 makes with "-F 32" for the same size,
-// since both the Raspberry Pi firmware and UEFI read that: 512-byte sectors,
-// 32 reserved sectors (rounded up to a cluster), FSInfo in sector 1, backup
-// boot sector in 6, two FATs each aligned to a cluster, media 0xF8, the root
-// directory in cluster 2, and mkfs.fat's cluster size for the volume size
-// (512 bytes up to 260 MiB, then 4, 8, 16 and 32 KiB). Then come all
-// directories (root first, then the others depth-first in name order), then
-// the data of every file in the same order, each file contiguous. The FAT is
-// computed in memory and everything is written front to back in large chunks.
+// Layout. It follows what mkfs.fat 4.2 makes with "-F 32" for the same size
+// (TestGeometryMatchesMkfs compares), since both the Raspberry Pi firmware and
+// UEFI read that: 512-byte sectors, 32 reserved sectors (rounded up to a
+// cluster), FSInfo in sector 1, backup boot sector and FSInfo in 6 and 7, two
+// FATs each aligned to a cluster, media 0xF8, the root directory in cluster 2,
+// and mkfs.fat's cluster size for the volume size (512 bytes up to 260 MiB,
+// then 4, 8, 16 and 32 KiB). A volume must have at least 65525 clusters, so
+// the smallest one is 33 MiB. The hidden-sectors field is 0, as mkfs.fat
+// writes it for an image file; firmware finds the partition through the
+// partition table. After the FATs come all directories (root first, then the
+// others depth-first in name order), then the data of every file in the same
+// order, each file contiguous. The FAT is computed in memory; everything is
+// written front to back through a 4 MiB buffer, file content streamed into it
+// with io.Copy (many small files share one WriteAt, a big file takes several),
+// so no file is held in memory.
 //
-// Every entry gets Options.MTime as its creation, access and modification
-// time, and nothing depends on the clock or on map order, so the same tree
-// and options always give the same bytes.
+// Names. Every name that is not already an upper-case 8.3 name gets VFAT
+// long-name entries (case is preserved) and a unique short name made the
+// fatgen103 way (BCM271~1.DTB); names that are their own 8.3 name get no long
+// entries and keep that short name even where a generated one would collide.
+// Names FAT cannot hold are errors: \ / : * ? " < > |, control characters,
+// a trailing dot or space (drivers strip them), more than 255 UTF-16 units,
+// invalid UTF-8, and two names in one directory that differ only in case.
+// Only directories and regular files can be stored; a node stored under
+// several names (a hard link) is written once per name.
+//
+// Determinism. Every entry gets Options.MTime as its creation, access and
+// modification time (UTC, clamped to FAT's 1980..2107; 0 gives 1980-01-01),
+// and nothing depends on the clock or on map order, so the same tree and
+// options always give the same bytes. Permissions and owners are not stored.
 //
 // What Write writes: the whole reserved region, both FATs in full, every
 // directory cluster in full and every file cluster in full (the slack after a
 // file's end is zeroed). It does not write free clusters: they keep whatever
 // the region held, which is zeros for a fresh (sparse) image file and does
-// not matter for the file system's validity either way. Write also writes a
-// zero byte at size-1 when nothing else reaches that far, so an image file
-// ends up exactly size bytes long without a Truncate.
+// not matter for the file system's validity either way (TestOverGarbage).
+// Write also writes a zero byte at size-1 when nothing else reaches that far,
+// so an image file ends up exactly size bytes long without a Truncate. To
+// write a partition inside a disk image, pass io.NewOffsetWriter(disk, start).
 package fat
 
 import (
@@ -452,7 +470,7 @@ func Write(w io.WriterAt, size int64, t *rootfs.Tree, opts Options) error {
 
 	// File data.
 	for _, f := range p.files {
-		if f.size == 0 {
+		if f.size == 0 || sw.err != nil {
 			continue
 		}
 		if err := sw.copyFile(f); err != nil {
