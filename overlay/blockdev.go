@@ -33,7 +33,8 @@ type BlockScanner struct {
 	SysBlock string // normally /sys/class/block
 	DevDir   string // normally /dev
 	// cache of parsed tables, keyed by name+dev+size
-	tables map[string]*Table
+	tables  map[string]*Table
+	noTable map[string]string
 }
 
 func readSysString(p string) string {
@@ -66,7 +67,7 @@ func (s *BlockScanner) Scan() []BlockDevice {
 		return nil
 	}
 	if s.tables == nil {
-		s.tables = map[string]*Table{}
+		s.tables, s.noTable = map[string]*Table{}, map[string]string{}
 	}
 	var disks []string
 	for _, e := range ents {
@@ -104,8 +105,13 @@ func (s *BlockScanner) Scan() []BlockDevice {
 			key := d + "|" + disk.Dev + "|" + strconv.FormatInt(disk.Size, 10)
 			if t := s.tables[key]; t != nil {
 				disk.Table = t
+			} else if msg := s.noTable[key]; msg != "" {
+				disk.TableErr = msg
 			} else if t, err := s.readTable(disk); err != nil {
 				disk.TableErr = err.Error()
+				if errors.Is(err, ErrNoTable) {
+					s.noTable[key] = disk.TableErr // read fine, nothing there: don't reread every poll
+				}
 			} else {
 				disk.Table = t
 				s.tables[key] = t

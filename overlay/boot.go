@@ -486,7 +486,7 @@ func (b *Boot) SwitchRoot() error {
 	}
 	var sfs unix.Statfs_t
 	var rst unix.Stat_t
-	if err := unix.Statfs(b.P("/"), &sfs); err == nil && (sfs.Type == ramfsMagic || sfs.Type == tmpfsMagic) && unix.Stat(b.P("/"), &rst) == nil {
+	if err := unix.Statfs(b.P("/"), &sfs); err == nil && (uint32(sfs.Type) == ramfsMagic || uint32(sfs.Type) == tmpfsMagic) && unix.Stat(b.P("/"), &rst) == nil {
 		n := deleteTree(b.P("/"), rst.Dev, false)
 		b.Debugf("deleted %d initramfs entries", n)
 	} else {

@@ -435,7 +435,7 @@ func initChecks(args []string) int {
 		fail("cwd = %q", wd)
 	}
 	var sfs unix.Statfs_t
-	if err := unix.Statfs("/", &sfs); err != nil || sfs.Type != unix.OVERLAYFS_SUPER_MAGIC {
+	if err := unix.Statfs("/", &sfs); err != nil || uint32(sfs.Type) != unix.OVERLAYFS_SUPER_MAGIC {
 		fail("/ is not overlay: type %#x %v", sfs.Type, err)
 	}
 	if b, _ := os.ReadFile("/etc/which"); string(b) != which {

@@ -9,7 +9,10 @@
 //  1. mount devtmpfs /dev, proc /proc, sysfs /sys, tmpfs /run (mode 0755)
 //  2. parse /proc/cmdline (see below)
 //  3. wait for the root partition (poll sysfs every 25 ms, read every disk's
-//     MBR/GPT table, match the PARTUUID), check the squashfs magic "hsqs"
+//     MBR/GPT table, match the PARTUUID), check the squashfs magic "hsqs".
+//     If the partition is in a table but the kernel made no device for it
+//     within 250 ms (a kernel without CONFIG_MSDOS_PARTITION or
+//     CONFIG_EFI_PARTITION), the init adds it itself (BLKPG, like partx -a).
 //  4. mount the squashfs read-only at /run/rfs/lower; a tmpfs at
 //     /run/rfs/.upper-rw with upper/ and work/ in it; overlay at /sysroot with
 //     lowerdir=/run/rfs/lower,upperdir=/run/rfs/.upper-rw/upper,
@@ -82,6 +85,10 @@
 //	/run/rfs/upper        the upper layer's upper dir, bound read-only
 //	                      (what changed since the factory state)
 //	/run/rfs/status.json  Status, JSON
+//
+// Note: /proc/self/mountinfo shows the overlay's upperdir= and workdir= as
+// /run/rfs/.upper-rw/..., a staging path that is detached after the mount;
+// the upper's contents are at /run/rfs/upper (status.json says so).
 //
 // The version recorded in status.json is Version, set at build time with
 // -ldflags "-X github.com/rfsbuild/rfs/overlay.Version=v1.2.3".
