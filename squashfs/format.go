@@ -16,6 +16,31 @@
 //
 // The writer is deterministic: the same tree and options give the same bytes,
 // whatever the number of workers compressing blocks in parallel.
+//
+// What it stores, and how:
+//   - every inode type; basic inodes, extended ones only where the kernel
+//     needs them: files over 4 GiB or starting past 4 GiB, files with hard
+//     links (nlink > 1) or holes, directories over 64 KiB of listing or with
+//     a directory index;
+//   - hard links (entries sharing a *rootfs.Node) share one inode;
+//   - identical file contents are stored once (files whose size is unique
+//     are never hashed; candidates up to 1 MiB are read once, larger ones
+//     twice);
+//   - all-zero full blocks are holes (size word 0);
+//   - the tail of every file (and every file smaller than a block) is packed
+//     into fragment blocks (mksquashfs -always-use-fragments);
+//   - a block that does not shrink is stored uncompressed;
+//   - an export table, so the image is NFS/overlayfs exportable like a
+//     default mksquashfs image; no xattrs (nodes with xattrs are refused).
+//
+// Compression level: gzip level 9 by default, like mksquashfs. The zlib
+// encoder is github.com/klauspost/compress, whose level 9 is about 2.6%
+// larger than C zlib's level 9 on the same blocks (and its levels 7 and 8
+// are no smaller), so images come out 2-3% larger than mksquashfs -comp gzip
+// despite tail packing: /usr/lib/python3.11 (54 MB) 15,613,952 vs 15,183,872
+// bytes; a busybox 1.34.1 arm64 tree 753,664 vs 737,280. No level of this
+// encoder reaches mksquashfs's size; it uses about 35% less CPU
+// (bench/squashfs.sh).
 package squashfs
 
 import "encoding/binary"
