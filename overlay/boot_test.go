@@ -253,6 +253,36 @@ func TestBootAddsPartition(t *testing.T) {
 	}
 }
 
+// TestBootShellAfter: rfs.shell=after runs the shell with everything
+// mounted; when it exits, the boot goes on.
+func TestBootShellAfter(t *testing.T) {
+	fx := setup(t, true)
+	want := filepath.Base(fx.loopA) + "p1"
+	out, err := runChild(t, "boot", "rfs.root=PARTUUID="+fx.guidA+" rfs.shell=after rfs.init="+testInit+" -- check /dev/"+want+" "+fx.guidA+" A")
+	checkBoot(t, out, err, "/dev/"+want, "50%")
+	for _, w := range []string{"rfs: rfs.shell=after: overlay is mounted at /sysroot; exit the shell to switch root\n",
+		"SHELL RAN\nSHELL SEES SYSROOT\nSHELL SEES STATUS\nrfs: rescue shell exited\n"} {
+		if !strings.Contains(out, w) {
+			t.Errorf("output lacks %q", w)
+		}
+	}
+	if strings.Index(out, "SHELL RAN") > strings.Index(out, "rfs: overlay ready") {
+		t.Error("shell ran after switch_root")
+	}
+}
+
+// TestBootShellBefore: rfs.shell runs the shell before the root is looked
+// for; when it exits, the boot goes on.
+func TestBootShellBefore(t *testing.T) {
+	fx := setup(t, true)
+	want := filepath.Base(fx.loopA) + "p1"
+	out, err := runChild(t, "boot", "rfs.root=PARTUUID="+fx.guidA+" rfs.shell rfs.init="+testInit+" -- check /dev/"+want+" "+fx.guidA+" A")
+	checkBoot(t, out, err, "/dev/"+want, "50%")
+	if !strings.Contains(out, "SHELL RAN\nrfs: rescue shell exited\nrfs: waiting up to 30s for root") {
+		t.Error("shell did not run before the root wait")
+	}
+}
+
 func checkBoot(t *testing.T, out string, err error, dev, size string) {
 	t.Helper()
 	if err != nil {
@@ -273,7 +303,7 @@ func checkBoot(t *testing.T, out string, err error, dev, size string) {
 	}
 	// Everything the init printed is prefixed.
 	for _, l := range strings.Split(out[:strings.Index(out, m[0])], "\n") {
-		if l != "" && !strings.HasPrefix(l, "rfs: ") {
+		if l != "" && !strings.HasPrefix(l, "rfs: ") && !strings.HasPrefix(l, "SHELL ") {
 			t.Errorf("init output line without prefix: %q", l)
 		}
 	}
@@ -320,6 +350,10 @@ func child(name string) int {
 		if err := unix.Dup3(fd, oldRootFD, 0); err != nil {
 			return fail("dup root fd: %v", err)
 		}
+		// A stand-in for busybox sh, for rfs.shell.
+		os.WriteFile(filepath.Join(root, "bin/sh"), []byte("#!/bin/sh\necho SHELL RAN\n"+
+			"test -f "+root+"/sysroot/etc/which && echo SHELL SEES SYSROOT\n"+
+			"test -f "+root+"/run/rfs/status.json && echo SHELL SEES STATUS\n"), 0o755)
 		b.Run()
 		return fail("Run returned")
 	case "fail":
