@@ -99,9 +99,10 @@ func Open(image, target string, opts Options) (j *Job, err error) {
 		opts.Progress = nopProgress{}
 	}
 	j = &Job{Image: image, Target: target, opts: opts, lbs: 512}
+	job := j
 	defer func() {
 		if err != nil {
-			j.Close()
+			job.Close()
 		}
 	}()
 	if j.img, err = os.Open(image); err != nil {
