@@ -75,7 +75,7 @@ type dataWriter struct {
 	nfrag   uint32
 }
 
-func newDataWriter(w io.WriterAt, off int64, blockSize, workers int, c codec, level int) (*dataWriter, error) {
+func newDataWriter(w io.WriterAt, off int64, blockSize, workers int, c codec, cp compParams) (*dataWriter, error) {
 	d := &dataWriter{
 		w:         w,
 		blockSize: blockSize,
@@ -88,7 +88,7 @@ func newDataWriter(w io.WriterAt, off int64, blockSize, workers int, c codec, le
 	}
 	comps := make([]blockCompressor, workers)
 	for i := range comps {
-		bc, err := c.newCompressor(level)
+		bc, err := c.newCompressor(cp)
 		if err != nil {
 			return nil, err
 		}

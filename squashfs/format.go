@@ -67,6 +67,7 @@ const (
 // Superblock flags.
 const (
 	flagNoXattrs        = 0x0200
+	flagCompOpts        = 0x0400
 	flagAlwaysFragments = 0x0020
 	flagDuplicates      = 0x0040
 	flagExportable      = 0x0080

@@ -5,6 +5,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"strings"
+	"unicode/utf8"
 	"testing"
 
 	"github.com/rfsbuild/rfs/rootfs"
@@ -155,6 +156,70 @@ func randomTree(t testing.TB, r *rand.Rand) *rootfs.Tree {
 	return tree
 }
 
+// randomOptions rotates compressors, block sizes, worker counts and xattr
+// support over the seeds.
+func randomOptions(seed uint64) Options {
+	opts := Options{BlockSize: 4096, Workers: 1 + int(seed%3), MTime: int64(seed)}
+	if seed%10 == 9 {
+		opts.BlockSize = 8192
+	}
+	switch seed % 4 {
+	case 1:
+		opts.Compressor = "xz"
+	case 2:
+		opts.Compressor = "zstd"
+		if seed%8 == 6 {
+			opts.Level = 3
+		}
+	}
+	opts.Xattrs = seed%3 == 1
+	return opts
+}
+
+// addRandomXattrs gives some nodes xattrs: any namespace on files and
+// directories, trusted.* and security.* elsewhere (Linux refuses user.*
+// on symlinks and devices). Some sets repeat, to share xattr ids.
+func addRandomXattrs(r *rand.Rand, tree *rootfs.Tree) {
+	sets := []map[string][]byte{
+		{"user.a": []byte("1")},
+		{"trusted.overlay.opaque": []byte("y")},
+	}
+	tree.Walk(func(p string, n *rootfs.Node) error {
+		if r.IntN(3) != 0 {
+			return nil
+		}
+		if r.IntN(2) == 0 {
+			x := sets[r.IntN(len(sets))]
+			if n.Type != rootfs.Regular && n.Type != rootfs.Dir {
+				x = sets[1]
+			}
+			n.Xattrs = x
+			return nil
+		}
+		x := map[string][]byte{}
+		for range 1 + r.IntN(4) {
+			ns := []string{"user.", "trusted.", "security."}[r.IntN(3)]
+			if n.Type != rootfs.Regular && n.Type != rootfs.Dir && ns == "user." {
+				ns = "trusted."
+			}
+			v := make([]byte, r.IntN(300))
+			for i := range v {
+				v[i] = byte(r.IntN(256))
+			}
+			name := randomName(r)
+			for len(name) > 200 {
+				name = name[:len(name)/2]
+			}
+			if !utf8.ValidString(name) {
+				name = "n" + fmt.Sprint(len(name))
+			}
+			x[ns+name] = v
+		}
+		n.Xattrs = x
+		return nil
+	})
+}
+
 // TestRandomTrees writes 120 seeded random trees and checks each image with
 // unsquashfs (listing, pseudo-file dump with exact metadata and data,
 // extraction); the first 10 are also checked through a kernel mount.
@@ -165,12 +230,15 @@ func TestRandomTrees(t *testing.T) {
 		t.Run(fmt.Sprint("seed", seed), func(t *testing.T) {
 			r := rand.New(rand.NewPCG(seed, 0x5157))
 			tree := randomTree(t, r)
-			opts := Options{BlockSize: 4096, Workers: 1 + int(seed%3), MTime: int64(seed)}
-			if seed%10 == 9 {
-				opts.BlockSize = 8192
+			opts := randomOptions(seed)
+			if opts.Xattrs {
+				addRandomXattrs(r, tree)
 			}
 			img := writeImage(t, tree, opts)
 			checkUnsquashfs(t, img, tree, opts)
+			if opts.Xattrs {
+				checkExtractXattrs(t, img, tree)
+			}
 			if seed < 10 && os.Geteuid() == 0 {
 				checkMount(t, img, tree)
 			}

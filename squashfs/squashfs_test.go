@@ -301,7 +301,7 @@ func TestBadInput(t *testing.T) {
 			tr := rootfs.New(t0)
 			add(t, tr, "/x", &rootfs.Node{Type: rootfs.Regular, Perm: 0o644, Xattrs: map[string][]byte{"user.a": []byte("b")}})
 			return tr
-		}, Options{}, "xattrs"},
+		}, Options{}, "does not support squashfs xattrs"},
 		{"bad perm", func(t testing.TB) *rootfs.Tree {
 			tr := rootfs.New(t0)
 			add(t, tr, "/x", file(0o10644, ""))
@@ -346,7 +346,28 @@ func TestBadInput(t *testing.T) {
 			return tr
 		}, Options{}, "/x: open content: permission denied"},
 		{"block size", func(testing.TB) *rootfs.Tree { return rootfs.New(t0) }, Options{BlockSize: 3000}, "block size"},
-		{"compressor", func(testing.TB) *rootfs.Tree { return rootfs.New(t0) }, Options{Compressor: "xz"}, `compressor "xz" is not supported`},
+		{"compressor", func(testing.TB) *rootfs.Tree { return rootfs.New(t0) }, Options{Compressor: "lzo"}, `compressor "lzo" is not supported`},
+		{"xz level", func(testing.TB) *rootfs.Tree { return rootfs.New(t0) }, Options{Compressor: "xz", Level: 3}, "xz has no level"},
+		{"xz dict", func(testing.TB) *rootfs.Tree { return rootfs.New(t0) }, Options{Compressor: "xz", XZDictSize: 100000}, "dictionary size"},
+		{"xz dict > block", func(testing.TB) *rootfs.Tree { return rootfs.New(t0) }, Options{Compressor: "xz", XZDictSize: 1 << 18}, "dictionary size"},
+		{"gzip dict", func(testing.TB) *rootfs.Tree { return rootfs.New(t0) }, Options{XZDictSize: 8192}, "xz only"},
+		{"zstd level", func(testing.TB) *rootfs.Tree { return rootfs.New(t0) }, Options{Compressor: "zstd", Level: 23}, "zstd level"},
+		{"zstd smallest", func(testing.TB) *rootfs.Tree { return rootfs.New(t0) }, Options{Compressor: "zstd", Smallest: true}, "gzip only"},
+		{"xattr namespace", func(t testing.TB) *rootfs.Tree {
+			tr := rootfs.New(t0)
+			add(t, tr, "/x", &rootfs.Node{Type: rootfs.Regular, Perm: 0o644, Xattrs: map[string][]byte{"system.posix_acl_access": []byte("b")}})
+			return tr
+		}, Options{Xattrs: true}, "user.*, trusted.* and security.*"},
+		{"xattr empty suffix", func(t testing.TB) *rootfs.Tree {
+			tr := rootfs.New(t0)
+			add(t, tr, "/x", &rootfs.Node{Type: rootfs.Regular, Perm: 0o644, Xattrs: map[string][]byte{"user.": []byte("b")}})
+			return tr
+		}, Options{Xattrs: true}, "user.*"},
+		{"xattr value size", func(t testing.TB) *rootfs.Tree {
+			tr := rootfs.New(t0)
+			add(t, tr, "/x", &rootfs.Node{Type: rootfs.Regular, Perm: 0o644, Xattrs: map[string][]byte{"user.a": make([]byte, 65537)}})
+			return tr
+		}, Options{Xattrs: true}, "65537 bytes"},
 		{"level", func(testing.TB) *rootfs.Tree { return rootfs.New(t0) }, Options{Level: 10}, "level"},
 		{"sb mtime", func(testing.TB) *rootfs.Tree { return rootfs.New(t0) }, Options{MTime: 1 << 33}, "mtime"},
 	}

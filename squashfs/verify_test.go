@@ -5,6 +5,7 @@ package squashfs
 
 import (
 	"bufio"
+	"cmp"
 	"bytes"
 	"fmt"
 	"io"
@@ -432,7 +433,7 @@ func checkSuper(t testing.TB, img string, model []entry, opts Options) {
 	}
 	for _, want := range []string{
 		"Found a valid SQUASHFS 4:0 superblock",
-		"Compression gzip",
+		"Compression " + cmp.Or(opts.Compressor, "gzip"),
 		fmt.Sprintf("Block size %d\n", bs),
 		fmt.Sprintf("Number of inodes %d\n", len(inodes)),
 	} {

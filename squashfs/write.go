@@ -21,12 +21,29 @@ type Options struct {
 	// BlockSize is the data block size: a power of two from 4 KiB to
 	// 1 MiB. 0 means 131072, the mksquashfs default.
 	BlockSize int
-	// Compressor is "gzip" (the default): zlib streams, as the kernel's
-	// squashfs gzip support expects. Other compressors are an error for now.
+	// Compressor is "gzip" (the default: zlib streams, which every squashfs
+	// kernel reads), "xz" or "zstd" (only for kernels built with
+	// CONFIG_SQUASHFS_XZ / CONFIG_SQUASHFS_ZSTD; the default gokrazy
+	// kernels are not).
 	Compressor string
-	// Level is the gzip level, 1..9; 0 means DefaultLevel (9, like
-	// mksquashfs).
+	// Level is the gzip level, 1..9 (0 means DefaultLevel, 9, like
+	// mksquashfs), or the zstd level, 1..22 (0 means DefaultZstdLevel, 15).
+	// xz has no level. A level other than the default is recorded in the
+	// image's compressor options, as mksquashfs does.
 	Level int
+	// XZDictSize is the xz dictionary size: 0 means the block size (the
+	// default of mksquashfs and the kernel); otherwise 2^n or 2^n+2^(n-1),
+	// from 4 KiB to the block size, recorded in the compressor options.
+	XZDictSize int
+	// Smallest (gzip only) compresses every block with two zlib encoders,
+	// github.com/klauspost/compress and the standard library's, and keeps
+	// the smaller: about 1% smaller images for about 3 times the CPU.
+	Smallest bool
+	// Xattrs says the target kernel reads squashfs xattrs
+	// (CONFIG_SQUASHFS_XATTR): nodes' Xattrs are then written (names in
+	// the user., trusted. and security. namespaces). When false, a tree
+	// with any xattr is refused.
+	Xattrs bool
 	// MTime is the superblock modification time (seconds since the epoch).
 	MTime int64
 	// Workers is how many goroutines compress data blocks; 0 means
@@ -60,7 +77,7 @@ func Write(w io.WriterAt, t *rootfs.Tree, opts Options) (int64, error) {
 	if bs < 4096 || bs > 1<<20 || bs&(bs-1) != 0 {
 		return 0, fmt.Errorf("squashfs: block size %d is not a power of two from 4096 to 1048576", opts.BlockSize)
 	}
-	c, level, err := lookupCodec(opts.Compressor, opts.Level)
+	c, cp, compOpts, err := resolveCodec(opts, bs)
 	if err != nil {
 		return 0, fmt.Errorf("squashfs: %w", err)
 	}
@@ -75,6 +92,7 @@ func Write(w io.WriterAt, t *rootfs.Tree, opts Options) (int64, error) {
 	b := &builder{
 		blockSize: bs,
 		inodes:    map[*rootfs.Node]*inode{},
+		xattrs:    opts.Xattrs,
 	}
 	if err := b.scanTree(t.Root); err != nil {
 		return 0, fmt.Errorf("squashfs: %w", err)
@@ -85,8 +103,24 @@ func Write(w io.WriterAt, t *rootfs.Tree, opts Options) (int64, error) {
 		return 0, fmt.Errorf("squashfs: %w", err)
 	}
 
-	// Data area.
-	d, err := newDataWriter(w, superSize, bs, workers, c, level)
+	mc, err := c.newCompressor(cp)
+	if err != nil {
+		return 0, fmt.Errorf("squashfs: %w", err)
+	}
+	if err := b.buildXattrs(mc); err != nil {
+		return 0, fmt.Errorf("squashfs: %w", err)
+	}
+
+	// Compressor options (a metadata block stored uncompressed) and data.
+	dataStart := int64(superSize)
+	if compOpts != nil {
+		hdr := binary.LittleEndian.AppendUint16(nil, uint16(len(compOpts))|metaUncompressed)
+		if _, err := w.WriteAt(append(hdr, compOpts...), superSize); err != nil {
+			return 0, fmt.Errorf("squashfs: write compressor options: %w", err)
+		}
+		dataStart += int64(len(hdr) + len(compOpts))
+	}
+	d, err := newDataWriter(w, dataStart, bs, workers, c, cp)
 	if err != nil {
 		return 0, fmt.Errorf("squashfs: %w", err)
 	}
@@ -103,10 +137,6 @@ func Write(w io.WriterAt, t *rootfs.Tree, opts Options) (int64, error) {
 	}
 
 	// Inode and directory tables.
-	mc, err := c.newCompressor(level)
-	if err != nil {
-		return 0, fmt.Errorf("squashfs: %w", err)
-	}
 	b.itab, b.dtab = newMetaWriter(mc), newMetaWriter(mc)
 	if err := b.writeDir(b.root); err != nil {
 		return 0, fmt.Errorf("squashfs: %w", err)
@@ -118,10 +148,16 @@ func Write(w io.WriterAt, t *rootfs.Tree, opts Options) (int64, error) {
 		fragments:   uint32(len(d.frags)),
 		compression: c.id,
 		blockLog:    uint16(bits.TrailingZeros(uint(bs))),
-		flags:       flagNoXattrs | flagAlwaysFragments | flagDuplicates | flagExportable,
+		flags:       flagAlwaysFragments | flagDuplicates | flagExportable,
 		ids:         uint16(len(b.ids)),
 		rootInode:   b.root.ref,
 		xattrTable:  invalidTable,
+	}
+	if b.xtab == nil {
+		sb.flags |= flagNoXattrs
+	}
+	if compOpts != nil {
+		sb.flags |= flagCompOpts
 	}
 	tw := &tableWriter{w: w, off: uint64(off)}
 	itab, err := b.itab.finish()
@@ -156,6 +192,11 @@ func Write(w io.WriterAt, t *rootfs.Tree, opts Options) (int64, error) {
 	}
 	if sb.idTable, err = tw.indexed(mc, idb); err != nil {
 		return 0, fmt.Errorf("squashfs: write id table: %w", err)
+	}
+	if b.xtab != nil {
+		if sb.xattrTable, err = b.writeXattrTables(tw, mc); err != nil {
+			return 0, fmt.Errorf("squashfs: write xattr table: %w", err)
+		}
 	}
 	sb.bytesUsed = tw.off
 	if r := tw.off % pad; r != 0 {
@@ -225,6 +266,8 @@ type inode struct {
 	uidIdx  uint16
 	gidIdx  uint16
 
+	xattr   uint32 // xattr id, or invalidXattr
+
 	entries []dirEntry // Dir
 	parent  uint32     // Dir: parent's inode number
 	file    *fileData  // Regular
@@ -240,15 +283,19 @@ type builder struct {
 	ids       []uint32
 	itab      *metaWriter
 	dtab      *metaWriter
+
+	xattrs   bool        // write xattrs (else refuse them)
+	xtab     *metaWriter // xattr key/value stream, nil if no xattrs
+	xattrIDs []byte      // xattr id table entries
 }
 
 func (b *builder) scanTree(root *rootfs.Node) error {
 	if root.Type != rootfs.Dir {
 		return fmt.Errorf("/: root is a %s, not a directory", root.Type)
 	}
-	b.root = &inode{node: root, path: "/", nlink: 2}
+	b.root = &inode{node: root, path: "/", nlink: 2, xattr: invalidXattr}
 	b.inodes[root] = b.root
-	if err := checkNode("/", root); err != nil {
+	if err := b.checkNode("/", root); err != nil {
 		return err
 	}
 	return b.scan(b.root, "")
@@ -265,10 +312,10 @@ func (b *builder) scan(dir *inode, prefix string) error {
 		}
 		ino := b.inodes[e.Node]
 		if ino == nil {
-			if err := checkNode(p, e.Node); err != nil {
+			if err := b.checkNode(p, e.Node); err != nil {
 				return err
 			}
-			ino = &inode{node: e.Node, path: p}
+			ino = &inode{node: e.Node, path: p, xattr: invalidXattr}
 			b.inodes[e.Node] = ino
 			switch e.Node.Type {
 			case rootfs.Regular:
@@ -307,9 +354,14 @@ func checkName(name string) error {
 	return nil
 }
 
-func checkNode(p string, n *rootfs.Node) error {
+func (b *builder) checkNode(p string, n *rootfs.Node) error {
 	if len(n.Xattrs) > 0 {
-		return fmt.Errorf("%s: has xattrs, which this writer does not support (the target kernels lack squashfs xattrs)", p)
+		if !b.xattrs {
+			return fmt.Errorf("%s: has xattrs, and the target kernel does not support squashfs xattrs (Options.Xattrs is false)", p)
+		}
+		if err := checkXattrs(n.Xattrs); err != nil {
+			return fmt.Errorf("%s: %w", p, err)
+		}
 	}
 	if n.Perm&^0o7777 != 0 {
 		return fmt.Errorf("%s: permission bits %#o outside 07777", p, n.Perm)
@@ -514,7 +566,7 @@ func (b *builder) writeDir(d *inode) error {
 	}
 	hdr := b.header(d, typeDir)
 	le := binary.LittleEndian
-	if size+3 <= math.MaxUint16 && len(index) == 0 {
+	if size+3 <= math.MaxUint16 && len(index) == 0 && d.xattr == invalidXattr {
 		p := le.AppendUint32(hdr, uint32(startBlock))
 		p = le.AppendUint32(p, d.nlink)
 		p = le.AppendUint16(p, uint16(size+3))
@@ -532,7 +584,7 @@ func (b *builder) writeDir(d *inode) error {
 	p = le.AppendUint32(p, d.parent)
 	p = le.AppendUint16(p, uint16(len(index)))
 	p = le.AppendUint16(p, uint16(startOff))
-	p = le.AppendUint32(p, invalidXattr)
+	p = le.AppendUint32(p, d.xattr)
 	for _, ix := range index {
 		p = le.AppendUint32(p, ix.index)
 		p = le.AppendUint32(p, ix.start)
@@ -654,7 +706,7 @@ func (b *builder) writeInode(ino *inode) error {
 		if f.dup != nil {
 			f = f.dup
 		}
-		if f.size > math.MaxUint32 || f.start > math.MaxUint32 || ino.nlink > 1 || f.sparse > 0 {
+		if f.size > math.MaxUint32 || f.start > math.MaxUint32 || ino.nlink > 1 || f.sparse > 0 || ino.xattr != invalidXattr {
 			le.PutUint16(p, typeExtFile)
 			p = le.AppendUint64(p, f.start)
 			p = le.AppendUint64(p, uint64(f.size))
@@ -662,7 +714,7 @@ func (b *builder) writeInode(ino *inode) error {
 			p = le.AppendUint32(p, ino.nlink)
 			p = le.AppendUint32(p, f.frag)
 			p = le.AppendUint32(p, f.fragOff)
-			p = le.AppendUint32(p, invalidXattr)
+			p = le.AppendUint32(p, ino.xattr)
 		} else {
 			p = le.AppendUint32(p, uint32(f.start))
 			p = le.AppendUint32(p, f.frag)
@@ -683,6 +735,12 @@ func (b *builder) writeInode(ino *inode) error {
 		p = le.AppendUint32(p, ino.nlink)
 	default:
 		return fmt.Errorf("%s: unexpected node type %s", ino.path, n.Type)
+	}
+	if ino.xattr != invalidXattr && n.Type != rootfs.Regular {
+		// The extended symlink, device and IPC inodes end with the xattr
+		// index (for a symlink, after the target).
+		le.PutUint16(p, typ+7)
+		p = le.AppendUint32(p, ino.xattr)
 	}
 	return b.emit(ino, p)
 }
