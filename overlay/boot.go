@@ -42,12 +42,19 @@ type Boot struct {
 	// Halt is called when not even a rescue shell can be started; the
 	// default sleeps forever (PID 1 must not exit). Tests override it.
 	Halt func()
+	// BootFSType is the filesystem of the boot partition (rfs.boot),
+	// default "vfat"; tests on kernels without vfat override it.
+	BootFSType string
 
 	start    time.Time
 	undo     []func() // reverse-order cleanup of the current attempt
 	lower    *RootMatch
 	scanner  *BlockScanner
 	lastScan []BlockDevice
+	degraded string     // why this boot is not what was asked for
+	data     *dataMount // the data partition, if mounted
+	upperRW  string     // real path of the overlay's upper dir (rw)
+	workRW   string     // real path of the overlay's work dir
 }
 
 // NewBoot returns a Boot for the given root directory and console.
@@ -185,7 +192,24 @@ func (b *Boot) WaitRoot() (*RootMatch, error) {
 	}
 	b.scanner = &BlockScanner{SysBlock: b.P("/sys/class/block"), DevDir: b.P("/dev")}
 	b.Logf("waiting up to %gs for root %s", b.Params.RootWait.Seconds(), spec)
-	deadline := t0.Add(b.Params.RootWait)
+	m, err := b.waitDevice("root", spec, b.Params.RootWait)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkSquashfs(m.Node); err != nil {
+		return nil, stageErr("root", fmt.Errorf("root %s (%s): %v", spec, m.Path, err))
+	}
+	return m, nil
+}
+
+// waitDevice polls the block devices until spec shows up or wait passes;
+// what names the device in messages ("root", "data partition").
+func (b *Boot) waitDevice(what string, spec RootSpec, wait time.Duration) (*RootMatch, error) {
+	t0 := time.Now()
+	if b.scanner == nil {
+		b.scanner = &BlockScanner{SysBlock: b.P("/sys/class/block"), DevDir: b.P("/dev")}
+	}
+	deadline := t0.Add(wait)
 	nextNote := t0.Add(5 * time.Second)
 	var lastNote string
 	var orphanSince time.Time
@@ -226,7 +250,7 @@ func (b *Boot) WaitRoot() (*RootMatch, error) {
 			}
 			node, err := EnsureNode(b.P("/dev"), m.Device.DevName, m.Device.Dev)
 			if err != nil {
-				return nil, stageErr("root", err)
+				return nil, stageErr(what, err)
 			}
 			m.Node = node
 			desc := "whole device"
@@ -236,10 +260,7 @@ func (b *Boot) WaitRoot() (*RootMatch, error) {
 					desc = m.Table + " " + desc
 				}
 			}
-			b.Logf("root %s is %s (%s, found after %dms, %d scans)", spec, m.Path, desc, time.Since(t0).Milliseconds(), scans)
-			if err := checkSquashfs(node); err != nil {
-				return nil, stageErr("root", fmt.Errorf("root %s (%s): %v", spec, m.Path, err))
-			}
+			b.Logf("%s %s is %s (%s, found after %dms, %d scans)", what, spec, m.Path, desc, time.Since(t0).Milliseconds(), scans)
 			return m, nil
 		}
 		if b.Params.Debug && scans == 1 {
@@ -249,16 +270,16 @@ func (b *Boot) WaitRoot() (*RootMatch, error) {
 		}
 		now := time.Now()
 		if !now.Before(deadline) {
-			details := []string{fmt.Sprintf("looked for %s for %gs (%d scans of /sys/class/block)", spec, b.Params.RootWait.Seconds(), scans)}
+			details := []string{fmt.Sprintf("looked for %s for %gs (%d scans of /sys/class/block)", spec, wait.Seconds(), scans)}
 			if lastNote != "" {
 				details = append(details, lastNote)
 			}
 			details = append(details, "block devices seen:")
 			details = append(details, FormatDevices(devs)...)
-			return nil, stageErr("root", fmt.Errorf("root device %s not found", spec), details...)
+			return nil, stageErr(what, fmt.Errorf("%s device %s not found", what, spec), details...)
 		}
 		if now.After(nextNote) {
-			b.Logf("still waiting for root %s (%ds)", spec, int(now.Sub(t0).Seconds()))
+			b.Logf("still waiting for %s %s (%ds)", what, spec, int(now.Sub(t0).Seconds()))
 			nextNote = now.Add(5 * time.Second)
 		}
 		time.Sleep(min(PollInterval, deadline.Sub(now)))
@@ -336,10 +357,23 @@ func (b *Boot) UpperOptions() string {
 	return "size=" + b.Params.Upper.Size + ",mode=0755"
 }
 
-// MountUpper mounts the tmpfs for the upper layer at /run/rfs/.upper-rw
-// with upper/ (owner and mode copied from the lower's root) and work/.
+// MountUpper prepares the upper layer: upper/ and work/ on the data
+// partition (rfs.upper=data and SetupData found it usable), else a tmpfs
+// at /run/rfs/.upper-rw with upper/ and work/ in it. The upper dir gets
+// the owner and mode of the lower's root.
 func (b *Boot) MountUpper() error {
 	t0 := time.Now()
+	if b.Params.Upper.Mode == UpperData && b.data != nil && b.data.usable {
+		b.upperRW = filepath.Join(b.data.staging, DataUpper)
+		b.workRW = filepath.Join(b.data.staging, DataWork)
+		if err := copyRootAttrs(b.P(LowerDir), b.upperRW); err != nil {
+			return stageErr("upper", err)
+		}
+		b.Status.Mode = UpperData
+		b.Status.Upper = UpperStatus{Type: UpperData, Mountpoint: UpperDir, Device: b.data.m.Path}
+		b.Status.Timings.Upper = ms(time.Since(t0))
+		return nil
+	}
 	staging := b.P(StagingDir)
 	if err := os.MkdirAll(staging, 0o700); err != nil {
 		return stageErr("upper", err)
@@ -350,34 +384,49 @@ func (b *Boot) MountUpper() error {
 		return stageErr("upper", mountErr("tmpfs", "tmpfs", StagingDir, err), "options: "+opts)
 	}
 	b.umountLater(staging)
-	var st unix.Stat_t
-	if err := unix.Stat(b.P(LowerDir), &st); err != nil {
-		return stageErr("upper", err)
-	}
 	up, work := filepath.Join(staging, "upper"), filepath.Join(staging, "work")
 	for _, d := range []string{up, work} {
 		if err := unix.Mkdir(d, 0o755); err != nil && !errors.Is(err, unix.EEXIST) {
 			return stageErr("upper", fmt.Errorf("mkdir %s: %v", d, err))
 		}
 	}
-	// The merged root takes its attributes from upper/: make it the lower's.
-	if err := unix.Chown(up, int(st.Uid), int(st.Gid)); err != nil {
+	if err := copyRootAttrs(b.P(LowerDir), up); err != nil {
 		return stageErr("upper", err)
 	}
-	if err := unix.Chmod(up, st.Mode&0o7777); err != nil {
-		return stageErr("upper", err)
-	}
+	b.upperRW, b.workRW = up, work
 	b.Status.Mode = UpperTmpfs
 	b.Status.Upper = UpperStatus{Type: UpperTmpfs, Options: opts, Mountpoint: UpperDir}
 	b.Status.Timings.Upper = ms(time.Since(t0))
 	return nil
 }
 
+// copyRootAttrs gives the upper dir the owner and mode of the lower's
+// root (the merged root takes its attributes from upper/).
+func copyRootAttrs(lower, up string) error {
+	var st, ust unix.Stat_t
+	if err := unix.Stat(lower, &st); err != nil {
+		return err
+	}
+	if err := unix.Stat(up, &ust); err != nil {
+		return err
+	}
+	if ust.Uid != st.Uid || ust.Gid != st.Gid {
+		if err := unix.Chown(up, int(st.Uid), int(st.Gid)); err != nil {
+			return err
+		}
+	}
+	if ust.Mode&0o7777 != st.Mode&0o7777 {
+		return unix.Chmod(up, st.Mode&0o7777)
+	}
+	return nil
+}
+
 // OverlayOptions returns the overlay mount options (with real paths).
+// Never "volatile": a persistent upper must survive a power cut.
 func (b *Boot) OverlayOptions() string {
 	return "lowerdir=" + b.P(LowerDir) +
-		",upperdir=" + b.P(StagingDir+"/upper") +
-		",workdir=" + b.P(StagingDir+"/work") +
+		",upperdir=" + b.upperRW +
+		",workdir=" + b.workRW +
 		",redirect_dir=off,index=off,metacopy=off"
 }
 
@@ -401,20 +450,28 @@ func (b *Boot) MountOverlay() error {
 	if err := os.MkdirAll(view, 0o755); err != nil {
 		return stageErr("overlay", err)
 	}
-	if err := unix.Mount(b.P(StagingDir+"/upper"), view, "", unix.MS_BIND, ""); err != nil {
-		return stageErr("overlay", mountErr("bind", StagingDir+"/upper", UpperDir, err))
+	if err := unix.Mount(b.upperRW, view, "", unix.MS_BIND, ""); err != nil {
+		return stageErr("overlay", mountErr("bind", b.upperRW, UpperDir, err))
 	}
 	b.umountLater(view)
 	if err := unix.Mount("", view, "", unix.MS_BIND|unix.MS_REMOUNT|unix.MS_RDONLY|unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, ""); err != nil {
 		return stageErr("overlay", fmt.Errorf("remount %s read-only: %v", UpperDir, err))
 	}
+	b.MountVolumes()
 	// The overlay holds private clones of its layer mounts: the staging
-	// mount is no longer needed, and without it nothing else can write
-	// the upper behind the overlay's back.
-	if err := unix.Unmount(b.P(StagingDir), unix.MNT_DETACH); err != nil {
-		return stageErr("overlay", fmt.Errorf("detach %s: %v", StagingDir, err))
+	// mounts are no longer needed, and without them nothing else can
+	// write the upper behind the overlay's back.
+	if b.data != nil {
+		if err := b.exposeData(); err != nil {
+			return stageErr("overlay", err)
+		}
 	}
-	os.Remove(b.P(StagingDir))
+	if b.Status.Mode == UpperTmpfs {
+		if err := unix.Unmount(b.P(StagingDir), unix.MNT_DETACH); err != nil {
+			return stageErr("overlay", fmt.Errorf("detach %s: %v", StagingDir, err))
+		}
+		os.Remove(b.P(StagingDir))
+	}
 	b.Status.Timings.Overlay = ms(time.Since(t0))
 	return nil
 }
@@ -424,7 +481,7 @@ func (b *Boot) WriteStatus() error {
 	s := &b.Status
 	s.Version = Version
 	s.Init = b.Params.Init
-	s.Degraded = b.Params.Degraded
+	s.Degraded = b.degraded
 	s.Warnings = b.Params.Warnings
 	s.Cmdline = b.Cmdline
 	s.Timings.Total = ms(time.Since(b.start))
@@ -550,8 +607,16 @@ func (b *Boot) ReadyLine() string {
 	if b.lower != nil {
 		dev = b.lower.Path
 	}
-	return fmt.Sprintf("overlay ready (lower=%s squashfs, upper=%s size=%s, %dms)",
-		dev, b.Status.Mode, b.Params.Upper.Size, time.Since(b.start).Milliseconds())
+	if b.Status.Mode == UpperData {
+		return fmt.Sprintf("overlay ready (lower=%s squashfs, upper=data %s, %dms)",
+			dev, b.Status.Upper.Device, time.Since(b.start).Milliseconds())
+	}
+	deg := ""
+	if b.degraded != "" {
+		deg = ", DEGRADED"
+	}
+	return fmt.Sprintf("overlay ready (lower=%s squashfs, upper=%s size=%s%s, %dms)",
+		dev, b.Status.Mode, b.Params.Upper.Size, deg, time.Since(b.start).Milliseconds())
 }
 
 // Prepare runs everything before switch_root: early mounts must be done
@@ -563,6 +628,7 @@ func (b *Boot) Prepare() (err error) {
 		}
 	}()
 	b.Status = Status{Timings: Timings{Mounts: b.Status.Timings.Mounts}}
+	b.degraded, b.data = "", nil
 	m, err := b.WaitRoot()
 	if err != nil {
 		return err
@@ -570,6 +636,7 @@ func (b *Boot) Prepare() (err error) {
 	if err := b.MountLower(m); err != nil {
 		return err
 	}
+	b.SetupData()
 	if err := b.MountUpper(); err != nil {
 		return err
 	}
@@ -578,6 +645,9 @@ func (b *Boot) Prepare() (err error) {
 	}
 	if err := b.CheckInit(); err != nil {
 		return err
+	}
+	if err := b.InstallSelf(); err != nil {
+		b.Logf("warning: cannot install %s (rfs-init status/reset): %v", BinPath, err)
 	}
 	if err := b.WriteStatus(); err != nil {
 		return stageErr("status", err)
@@ -639,7 +709,11 @@ func (b *Boot) Run() {
 		if err := b.WriteStatus(); err != nil {
 			b.Logf("warning: %v", err)
 		}
+		if b.degraded != "" {
+			b.Logf("DEGRADED: %s", b.degraded)
+		}
 		b.Logf("%s", b.ReadyLine())
+		b.StartGC()
 		err := b.ExecInit()
 		// Only reachable if exec failed; the initramfs is gone by now,
 		// so the rescue shell has to come from the new root, and there is

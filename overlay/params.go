@@ -42,18 +42,22 @@ func (r RootSpec) String() string {
 // Upper layer modes.
 const (
 	UpperTmpfs = "tmpfs"
-	// UpperData is reserved for a persistent upper on a partition
-	// (rfs.upper=data:PARTUUID=...); not implemented yet.
+	// UpperData keeps the upper on the data partition (rfs.data=).
 	UpperData = "data"
 )
 
 // UpperSpec is the requested writable layer.
 type UpperSpec struct {
-	Mode string // UpperTmpfs (the only mode implemented)
-	Size string // tmpfs size option, e.g. "50%" or "256M"
-	// Device is the partition of a future "data" mode.
-	Device RootSpec
+	Mode string // UpperTmpfs or UpperData
+	Size string // tmpfs size option, e.g. "50%" or "256M" (also used by a degraded data boot)
 }
+
+// Reset modes (rfs.reset).
+const (
+	ResetNone  = ""
+	ResetUpper = "upper" // rfs.reset: wipe upper/ and work/
+	ResetAll   = "all"   // rfs.reset=all: also wipe volumes/
+)
 
 // ShellMode says whether and when the rescue shell is started on purpose.
 type ShellMode string
@@ -69,14 +73,14 @@ const (
 type Params struct {
 	Root     RootSpec
 	Upper    UpperSpec
+	Data     RootSpec // rfs.data: the ext4 data partition (upper, work, volumes)
+	BootPart RootSpec // rfs.boot: the FAT boot partition (reset flag file)
+	Reset    string   // ResetNone, ResetUpper or ResetAll (rfs.reset)
 	Init     string   // absolute path in the new root
 	InitArgs []string // arguments after "--" on the command line
 	Shell    ShellMode
 	RootWait time.Duration
 	Debug    bool
-	// Degraded is set when the boot will not be what was asked for (e.g.
-	// an unsupported upper mode replaced by tmpfs); it ends up in Status.
-	Degraded string
 	// Warnings lists ignored or invalid parameters (one line each).
 	Warnings []string
 }
@@ -139,11 +143,34 @@ func ParseCmdline(cmdline string) Params {
 		case "rfs.root":
 			rfsRoot, haveRfsRoot = val, true
 		case "rfs.upper":
-			u, degraded, err := parseUpper(val)
+			u, data, err := parseUpper(val)
 			if err != "" {
 				warn(err)
 			}
-			p.Upper, p.Degraded = u, degraded
+			p.Upper = u
+			if data.Kind != RootNone {
+				p.Data = data
+			}
+		case "rfs.data", "rfs.boot":
+			r, err := ParseRootSpec(val)
+			if err != "" {
+				warn(key + "=" + val + ": " + err)
+			} else if key == "rfs.data" {
+				p.Data = r
+			} else {
+				p.BootPart = r
+			}
+		case "rfs.reset":
+			switch val {
+			case "", "1", "yes", "upper":
+				p.Reset = ResetUpper
+			case "all":
+				p.Reset = ResetAll
+			case "0", "no", "off":
+				p.Reset = ResetNone
+			default:
+				warn("rfs.reset=" + val + ": expected rfs.reset or rfs.reset=all, ignored")
+			}
 		case "rfs.init":
 			if !hasVal || !strings.HasPrefix(val, "/") {
 				warn("rfs.init=" + val + ": not an absolute path, using " + DefaultInit)
@@ -218,26 +245,33 @@ func cutPrefixFold(s, prefix string) (string, bool) {
 }
 
 // parseUpper parses the value of rfs.upper. It returns the spec to use,
-// a degraded reason if the request cannot be honoured, and a warning.
-func parseUpper(v string) (u UpperSpec, degraded, warning string) {
+// the data partition if given as data:PARTUUID=..., and a warning.
+func parseUpper(v string) (u UpperSpec, data RootSpec, warning string) {
 	u = UpperSpec{Mode: UpperTmpfs, Size: DefaultTmpfsSize}
 	mode, opts, _ := strings.Cut(v, ":")
 	switch mode {
 	case UpperTmpfs:
 		if opts == "" {
-			return u, "", ""
+			return u, data, ""
 		}
 		size, ok := strings.CutPrefix(opts, "size=")
 		if !ok || !ValidTmpfsSize(size) {
-			return u, "", "rfs.upper=" + v + ": expected tmpfs:size=N (N like 50% or 256M), using size=" + DefaultTmpfsSize
+			return u, data, "rfs.upper=" + v + ": expected tmpfs:size=N (N like 50% or 256M), using size=" + DefaultTmpfsSize
 		}
 		u.Size = size
-		return u, "", ""
+		return u, data, ""
 	case UpperData:
-		return u, "rfs.upper=" + v + " requested, data upper not supported by this init: using tmpfs, changes will not persist",
-			"rfs.upper=" + v + ": data mode not supported yet, falling back to tmpfs"
+		u.Mode = UpperData
+		if opts == "" {
+			return u, data, ""
+		}
+		r, err := ParseRootSpec(opts)
+		if err != "" {
+			return u, data, "rfs.upper=" + v + ": " + err + " (the data partition is given with rfs.data=)"
+		}
+		return u, r, ""
 	}
-	return u, "", "rfs.upper=" + v + ": unknown mode, falling back to tmpfs"
+	return u, data, "rfs.upper=" + v + ": unknown mode, falling back to tmpfs"
 }
 
 // ValidTmpfsSize reports whether s is a tmpfs size= value: digits with an

@@ -61,10 +61,22 @@ func TestParseCmdline(t *testing.T) {
 		{"upper size %", "rfs.upper=tmpfs:size=25%", def(func(p *Params) { p.Upper.Size = "25%" }), nil},
 		{"upper bad size", "rfs.upper=tmpfs:size=lots", def(nil), []string{"expected tmpfs:size=N"}},
 		{"upper 0%", "rfs.upper=tmpfs:size=0%", def(nil), []string{"expected tmpfs:size=N"}},
-		{"upper data falls back", "rfs.upper=data:PARTUUID=" + guid,
+		{"upper data", "rfs.upper=data rfs.data=PARTUUID=" + guid + " rfs.boot=/dev/vda1",
 			def(func(p *Params) {
-				p.Degraded = "rfs.upper=data:PARTUUID=" + guid + " requested, data upper not supported by this init: using tmpfs, changes will not persist"
-			}), []string{"data mode not supported yet"}},
+				p.Upper.Mode = UpperData
+				p.Data = RootSpec{RootPARTUUID, guid}
+				p.BootPart = RootSpec{RootDevice, "/dev/vda1"}
+			}), nil},
+		{"upper data with partuuid", "rfs.upper=data:PARTUUID=" + guid,
+			def(func(p *Params) { p.Upper.Mode = UpperData; p.Data = RootSpec{RootPARTUUID, guid} }), nil},
+		{"upper data then tmpfs (last wins)", "rfs.upper=data rfs.upper=tmpfs:size=1G",
+			def(func(p *Params) { p.Upper.Size = "1G" }), nil},
+		{"upper data bad device", "rfs.upper=data:LABEL=x", def(func(p *Params) { p.Upper.Mode = UpperData }), []string{"expected PARTUUID"}},
+		{"bad data", "rfs.data=LABEL=x", def(nil), []string{"rfs.data=LABEL=x: expected PARTUUID"}},
+		{"reset", "rfs.reset", def(func(p *Params) { p.Reset = ResetUpper }), nil},
+		{"reset all", "rfs.reset=all", def(func(p *Params) { p.Reset = ResetAll }), nil},
+		{"reset off (last wins)", "rfs.reset=all rfs.reset=0", def(nil), nil},
+		{"reset bogus", "rfs.reset=everything", def(nil), []string{"expected rfs.reset or rfs.reset=all"}},
 		{"upper unknown", "rfs.upper=zram", def(nil), []string{"unknown mode"}},
 		{"init", "rfs.init=/bin/sh", def(func(p *Params) { p.Init = "/bin/sh" }), nil},
 		{"init quoted", `rfs.init="/opt/my init"`, def(func(p *Params) { p.Init = "/opt/my init" }), nil},

@@ -29,7 +29,9 @@ type Status struct {
 	Overlay  OverlayStatus `json:"overlay"`
 	Init     string        `json:"init"`
 	Timings  Timings       `json:"timings_ms"`
-	Degraded string        `json:"degraded"` // why the boot is not what was asked for; "" if it is
+	Data     *DataStatus   `json:"data,omitempty"`    // the data partition, if rfs.data was given
+	Volumes  []Volume      `json:"volumes,omitempty"` // from the lower's /etc/rfs/volumes
+	Degraded string        `json:"degraded"`          // why the boot is not what was asked for; "" if it is
 	Warnings []string      `json:"warnings,omitempty"`
 	Cmdline  string        `json:"cmdline"`
 }
@@ -44,10 +46,27 @@ type LayerStatus struct {
 
 // UpperStatus is the writable layer.
 type UpperStatus struct {
-	Type       string `json:"type"`             // tmpfs
+	Type       string `json:"type"`             // tmpfs or data
 	Options    string `json:"options"`          // tmpfs mount options, e.g. "size=50%,mode=0755"
 	Mountpoint string `json:"mountpoint"`       // read-only view of the upper dir
-	Device     string `json:"device,omitempty"` // future data mode
+	Device     string `json:"device,omitempty"` // data mode: the data partition
+}
+
+// DataStatus is the data partition.
+type DataStatus struct {
+	Device         string       `json:"device"`
+	PARTUUID       string       `json:"partuuid"`
+	Mountpoint     string       `json:"mountpoint"` // /run/rfs/data
+	FSType         string       `json:"fstype"`
+	PartitionBytes int64        `json:"partition_bytes"`
+	SizeBytes      int64        `json:"size_bytes"` // filesystem size (statfs)
+	FreeBytes      int64        `json:"free_bytes"` // available (statfs) at boot
+	ResetThisBoot  bool         `json:"reset_this_boot"`
+	LastReset      *ResetRecord `json:"last_reset,omitempty"` // persisted on the partition
+	Grown          *GrowRecord  `json:"grown,omitempty"`      // this boot
+	LastGrow       *GrowRecord  `json:"last_grow,omitempty"`  // persisted
+	Trash          int          `json:"trash"`                // wiped dirs still being deleted
+	Error          string       `json:"error,omitempty"`      // why it is not used
 }
 
 // OverlayStatus is the overlay mount itself.
@@ -61,6 +80,10 @@ type Timings struct {
 	Mounts     float64 `json:"mounts"`      // /dev /proc /sys /run
 	RootWait   float64 `json:"root_wait"`   // finding the root device
 	Lower      float64 `json:"lower"`       // squashfs mount
+	Data       float64 `json:"data"`        // data partition: find, mount, reset, grow, checks
+	DataMount  float64 `json:"data_mount"`  // data partition: find + mount only
+	Reset      float64 `json:"reset"`       // factory reset (pending or requested)
+	Grow       float64 `json:"grow"`        // partition + filesystem growth
 	Upper      float64 `json:"upper"`       // tmpfs upper
 	Overlay    float64 `json:"overlay"`     // overlay mount + read-only upper view
 	SwitchRoot float64 `json:"switch_root"` // 0 until switch_root is done

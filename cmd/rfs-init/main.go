@@ -3,6 +3,10 @@
 // logic is in package github.com/rfsbuild/rfs/overlay, which documents the
 // kernel command line contract.
 //
+// Not as PID 1, the same binary is the on-device helper (the init installs
+// a copy at /run/rfs/bin/rfs-init): rfs-init status [--json],
+// rfs-init reset [--all] [--no-reboot].
+//
 // Build (as rfs does):
 //
 //	CGO_ENABLED=0 GOOS=linux GOARCH=arm64 go build -trimpath \
@@ -16,8 +20,13 @@ import (
 )
 
 func main() {
+	if os.Getpid() != 1 && overlay.IsHelperCommand(os.Args[1:]) {
+		// On the booted device: /run/rfs/bin/rfs-init status|reset.
+		os.Exit(overlay.Helper(os.Args[1:], os.Stdout, os.Stderr))
+	}
 	if os.Getpid() != 1 && os.Getenv("RFS_INIT_FORCE") != "1" {
 		os.Stderr.WriteString("rfs-init: this is the initramfs init and must run as PID 1; it mounts over / and deletes the initramfs (RFS_INIT_FORCE=1 overrides)\n")
+		os.Stderr.WriteString(overlay.HelperUsage)
 		os.Exit(2)
 	}
 	overlay.NewBoot("/", os.Stdout).Run() // never returns

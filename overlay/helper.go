@@ -1,0 +1,241 @@
+package overlay
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// HelperUsage is printed by `rfs-init help`.
+const HelperUsage = `usage (on the booted device, not as PID 1):
+  rfs-init status [--json]          upper mode, data partition size/free, last reset, degraded reason
+  rfs-init reset [--all] [--no-reboot]
+                                    schedule a factory reset (upper and work; --all: also volumes)
+                                    on the data partition and reboot; the init performs it at boot
+`
+
+// Helper runs the on-device commands of the init binary (installed at
+// /run/rfs/bin/rfs-init). It returns the exit status.
+func Helper(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		io.WriteString(stderr, HelperUsage)
+		return 2
+	}
+	switch args[0] {
+	case "status":
+		return helperStatus(args[1:], stdout, stderr)
+	case "reset":
+		return helperReset(args[1:], stdout, stderr)
+	case "gc":
+		return helperGC(args[1:], stdout, stderr)
+	case "help", "-h", "--help":
+		io.WriteString(stdout, HelperUsage)
+		return 0
+	}
+	fmt.Fprintf(stderr, "rfs-init: unknown command %q\n%s", args[0], HelperUsage)
+	return 2
+}
+
+// IsHelperCommand reports whether args (without argv[0]) ask for a helper.
+func IsHelperCommand(args []string) bool {
+	if len(args) == 0 {
+		return false
+	}
+	switch args[0] {
+	case "status", "reset", "gc", "help", "-h", "--help":
+		return true
+	}
+	return false
+}
+
+// statusRoot is "" on the device; tests point it at a scratch tree.
+var statusRoot = ""
+
+func helperStatus(args []string, stdout, stderr io.Writer) int {
+	asJSON := false
+	for _, a := range args {
+		if a != "--json" {
+			fmt.Fprintf(stderr, "rfs-init status: unknown option %s\n", a)
+			return 2
+		}
+		asJSON = true
+	}
+	s, err := ReadStatus(statusRoot + StatusPath)
+	if err != nil {
+		fmt.Fprintf(stderr, "rfs-init status: %v (was the system booted by rfs-init?)\n", err)
+		return 1
+	}
+	// Refresh what changes while the system runs.
+	if s.Data != nil && s.Data.Error == "" || s.Data != nil && s.Data.Error == "full" {
+		dir := statusRoot + s.Data.Mountpoint
+		var sfs unix.Statfs_t
+		if unix.Statfs(dir, &sfs) == nil {
+			s.Data.SizeBytes = int64(sfs.Blocks) * int64(sfs.Bsize)
+			s.Data.FreeBytes = int64(sfs.Bavail) * int64(sfs.Bsize)
+		}
+		if st, err := ReadDataState(dir); err == nil {
+			s.Data.LastReset = st.LastReset
+			s.Data.LastGrow = st.LastGrow
+		}
+		s.Data.Trash = len(TrashEntries(dir))
+		if in, _ := ReadResetIntent(dir); in != nil {
+			s.Warnings = append(s.Warnings, fmt.Sprintf("factory reset pending (%s, requested %s%s): performed at the next boot", in.Trigger, in.Time, map[bool]string{true: ", all"}[in.All]))
+		}
+	}
+	if asJSON {
+		b, _ := json.MarshalIndent(s, "", "  ")
+		stdout.Write(append(b, '\n'))
+		return 0
+	}
+	w := func(k, v string) { fmt.Fprintf(stdout, "%-14s %s\n", k+":", v) }
+	w("upper", s.Mode)
+	if s.Upper.Device != "" {
+		w("upper device", s.Upper.Device)
+	}
+	if d := s.Data; d != nil {
+		state := "in use"
+		if d.Error != "" {
+			state = "not used: " + d.Error
+		}
+		w("data", fmt.Sprintf("%s PARTUUID=%s on %s (%s)", d.Device, d.PARTUUID, d.Mountpoint, state))
+		if d.SizeBytes > 0 {
+			w("data size", fmt.Sprintf("%s, %s free", humanSize(d.SizeBytes), humanSize(d.FreeBytes)))
+		}
+		if r := d.LastReset; r != nil {
+			what := "upper"
+			if r.All {
+				what = "upper and volumes"
+			}
+			w("last reset", fmt.Sprintf("%s by %s (%s)", r.Time, r.Trigger, what))
+		} else {
+			w("last reset", "never")
+		}
+		if g := d.LastGrow; g != nil {
+			w("grown", fmt.Sprintf("%s: %s -> %s", g.Time, humanSize(g.FromBytes), humanSize(g.ToBytes)))
+		}
+		if d.Trash > 0 {
+			w("trash", fmt.Sprintf("%d wiped dir(s) still being deleted", d.Trash))
+		}
+	} else {
+		w("data", "none (rfs.data not given)")
+	}
+	for _, v := range s.Volumes {
+		st := "mounted"
+		if v.Error != "" {
+			st = "NOT mounted: " + v.Error
+		}
+		w("volume", fmt.Sprintf("%s on %s (%s)", v.Name, v.Path, st))
+	}
+	if s.Degraded != "" {
+		w("DEGRADED", s.Degraded)
+	} else {
+		w("degraded", "no")
+	}
+	for _, x := range s.Warnings {
+		w("warning", x)
+	}
+	w("version", s.Version)
+	return 0
+}
+
+func helperReset(args []string, stdout, stderr io.Writer) int {
+	all, reboot := false, true
+	for _, a := range args {
+		switch a {
+		case "--all":
+			all = true
+		case "--no-reboot":
+			reboot = false
+		default:
+			fmt.Fprintf(stderr, "rfs-init reset: unknown option %s\n", a)
+			return 2
+		}
+	}
+	s, err := ReadStatus(statusRoot + StatusPath)
+	if err != nil || s.Data == nil || (s.Data.Error != "" && s.Data.Error != "full") {
+		why := "no data partition is mounted"
+		if err != nil {
+			why = err.Error()
+		} else if s.Data != nil {
+			why = "the data partition is not usable: " + s.Data.Error
+		}
+		fmt.Fprintf(stderr, "rfs-init reset: %s; boot once with rfs.reset on the kernel command line, or create the file %s on the boot partition\n", why, ResetFlagFile)
+		return 1
+	}
+	dir := statusRoot + s.Data.Mountpoint
+	in, err := ScheduleReset(dir, TriggerCommand, all, time.Now())
+	if err != nil {
+		fmt.Fprintf(stderr, "rfs-init reset: %v\n", err)
+		return 1
+	}
+	what := "the upper layer (volumes are kept)"
+	if in.All {
+		what = "the upper layer and all volumes"
+	}
+	fmt.Fprintf(stdout, "factory reset of %s scheduled; it happens at the next boot\n", what)
+	if !reboot {
+		return 0
+	}
+	fmt.Fprintln(stdout, "rebooting")
+	unix.Sync()
+	if p, err := exec.LookPath("reboot"); err == nil {
+		if err := exec.Command(p).Run(); err == nil {
+			return 0
+		}
+	}
+	if err := unix.Reboot(unix.LINUX_REBOOT_CMD_RESTART); err != nil {
+		fmt.Fprintf(stderr, "rfs-init reset: reboot: %v; reboot to perform the reset\n", err)
+		return 1
+	}
+	return 0
+}
+
+// helperGC deletes the data partition's trash (started in the background
+// by the init with low CPU and I/O priority).
+func helperGC(args []string, stdout, stderr io.Writer) int {
+	dir := DataDir
+	if len(args) == 1 {
+		dir = args[0]
+	}
+	unix.Setpriority(unix.PRIO_PROCESS, 0, 19)
+	// ioprio_set(IOPRIO_WHO_PROCESS, 0, IOPRIO_CLASS_IDLE<<13)
+	unix.Syscall(unix.SYS_IOPRIO_SET, 1, 0, 3<<13)
+	t0 := time.Now()
+	n := 0
+	for _, e := range TrashEntries(dir) {
+		n += countTree(filepath.Join(dir, DataTrash, e))
+	}
+	err := RemoveTrash(dir)
+	msg := fmt.Sprintf("%s rfs-init gc: deleted %d entries from %s/%s in %.3fs", time.Now().UTC().Format(time.RFC3339), n, dir, DataTrash, time.Since(t0).Seconds())
+	if err != nil {
+		msg += ": " + err.Error()
+	}
+	fmt.Fprintln(stdout, msg)
+	if err != nil {
+		return 1
+	}
+	return 0
+}
+
+func countTree(p string) int {
+	n := 1
+	if f, err := os.Open(p); err == nil {
+		names, _ := f.Readdirnames(-1)
+		f.Close()
+		for _, c := range names {
+			var st unix.Stat_t
+			if unix.Lstat(filepath.Join(p, c), &st) == nil && st.Mode&unix.S_IFMT == unix.S_IFDIR {
+				n += countTree(filepath.Join(p, c))
+			} else {
+				n++
+			}
+		}
+	}
+	return n
+}
