@@ -5,8 +5,8 @@ import (
 	"math/rand/v2"
 	"os"
 	"strings"
-	"unicode/utf8"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/rfsbuild/rfs/rootfs"
 )

@@ -5,8 +5,8 @@ package squashfs
 
 import (
 	"bufio"
-	"cmp"
 	"bytes"
+	"cmp"
 	"fmt"
 	"io"
 	"os"

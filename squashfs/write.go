@@ -266,7 +266,7 @@ type inode struct {
 	uidIdx  uint16
 	gidIdx  uint16
 
-	xattr   uint32 // xattr id, or invalidXattr
+	xattr uint32 // xattr id, or invalidXattr
 
 	entries []dirEntry // Dir
 	parent  uint32     // Dir: parent's inode number
