@@ -272,7 +272,14 @@ func (j *Job) Write(ctx context.Context) (err error) {
 	if len(j.chunks) == 0 || j.chunks[0].off != 0 {
 		return errors.New("internal error: the plan does not start at 0")
 	}
-	bufs, err := j.buffers(4)
+	// Ask the kernel to read the image's data ahead, while the table is
+	// zeroed and the first chunks are written.
+	for _, e := range j.Plan.Extents {
+		if !e.Zero {
+			unix.Fadvise(int(j.img.Fd()), e.Off, e.Len, unix.FADV_WILLNEED)
+		}
+	}
+	bufs, err := j.buffers(writeBuffers)
 	if err != nil {
 		return err
 	}
@@ -306,8 +313,16 @@ func (j *Job) Write(ctx context.Context) (err error) {
 	return j.sync()
 }
 
+// Writes in flight and buffers: two concurrent O_DIRECT writes keep the
+// device's queue from running dry while the next chunk is read; 4 writers
+// with 8 buffers measured no better on a loop device (bench/flash.sh).
+const (
+	writers      = 2
+	writeBuffers = 4
+)
+
 // pipeline reads, hashes and writes chunks: one goroutine reads the image
-// and hashes, two write, so reading overlaps writing.
+// and hashes, several write, so reading overlaps writing.
 func (j *Job) pipeline(ctx context.Context, chunks []chunk, bufs [][]byte) error {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
@@ -345,7 +360,7 @@ func (j *Job) pipeline(ctx context.Context, chunks []chunk, bufs [][]byte) error
 	}()
 	var wg sync.WaitGroup
 	var mu sync.Mutex
-	for range 2 {
+	for range writers {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()

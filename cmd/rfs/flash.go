@@ -188,8 +188,8 @@ func runFlash(cmd *cobra.Command, sys flash.System, image, target string, pol fl
 	}
 	defer job.Close()
 	p := job.Plan
-	fmt.Fprintf(stderr, "rfs: writing %s to %s: %s of %s (data %s, %d ranges)\n", image, target,
-		flash.HumanSize(p.Bytes()), flash.HumanSize(p.ImageSize), flash.HumanSize(p.Data), len(p.Extents))
+	fmt.Fprintf(stderr, "rfs: writing %s to %s: %s in %d ranges (image %s, of which data %s)\n", image, target,
+		flash.HumanSize(p.Bytes()), len(p.Extents), flash.HumanSize(p.ImageSize), flash.HumanSize(p.Data))
 	werr := job.Write(ctx)
 	if prog != nil {
 		prog.wait()
