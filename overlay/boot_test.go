@@ -27,7 +27,13 @@ import (
 //     checks the result from the point of view of the new init.
 func TestMain(m *testing.M) {
 	if os.Args[0] == testInit {
+		if len(os.Args) > 1 && os.Args[1] == "persist" {
+			os.Exit(persistChecks(os.Args[2:]))
+		}
 		os.Exit(initChecks(os.Args[1:]))
+	}
+	if os.Args[0] == "rfs-init" { // the installed copy, e.g. the background gc
+		os.Exit(Helper(os.Args[1:], os.Stdout, os.Stderr))
 	}
 	if c := os.Getenv("RFS_TEST_CHILD"); c != "" {
 		os.Exit(child(c))
@@ -338,6 +344,7 @@ func child(name string) int {
 	b.CmdlinePath = os.Getenv("RFS_TEST_CMDLINE")
 	b.Console = "" // the shell writes to our stdout, not the VM console
 	b.Halt = func() { os.Stdout.WriteString("CHILD HALT\n"); os.Exit(3) }
+	childTestHooks(b)
 
 	switch name {
 	case "boot":
