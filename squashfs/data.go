@@ -81,7 +81,7 @@ func newDataWriter(w io.WriterAt, off int64, blockSize, workers int, c codec, cp
 		blockSize: blockSize,
 		zero:      make([]byte, blockSize),
 		work:      make(chan *job, 2*workers),
-		order:     make(chan *job, 4*workers+4),
+		order:     make(chan *job, 16*workers+16),
 		free:      make(chan []byte, 8*workers+8),
 		done:      make(chan struct{}),
 		off:       off,
@@ -209,8 +209,13 @@ func (d *dataWriter) addFile(f *fileData, r io.Reader) error {
 	tail := int(f.size % bs)
 	f.sizes = make([]uint32, nfull)
 	f.frag = invalidFrag
-	if err := d.submit(&job{kind: jobFileStart, f: f}); err != nil {
-		return err
+	// Files without full blocks need no start (it stays 0): not queueing
+	// a job for them keeps the queue short, so that many small files do
+	// not stall the reader behind one fragment being compressed.
+	if nfull > 0 {
+		if err := d.submit(&job{kind: jobFileStart, f: f}); err != nil {
+			return err
+		}
 	}
 	for i := range nfull {
 		buf := d.getBuf()
