@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -38,7 +39,14 @@ func TestMain(m *testing.M) {
 	if c := os.Getenv("RFS_TEST_CHILD"); c != "" {
 		os.Exit(child(c))
 	}
-	os.Exit(m.Run())
+	code := m.Run()
+	for _, d := range tempDirs {
+		os.RemoveAll(d)
+	}
+	if persistSq != "" {
+		os.RemoveAll(filepath.Dir(persistSq))
+	}
+	os.Exit(code)
 }
 
 const (
@@ -82,6 +90,34 @@ func isStatic(p string) bool {
 // makeSquashfs builds a squashfs holding the test binary as /rfs-test-init
 // and /etc/which containing which.
 func makeSquashfs(t *testing.T, which string) string {
+	sqCacheMu.Lock()
+	defer sqCacheMu.Unlock()
+	if p, ok := sqCache[which]; ok {
+		return p
+	}
+	p := makeSquashfsUncached(t, which)
+	// Keep it for the other tests (the image is read-only to them).
+	dir, err := os.MkdirTemp("", "rfs-test-sq")
+	if err != nil {
+		t.Fatal(err)
+	}
+	keep := filepath.Join(dir, "root.sqfs")
+	if err := os.Rename(p, keep); err != nil {
+		b, _ := os.ReadFile(p)
+		os.WriteFile(keep, b, 0o644)
+	}
+	tempDirs = append(tempDirs, dir)
+	sqCache[which] = keep
+	return keep
+}
+
+var (
+	sqCacheMu sync.Mutex
+	sqCache   = map[string]string{}
+	tempDirs  []string // removed by TestMain
+)
+
+func makeSquashfsUncached(t *testing.T, which string) string {
 	mksq := needTool(t, "mksquashfs")
 	self, err := os.Executable()
 	if err != nil {

@@ -346,6 +346,7 @@ func persistChecks(args []string) int {
 // seeded from the lower once; upper/work are not writable from the
 // booted system, volumes are.
 func TestDataPersists(t *testing.T) {
+	t.Parallel()
 	fx := newDataDisk(t, false, 32, 0)
 	out := fx.bootOK(t, "", "mode:data", "deg:", "e:/var/lib/app/seed=seed", "e:/var/lib/app/sub/deep=deep", "e:/var/lib/app/link=seed",
 		"d:/srv/new", "w:/etc/persist=1", "w:/var/lib/app/v=vol", "w:/srv/new/n=new",
@@ -594,6 +595,7 @@ func checkGrown(t *testing.T, fx *dataFixture) {
 // reset at all — the upper file and (with all) the volume file go
 // together. The trigger rotates (seeded) between cmdline, flag, command.
 func TestPowerLossReset(t *testing.T) {
+	t.Parallel()
 	seed := time.Now().UnixNano()
 	if s := os.Getenv("RFS_TEST_SEED"); s != "" {
 		seed, _ = strconv.ParseInt(s, 10, 64)
@@ -685,6 +687,7 @@ func TestReset100k(t *testing.T) {
 	if testing.Short() {
 		t.Skip("-short")
 	}
+	t.Parallel()
 	fx := newDataDisk(t, false, 128, 0, "-N", "120000")
 	fx.bootOK(t, "", "w:/etc/persist=1")
 	mnt := t.TempDir()
