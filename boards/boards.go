@@ -19,13 +19,74 @@ type KernelSource struct {
 
 // QEMU says how to emulate a board.
 type QEMU struct {
-	Binary  string   // e.g. qemu-system-aarch64
-	Machine string   // -machine value
-	CPU     string   // -cpu value, empty for the default
-	Memory  string   // -m value
-	Disk    string   // how the image is attached: "virtio"
-	Extra   []string // further arguments
+	Binary  string // e.g. qemu-system-aarch64
+	Machine string // -machine value
+	CPU     string // -cpu value, empty for the default
+	Memory  string // -m value
+	Disk    string // how the image is attached: "virtio", or "sd" (size padded to a power of two)
+	DTB     string // device tree passed with -dtb, read from the boot partition
+	Console string // console= appended for QEMU when it differs from the real board's
+	// SerialPort is the index of the machine's UART wired to stdio (QEMU's
+	// -serial options fill UARTs in order); 0 is QEMU's default.
+	SerialPort int
+	Note       string   // printed by rfs run, e.g. when QEMU emulates a sibling model
+	Extra      []string // further arguments
 }
+
+// Pi says what a Raspberry Pi's boot partition holds. The firmware, not a
+// bootloader, reads it: config.txt names the kernel and initramfs, and
+// cmdline.txt is the kernel command line.
+type Pi struct {
+	Models   []string // config.txt section filters ("pi3", "pi4", "pi5") this image serves
+	Firmware []string // files from FirmwareRPiModule (Pi 5 has its firmware in EEPROM: none)
+	DTBs     []string // device trees from the kernel module
+	// KernelName is the kernel's file name on the boot partition; config.txt's
+	// kernel= names it.
+	KernelName string
+}
+
+// piDTBs lists the device trees each model family needs (every variant the
+// firmware may look for: boards, keyboards, compute modules).
+var piDTBs = map[string][]string{
+	"pi3": {"bcm2710-rpi-2-b.dtb", "bcm2710-rpi-3-b.dtb", "bcm2710-rpi-3-b-plus.dtb", "bcm2710-rpi-cm3.dtb", "bcm2710-rpi-zero-2.dtb", "bcm2710-rpi-zero-2-w.dtb"},
+	"pi4": {"bcm2711-rpi-4-b.dtb", "bcm2711-rpi-400.dtb", "bcm2711-rpi-cm4.dtb", "bcm2711-rpi-cm4-io.dtb", "bcm2711-rpi-cm4s.dtb"},
+	"pi5": {"bcm2712-rpi-5-b.dtb", "bcm2712d0-rpi-5-b.dtb", "bcm2712-d-rpi-5-b.dtb", "bcm2712-rpi-500.dtb", "bcm2712-rpi-cm5-cm4io.dtb", "bcm2712-rpi-cm5-cm5io.dtb", "bcm2712-rpi-cm5l-cm4io.dtb", "bcm2712-rpi-cm5l-cm5io.dtb"},
+}
+
+var piFirmware = map[string][]string{
+	"pi3": {"bootcode.bin", "start.elf", "fixup.dat"},
+	"pi4": {"start4.elf", "fixup4.dat"},
+	"pi5": nil,
+}
+
+func pi(models ...string) *Pi {
+	p := &Pi{Models: models, KernelName: "kernel8.img"}
+	for _, m := range models {
+		p.Firmware = append(p.Firmware, piFirmware[m]...)
+		p.DTBs = append(p.DTBs, piDTBs[m]...)
+	}
+	// QEMU emulates only a Pi 3; its device tree (36 KiB) rides along on
+	// every Pi image so any of them can be smoke-booted. The firmware of a
+	// real Pi 4 or 5 never loads it.
+	if !slices.Contains(p.DTBs, qemuPiDTB) {
+		p.DTBs = append(p.DTBs, qemuPiDTB)
+	}
+	return p
+}
+
+// raspi3b is QEMU's Raspberry Pi. Its first UART, the PL011, prints but
+// takes no input under QEMU 7.2 with the Pi kernel; its second, the mini
+// UART (ttyS0, the Pi 3's serial0 on GPIO 14/15 too), does both, so rfs
+// wires stdio to that one.
+//
+// QEMU's Raspberry Pi: QEMU 7.2 has no Pi 4 or 5 machine and does
+// not run the Pi firmware, so rfs run hands it kernel, DTB and initramfs from
+// the image. The same arm64 Pi kernel serves every model.
+func raspi3b(note string) QEMU {
+	return QEMU{Binary: "qemu-system-aarch64", Machine: "raspi3b", Memory: "1G", Disk: "sd", DTB: qemuPiDTB, Console: "ttyS0,115200", SerialPort: 1, Note: note}
+}
+
+const qemuPiDTB = "bcm2710-rpi-3-b.dtb"
 
 // Board is one target machine.
 type Board struct {
@@ -34,9 +95,13 @@ type Board struct {
 	Arch        string // GOARCH of kernel and userland
 	Boot        string // how firmware reaches the kernel: "direct" (QEMU -kernel)
 	Table       string // partition table: "gpt"
-	Console     string // kernel console device, e.g. ttyAMA0
-	Kernel      KernelSource
-	QEMU        QEMU
+	Console     string // kernel console device, e.g. ttyAMA0; the primary console
+	// ExtraConsoles come before Console on the command line (the last
+	// console= is /dev/console), e.g. tty1 for a screen.
+	ExtraConsoles []string
+	Kernel        KernelSource
+	QEMU          QEMU
+	Pi            *Pi // Raspberry Pi boot files; nil for other boards
 }
 
 // Default is the board `rfs build` uses when none is named.
@@ -62,6 +127,54 @@ var all = []Board{
 		Console:     "ttyS0",
 		Kernel:      KernelSource{Module: KernelAMD64Module, File: "vmlinuz"},
 		QEMU:        QEMU{Binary: "qemu-system-x86_64", Machine: "q35", Memory: "1G", Disk: "virtio"},
+	},
+	{
+		Name:          "rpi3",
+		Description:   "Raspberry Pi 3B/3B+/Zero 2 W/CM3 (arm64)",
+		Arch:          "arm64",
+		Boot:          "rpi-firmware",
+		Table:         "mbr",
+		Console:       "serial0,115200",
+		ExtraConsoles: []string{"tty1"},
+		Kernel:        KernelSource{Module: KernelRPiModule, File: "vmlinuz"},
+		QEMU:          raspi3b(""),
+		Pi:            pi("pi3"),
+	},
+	{
+		Name:          "rpi4",
+		Description:   "Raspberry Pi 4B/400/CM4 (arm64)",
+		Arch:          "arm64",
+		Boot:          "rpi-firmware",
+		Table:         "mbr",
+		Console:       "serial0,115200",
+		ExtraConsoles: []string{"tty1"},
+		Kernel:        KernelSource{Module: KernelRPiModule, File: "vmlinuz"},
+		QEMU:          raspi3b("QEMU has no Raspberry Pi 4: smoke-booting this image as a Pi 3 (raspi3b, Pi 3 device tree)"),
+		Pi:            pi("pi4"),
+	},
+	{
+		Name:          "rpi5",
+		Description:   "Raspberry Pi 5/500/CM5 (arm64; firmware in EEPROM)",
+		Arch:          "arm64",
+		Boot:          "rpi-firmware",
+		Table:         "mbr",
+		Console:       "serial0,115200",
+		ExtraConsoles: []string{"tty1"},
+		Kernel:        KernelSource{Module: KernelRPiModule, File: "vmlinuz"},
+		QEMU:          raspi3b("QEMU has no Raspberry Pi 5: smoke-booting this image as a Pi 3 (raspi3b, Pi 3 device tree)"),
+		Pi:            pi("pi5"),
+	},
+	{
+		Name:          "rpi",
+		Description:   "one arm64 image for Raspberry Pi 3, 4 and 5 (config.txt sections)",
+		Arch:          "arm64",
+		Boot:          "rpi-firmware",
+		Table:         "mbr",
+		Console:       "serial0,115200",
+		ExtraConsoles: []string{"tty1"},
+		Kernel:        KernelSource{Module: KernelRPiModule, File: "vmlinuz"},
+		QEMU:          raspi3b("QEMU has no Raspberry Pi 4 or 5: smoke-booting as a Pi 3 (raspi3b)"),
+		Pi:            pi("pi3", "pi4", "pi5"),
 	},
 }
 

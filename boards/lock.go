@@ -28,3 +28,16 @@ var (
 func BusyboxPath(arch string) string {
 	return "third_party/busybox-1.34.1/busybox." + arch
 }
+
+var (
+	KernelRPiModule = modfetch.Module{
+		Path:    "github.com/gokrazy/kernel.rpi",
+		Version: "v0.0.0-20251127164438-9778ec0261de", // Linux 6.12.47-v8, Pi 3/4/5 DTBs and overlays
+		Sum:     "h1:RSLWj1Ska9s4cl+n/bC5LY4s8vLr+tZoO2vMm/wGP64=",
+	}
+	FirmwareRPiModule = modfetch.Module{
+		Path:    "github.com/gokrazy/firmware",
+		Version: "v0.0.0-20260522070551-527ce0ed43cf", // Raspberry Pi boot firmware (bootcode.bin, start*.elf, fixup*.dat)
+		Sum:     "h1:WRmvIwhtcWJfHnrfpfXWPh3Xq6Lztn0y5l3li+NjaYw=",
+	}
+)

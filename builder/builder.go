@@ -6,11 +6,13 @@ package builder
 import (
 	"context"
 	"crypto/sha256"
+	"encoding/binary"
 	"encoding/hex"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -59,6 +61,9 @@ type Config struct {
 	Login    bool
 	RootHash string
 	Epoch    int64
+	// ConfigTxt lines are appended to a Raspberry Pi's config.txt
+	// (dtoverlay=..., dtparam=..., or model sections of their own).
+	ConfigTxt []string
 
 	Fetcher modfetch.Fetcher
 	Init    initramfs.Builder
@@ -120,11 +125,9 @@ func Build(ctx context.Context, c Config) (*Result, error) {
 	if _, err := kernel.Check(kernelPath, arch); err != nil {
 		return nil, err
 	}
-	kernelData, err := os.ReadFile(kernelPath)
-	if err != nil {
-		return nil, fmt.Errorf("read kernel: %w", err)
+	if st, err := os.Stat(kernelPath); err == nil {
+		c.logf("kernel %s (%s)", kernelOrigin, image.HumanSize(st.Size()))
 	}
-	c.logf("kernel %s (%s)", kernelOrigin, image.HumanSize(int64(len(kernelData))))
 
 	bbDir, err := c.Fetcher.Download(ctx, boards.BusyboxModule)
 	if err != nil {
@@ -172,64 +175,78 @@ func Build(ctx context.Context, c Config) (*Result, error) {
 	}
 	c.logf("userland busybox (%d applets), init %s, initramfs %s", len(applets), image.HumanSize(int64(len(initBin))), image.HumanSize(int64(len(initrd))))
 
+	// The boot partition, but for the files that name the build.
+	boot, err := c.bootFiles(ctx, kernelPath, initrd)
+	if err != nil {
+		return nil, err
+	}
+	bootDigest, err := boot.Digest()
+	if err != nil {
+		return nil, err
+	}
+
 	// Everything that decides the image's bytes goes into the build ID, and
 	// every UUID is derived from it: same inputs, same image.
 	h := sha256.New()
 	fmt.Fprintf(h, "rfs-image-v1\nboard=%s\nupper=%s\ncmdline=%s\nsize=%d\n", c.Board.Name, c.Upper, c.Cmdline, c.Size)
 	h.Write(digest[:])
-	k := sha256.Sum256(kernelData)
-	h.Write(k[:])
-	ir := sha256.Sum256(initrd)
-	h.Write(ir[:])
+	h.Write(bootDigest[:])
 	buildID := hex.EncodeToString(h.Sum(nil))[:32]
 	skel.BuildID = buildID
 	if err := skel.AddOSRelease(tree); err != nil {
 		return nil, err
 	}
-	rootGUID := DeriveGUID(buildID, "root")
 
 	rootType, err := image.RootType(arch)
 	if err != nil {
 		return nil, err
 	}
-	cmdline := strings.Join(strings.Fields(fmt.Sprintf("console=%s rfs.root=PARTUUID=%s rfs.upper=%s %s", c.Board.Console, rootGUID, c.Upper, c.Cmdline)), " ")
-	meta := image.Meta{Board: c.Board.Name, Arch: arch, RFSVersion: rfs.Version(), BuildID: buildID, Kernel: kernelOrigin, Upper: c.Upper, RootGUID: rootGUID, Userland: c.Userland}
+	layout := image.Layout{Table: c.Board.Table, Size: c.Size}
+	var bootID, rootID string
+	if layout.Table == "mbr" {
+		id, _ := hex.DecodeString(DeriveGUID(buildID, "disk")[:8])
+		layout.DiskID = binary.BigEndian.Uint32(id)
+		bootID, rootID = image.MBRPartUUID(layout.DiskID, 1), image.MBRPartUUID(layout.DiskID, 2)
+	} else {
+		layout.DiskGUID = DeriveGUID(buildID, "disk")
+		bootID, rootID = DeriveGUID(buildID, "boot"), DeriveGUID(buildID, "root")
+	}
 
-	boot := rootfs.New(c.Epoch)
-	for name, src := range map[string]rootfs.Source{
-		image.KernelFile:  rootfs.Bytes(kernelData),
-		image.InitrdFile:  rootfs.Bytes(initrd),
-		image.CmdlineFile: rootfs.Bytes(cmdline + "\n"),
-		image.MetaFile:    rootfs.Bytes(meta.Marshal()),
+	var cmdline []string
+	for _, con := range append(slices.Clone(c.Board.ExtraConsoles), c.Board.Console) {
+		cmdline = append(cmdline, "console="+con)
+	}
+	cmdline = append(cmdline, "rfs.root=PARTUUID="+rootID, "rfs.upper="+c.Upper)
+	cmdline = append(cmdline, strings.Fields(c.Cmdline)...)
+	meta := image.Meta{Board: c.Board.Name, Arch: arch, RFSVersion: rfs.Version(), BuildID: buildID, Kernel: kernelOrigin, KernelFile: c.kernelName(), Upper: c.Upper, RootGUID: rootID, Userland: c.Userland}
+	for name, content := range map[string][]byte{
+		image.CmdlineFile: []byte(strings.Join(cmdline, " ") + "\n"),
+		image.MetaFile:    meta.Marshal(),
 	} {
-		if err := boot.Add("/"+name, &rootfs.Node{Type: rootfs.Regular, Perm: 0o644, MTime: c.Epoch, Content: src}); err != nil {
+		if err := boot.Add("/"+name, &rootfs.Node{Type: rootfs.Regular, Perm: 0o644, MTime: c.Epoch, Content: rootfs.Bytes(content)}); err != nil {
 			return nil, err
 		}
 	}
 	// Headroom lets a bigger kernel or initramfs replace these in place.
 	bootSize := roundUp(fat.MinSize(boot)+16*image.MiB, image.MiB)
-	volID := DeriveGUID(buildID, "fat")
+	volID, _ := hex.DecodeString(DeriveGUID(buildID, "fat")[:8])
 
 	var rootSize int64
-	layout := image.Layout{
-		DiskGUID: DeriveGUID(buildID, "disk"),
-		Size:     c.Size,
-		Partitions: []image.Partition{
-			{
-				Name: image.BootPartition, Type: image.TypeESP, GUID: DeriveGUID(buildID, "boot"), Size: bootSize,
-				Write: func(ctx context.Context, w io.WriterAt) (int64, error) {
-					id, _ := hex.DecodeString(volID[:8])
-					opts := fat.Options{Label: "RFS-BOOT", VolumeID: uint32(id[0])<<24 | uint32(id[1])<<16 | uint32(id[2])<<8 | uint32(id[3]), MTime: c.Epoch}
-					return bootSize, fat.Write(w, bootSize, boot, opts)
-				},
+	layout.Partitions = []image.Partition{
+		{
+			Name: image.BootPartition, Type: image.TypeESP, GUID: bootID, Size: bootSize,
+			MBRType: image.MBRTypeFAT32LBA, Bootable: true,
+			Write: func(ctx context.Context, w io.WriterAt) (int64, error) {
+				opts := fat.Options{Label: "RFS-BOOT", VolumeID: binary.BigEndian.Uint32(volID), MTime: c.Epoch}
+				return bootSize, fat.Write(w, bootSize, boot, opts)
 			},
-			{
-				Name: image.RootPartition, Type: rootType, GUID: rootGUID,
-				Write: func(ctx context.Context, w io.WriterAt) (int64, error) {
-					n, err := squashfs.Write(w, tree, squashfs.Options{MTime: c.Epoch})
-					rootSize = n
-					return n, err
-				},
+		},
+		{
+			Name: image.RootPartition, Type: rootType, GUID: rootID, MBRType: image.MBRTypeLinux,
+			Write: func(ctx context.Context, w io.WriterAt) (int64, error) {
+				n, err := squashfs.Write(w, tree, squashfs.Options{MTime: c.Epoch})
+				rootSize = n
+				return n, err
 			},
 		},
 	}

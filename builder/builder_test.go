@@ -9,6 +9,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
+	"slices"
 	"strings"
 	"testing"
 
@@ -74,6 +76,7 @@ func TestBuildLayout(t *testing.T) {
 			os.MkdirAll(filepath.Join(files, "etc"), 0o755)
 			os.WriteFile(filepath.Join(files, "etc", "motd"), []byte("hello from --files\n"), 0o600)
 			c.Files = []Files{{Src: files, Dest: "/"}}
+			c.ConfigTxt = []string{"dtparam=audio=on"}
 			res := build(t, c)
 
 			out, err := exec.Command("sfdisk", "--json", res.Path).Output()
@@ -94,20 +97,24 @@ func TestBuildLayout(t *testing.T) {
 				t.Fatal(err)
 			}
 			pt := table.PartitionTable
-			if pt.Label != "gpt" || len(pt.Partitions) != 2 {
-				t.Fatalf("partition table: %s", out)
-			}
-			rootType, _ := image.RootType(c.Board.Arch)
-			want := []struct{ name, typ string }{{image.BootPartition, image.TypeESP}, {image.RootPartition, rootType}}
-			for i, p := range pt.Partitions {
-				if p.Name != want[i].name || !strings.EqualFold(p.Type, want[i].typ) || p.Start%2048 != 0 {
-					t.Errorf("partition %d = %+v, want %s of type %s, 1 MiB aligned", i+1, p, want[i].name, want[i].typ)
+			if c.Board.Table == "mbr" {
+				checkMBR(t, out)
+			} else {
+				if pt.Label != "gpt" || len(pt.Partitions) != 2 {
+					t.Fatalf("partition table: %s", out)
+				}
+				rootType, _ := image.RootType(c.Board.Arch)
+				want := []struct{ name, typ string }{{image.BootPartition, image.TypeESP}, {image.RootPartition, rootType}}
+				for i, p := range pt.Partitions {
+					if p.Name != want[i].name || !strings.EqualFold(p.Type, want[i].typ) || p.Start%2048 != 0 {
+						t.Errorf("partition %d = %+v, want %s of type %s, 1 MiB aligned", i+1, p, want[i].name, want[i].typ)
+					}
+				}
+				if !strings.EqualFold(pt.Partitions[1].UUID, DeriveGUID(res.BuildID, "root")) {
+					t.Errorf("root PARTUUID %s is not derived from the build ID", pt.Partitions[1].UUID)
 				}
 			}
-			if !strings.EqualFold(pt.Partitions[1].UUID, DeriveGUID(res.BuildID, "root")) {
-				t.Errorf("root PARTUUID %s is not derived from the build ID", pt.Partitions[1].UUID)
-			}
-			if _, err := exec.LookPath("sgdisk"); err == nil {
+			if _, err := exec.LookPath("sgdisk"); err == nil && c.Board.Table != "mbr" {
 				if out, err := exec.Command("sgdisk", "-v", res.Path).CombinedOutput(); err != nil || !bytes.Contains(out, []byte("No problems found")) {
 					t.Errorf("sgdisk -v: %v\n%s", err, out)
 				}
@@ -125,18 +132,45 @@ func TestBuildLayout(t *testing.T) {
 			if boot.Meta.Board != board || boot.Meta.BuildID != res.BuildID {
 				t.Errorf("rfs.json = %+v", boot.Meta)
 			}
-			if !strings.Contains(boot.Cmdline, "rfs.root=PARTUUID="+DeriveGUID(res.BuildID, "root")) || !strings.Contains(boot.Cmdline, "console="+c.Board.Console) {
+			if !strings.Contains(boot.Cmdline, "rfs.root=PARTUUID="+boot.Meta.RootGUID) || !strings.HasPrefix(boot.Cmdline, strings.Join(consoles(c.Board), " ")+" ") {
 				t.Errorf("cmdline = %q", boot.Cmdline)
 			}
 			if len(boot.Initrd) < 2 || boot.Initrd[0] != 0x1f || boot.Initrd[1] != 0x8b {
 				t.Error("initramfs is not gzip")
 			}
+			if strings.Contains(boot.Cmdline, "\n") {
+				t.Errorf("cmdline.txt is not one line: %q", boot.Cmdline)
+			}
+			if c.Board.Pi != nil {
+				bp, _ := disk.Partition(image.BootPartition)
+				cfg, err := disk.ReadFile(bp, "config.txt")
+				if err != nil {
+					t.Fatal(err)
+				}
+				want := []string{"[all]\narm_64bit=1\n", "kernel=kernel8.img\n", "initramfs initramfs.img followkernel\n", "enable_uart=1\n", "dtparam=audio=on\n"}
+				if len(c.Board.Pi.Models) > 1 {
+					want = append(want, "[pi3]\n", "[pi4]\n", "[pi5]\n")
+				}
+				for _, w := range want {
+					if !strings.Contains(string(cfg), w) {
+						t.Errorf("config.txt lacks %q:\n%s", w, cfg)
+					}
+				}
+				if !strings.HasSuffix(string(cfg), "[all]\ndtparam=audio=on\n") && len(c.Board.Pi.Models) > 1 {
+					t.Errorf("project lines are not last, under [all]:\n%s", cfg)
+				}
+				if !regexp.MustCompile(`^[0-9a-f]{8}-02$`).MatchString(boot.Meta.RootGUID) {
+					t.Errorf("Pi root PARTUUID %q is not the MBR form", boot.Meta.RootGUID)
+				}
+			}
 
 			if _, err := exec.LookPath("fsck.vfat"); err == nil {
 				bp, _ := disk.Partition(image.BootPartition)
-				if out, err := exec.Command("fsck.vfat", "-n", extract(t, res.Path, bp)).CombinedOutput(); err != nil {
+				part := extract(t, res.Path, bp)
+				if out, err := exec.Command("fsck.vfat", "-n", part).CombinedOutput(); err != nil {
 					t.Errorf("fsck.vfat -n: %v\n%s", err, out)
 				}
+				checkBootFiles(t, c.Board, part)
 			}
 			if _, err := exec.LookPath("unsquashfs"); err == nil {
 				rp, _ := disk.Partition(image.RootPartition)
@@ -208,6 +242,14 @@ func TestBuildErrors(t *testing.T) {
 		{"output is a directory", func(c *Config) { c.Output = t.TempDir() }, "is a directory"},
 		{"unwritable output", func(c *Config) { c.Output = "/proc/rfs-test/x.img" }, "create"},
 		{"bad upper", func(c *Config) { c.Upper = "ext4" }, "supported are tmpfs"},
+		{"wrong-arch kernel on a Pi", func(c *Config) {
+			dir, err := c.Fetcher.Download(context.Background(), amd64.Kernel.Module)
+			if err != nil {
+				t.Skip(err)
+			}
+			c.Board, _ = boards.Lookup("rpi4")
+			c.Kernel = dir
+		}, "but the board is arm64"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -252,6 +294,82 @@ func TestParseFiles(t *testing.T) {
 	} {
 		if got := ParseFiles(in); got != want {
 			t.Errorf("ParseFiles(%q) = %+v, want %+v", in, got, want)
+		}
+	}
+}
+
+func consoles(b boards.Board) []string {
+	var out []string
+	for _, c := range append(append([]string{}, b.ExtraConsoles...), b.Console) {
+		out = append(out, "console="+c)
+	}
+	return out
+}
+
+// checkMBR asserts the Raspberry Pi layout: MBR, p1 FAT32 LBA bootable, p2 Linux.
+func checkMBR(t *testing.T, sfdiskJSON []byte) {
+	t.Helper()
+	var table struct {
+		PartitionTable struct {
+			Label      string
+			ID         string
+			Partitions []struct {
+				Start, Size int64
+				Type        string
+				Bootable    bool
+			}
+		}
+	}
+	if err := json.Unmarshal(sfdiskJSON, &table); err != nil {
+		t.Fatal(err)
+	}
+	pt := table.PartitionTable
+	if pt.Label != "dos" || len(pt.Partitions) != 2 || pt.ID == "0x00000000" {
+		t.Fatalf("want an MBR with a disk id and 2 partitions: %s", sfdiskJSON)
+	}
+	if p := pt.Partitions[0]; p.Type != "c" || !p.Bootable || p.Start != 2048 {
+		t.Errorf("p1 = %+v, want FAT32 LBA (c), bootable, at 1 MiB", p)
+	}
+	if p := pt.Partitions[1]; p.Type != "83" || p.Start%2048 != 0 {
+		t.Errorf("p2 = %+v, want Linux (83), 1 MiB aligned", p)
+	}
+}
+
+// checkBootFiles lists the FAT with mtools (independent of our writer) and
+// checks what the board's firmware needs is there, and nothing it does not.
+func checkBootFiles(t *testing.T, b boards.Board, part string) {
+	t.Helper()
+	if _, err := exec.LookPath("mdir"); err != nil {
+		t.Log("mtools not installed: boot file list not checked")
+		return
+	}
+	out, err := exec.Command("mdir", "-/", "-b", "-i", part, "::").CombinedOutput()
+	if err != nil {
+		t.Fatalf("mdir: %v\n%s", err, out)
+	}
+	files := map[string]bool{}
+	for _, l := range strings.Fields(string(out)) {
+		files[strings.TrimPrefix(l, "::/")] = true
+	}
+	want := []string{image.InitrdFile, image.CmdlineFile, image.MetaFile}
+	if b.Pi == nil {
+		want = append(want, image.KernelFile)
+		if files["config.txt"] {
+			t.Error("config.txt on a non-Pi board")
+		}
+	} else {
+		want = append(want, b.Pi.KernelName, "config.txt", "overlays/vc4-kms-v3d.dtbo", "overlays/disable-bt.dtbo")
+		want = append(want, b.Pi.Firmware...)
+		want = append(want, b.Pi.DTBs...)
+		for _, fw := range []string{"bootcode.bin", "start.elf", "start4.elf"} {
+			if files[fw] != slices.Contains(b.Pi.Firmware, fw) {
+				t.Errorf("%s present = %v, but the board's firmware list is %v", fw, files[fw], b.Pi.Firmware)
+			}
+		}
+	}
+	for _, f := range want {
+		if !files[f] {
+			t.Errorf("boot partition lacks %s", f)
 		}
 	}
 }

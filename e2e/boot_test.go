@@ -15,7 +15,6 @@ import (
 
 	"github.com/rfsbuild/rfs/boards"
 	"github.com/rfsbuild/rfs/builder"
-	"github.com/rfsbuild/rfs/image"
 	"github.com/rfsbuild/rfs/qemu"
 	"github.com/rfsbuild/rfs/rootfs"
 )
@@ -52,32 +51,17 @@ func buildImage(t *testing.T, board string, mod func(*builder.Config)) string {
 // boot starts QEMU on an image the way `rfs run` does.
 func boot(t *testing.T, img, extraCmdline string, otherDisks ...string) *qemu.VM {
 	t.Helper()
-	disk, err := image.Open(img)
-	if err != nil {
-		t.Fatal(err)
-	}
-	bf, err := disk.ReadBoot()
-	disk.Close()
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := boards.Lookup(bf.Meta.Board)
-	if err != nil {
-		t.Fatal(err)
-	}
 	dir := t.TempDir()
-	kernel, initrd := filepath.Join(dir, "vmlinuz"), filepath.Join(dir, "initrd")
-	if err := os.WriteFile(kernel, bf.Kernel, 0o644); err != nil {
+	cfg, _, err := qemu.ForImage(img, dir, false)
+	if err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(initrd, bf.Initrd, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	cfg.Append = strings.TrimSpace(cfg.Append + " " + extraCmdline)
+	cfg.OtherDisks = otherDisks
 	logf, err := os.Create(filepath.Join(dir, "console.log"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := qemu.Config{QEMU: b.QEMU, Arch: b.Arch, Kernel: kernel, Initrd: initrd, Append: strings.TrimSpace(bf.Cmdline + " " + extraCmdline), Disk: img, OtherDisks: otherDisks}
 	vm, err := qemu.Start(context.Background(), cfg, logf)
 	if err != nil {
 		t.Fatal(err)

@@ -6,14 +6,17 @@ package image
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
 
 	"github.com/diskfs/go-diskfs/partition/gpt"
+	"github.com/diskfs/go-diskfs/partition/mbr"
 )
 
 // MiB is the alignment of every partition: what flash translation layers of
@@ -39,11 +42,20 @@ func RootType(arch string) (string, error) {
 	return "", fmt.Errorf("no root partition type for architecture %q", arch)
 }
 
+// MBR partition types.
+const (
+	MBRTypeFAT32LBA = 0x0c
+	MBRTypeLinux    = 0x83
+)
+
 // Partition is one partition to write.
 type Partition struct {
-	Name string // GPT partition name
+	Name string // GPT partition name (on MBR disks, names are by position)
 	Type string // GPT type GUID
-	GUID string // GPT unique partition GUID
+	GUID string // GPT unique partition GUID; on MBR disks, its PARTUUID (SSSSSSSS-NN)
+	// MBRType and Bootable are used on MBR disks.
+	MBRType  byte
+	Bootable bool
 	// Size is the partition size in bytes; 0 sizes it to what Write wrote.
 	Size int64
 	// Write fills the partition; w's offset 0 is the partition's first byte.
@@ -54,7 +66,14 @@ type Partition struct {
 
 // Layout is a whole disk.
 type Layout struct {
-	DiskGUID   string
+	// Table is "gpt" (default) or "mbr" (Raspberry Pi: its boot ROM reads
+	// only MBR). MBR disks hold at most 4 primary partitions.
+	Table string
+	// DiskGUID is the GPT disk GUID.
+	DiskGUID string
+	// DiskID is the MBR disk signature (bytes 440-443), the first half of
+	// Linux's MBR PARTUUIDs.
+	DiskID     uint32
 	Partitions []Partition
 	// Size is the image size; 0 makes it just large enough.
 	Size int64
@@ -115,8 +134,14 @@ func (l Layout) WriteFile(ctx context.Context, path string) ([]Placed, error) {
 }
 
 func (l Layout) write(ctx context.Context, f *os.File) ([]Placed, error) {
-	if len(l.Partitions) == 0 || len(l.Partitions) > 128 {
-		return nil, fmt.Errorf("a GPT image needs 1 to 128 partitions, not %d", len(l.Partitions))
+	maxParts := 128
+	if l.Table == "mbr" {
+		maxParts = 4
+	} else if l.Table != "" && l.Table != "gpt" {
+		return nil, fmt.Errorf("unknown partition table %q (gpt or mbr)", l.Table)
+	}
+	if len(l.Partitions) == 0 || len(l.Partitions) > maxParts {
+		return nil, fmt.Errorf("a %s image needs 1 to %d partitions, not %d", l.tableName(), maxParts, len(l.Partitions))
 	}
 	var placed []Placed
 	next := int64(MiB)
@@ -156,6 +181,12 @@ func (l Layout) write(ctx context.Context, f *os.File) ([]Placed, error) {
 	if err := f.Truncate(size); err != nil {
 		return nil, fmt.Errorf("size image: %w", err)
 	}
+	if l.Table == "mbr" {
+		if err := l.writeMBR(f, placed, size); err != nil {
+			return nil, fmt.Errorf("write partition table: %w", err)
+		}
+		return placed, nil
+	}
 	table := &gpt.Table{
 		LogicalSectorSize:  512,
 		PhysicalSectorSize: 512,
@@ -177,6 +208,42 @@ func (l Layout) write(ctx context.Context, f *os.File) ([]Placed, error) {
 		return nil, fmt.Errorf("write partition table: %w", err)
 	}
 	return placed, nil
+}
+
+func (l Layout) tableName() string {
+	if l.Table == "mbr" {
+		return "MBR"
+	}
+	return "GPT"
+}
+
+func (l Layout) writeMBR(f *os.File, placed []Placed, size int64) error {
+	table := &mbr.Table{LogicalSectorSize: 512, PhysicalSectorSize: 512}
+	for _, p := range placed {
+		start, sectors := p.Start/512, p.Size/512
+		if start+sectors > math.MaxUint32 {
+			return fmt.Errorf("partition %s ends beyond 2 TiB, the MBR limit", p.Name)
+		}
+		table.Partitions = append(table.Partitions, &mbr.Partition{
+			Index:    p.Index,
+			Bootable: p.Bootable,
+			Type:     mbr.Type(p.MBRType),
+			Start:    uint32(start),
+			Size:     uint32(sectors),
+		})
+	}
+	if err := table.Write(f, size); err != nil {
+		return err
+	}
+	var id [4]byte
+	binary.LittleEndian.PutUint32(id[:], l.DiskID)
+	_, err := f.WriteAt(id[:], 440)
+	return err
+}
+
+// MBRPartUUID is the PARTUUID Linux gives partition n of an MBR disk.
+func MBRPartUUID(diskID uint32, n int) string {
+	return fmt.Sprintf("%08x-%02x", diskID, n)
 }
 
 func roundUp(n, to int64) int64 { return (n + to - 1) / to * to }

@@ -12,6 +12,7 @@ import (
 const (
 	BootPartition = "rfs-boot"
 	RootPartition = "rfs-root"
+	DataPartition = "rfs-data"
 
 	KernelFile  = "vmlinuz"
 	InitrdFile  = "initramfs.img"
@@ -25,8 +26,9 @@ type Meta struct {
 	Arch       string `json:"arch"`
 	RFSVersion string `json:"rfs_version"`
 	BuildID    string `json:"build_id"`
-	Kernel     string `json:"kernel"` // where the kernel came from (module@version or a path)
-	Upper      string `json:"upper"`  // default upper mode (rfs.upper)
+	Kernel     string `json:"kernel"`      // where the kernel came from (module@version or a path)
+	KernelFile string `json:"kernel_file"` // the kernel's name on the boot partition
+	Upper      string `json:"upper"`       // default upper mode (rfs.upper)
 	RootGUID   string `json:"root_partuuid"`
 	Userland   string `json:"userland"`
 }
@@ -59,7 +61,11 @@ func (d *Disk) ReadBoot() (*Boot, error) {
 	if err := json.Unmarshal(meta, &b.Meta); err != nil {
 		return nil, fmt.Errorf("%s: %w", MetaFile, err)
 	}
-	if b.Kernel, err = d.ReadFile(p, KernelFile); err != nil {
+	kernelFile := b.Meta.KernelFile
+	if kernelFile == "" {
+		kernelFile = KernelFile
+	}
+	if b.Kernel, err = d.ReadFile(p, kernelFile); err != nil {
 		return nil, err
 	}
 	if b.Initrd, err = d.ReadFile(p, InitrdFile); err != nil {

@@ -1,6 +1,8 @@
 package image
 
 import (
+	"encoding/binary"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -15,7 +17,50 @@ import (
 type Disk struct {
 	f          *os.File
 	size       int64
+	Table      string // "gpt" or "mbr"
+	DiskID     uint32 // MBR disk signature
 	Partitions []Placed
+}
+
+// mbrNames are rfs's partition names by position on MBR disks, which have
+// no names of their own.
+var mbrNames = []string{BootPartition, RootPartition, DataPartition}
+
+func (d *Disk) readMBR() error {
+	var sector [512]byte
+	if _, err := d.f.ReadAt(sector[:], 0); err != nil {
+		return err
+	}
+	if sector[510] != 0x55 || sector[511] != 0xaa {
+		return errors.New("no MBR signature")
+	}
+	d.Table = "mbr"
+	d.DiskID = binary.LittleEndian.Uint32(sector[440:])
+	for i := 0; i < 4; i++ {
+		e := sector[446+16*i : 446+16*(i+1)]
+		typ := e[4]
+		if typ == 0 || typ == 0xee {
+			if typ == 0xee {
+				return errors.New("protective MBR of a damaged GPT")
+			}
+			continue
+		}
+		name := fmt.Sprintf("p%d", i+1)
+		if i < len(mbrNames) {
+			name = mbrNames[i]
+		}
+		start := int64(binary.LittleEndian.Uint32(e[8:])) * 512
+		size := int64(binary.LittleEndian.Uint32(e[12:])) * 512
+		d.Partitions = append(d.Partitions, Placed{
+			Partition: Partition{Name: name, GUID: MBRPartUUID(d.DiskID, i+1), MBRType: typ, Bootable: e[0] == 0x80, Size: size},
+			Index:     i + 1,
+			Start:     start,
+		})
+	}
+	if len(d.Partitions) == 0 {
+		return errors.New("empty MBR")
+	}
+	return nil
 }
 
 // Open reads the partition table of the image at path.
@@ -29,12 +74,16 @@ func Open(path string) (*Disk, error) {
 		f.Close()
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
+	d := &Disk{f: f, size: size}
 	table, err := gpt.Read(f, 512, 512)
 	if err != nil {
-		f.Close()
-		return nil, fmt.Errorf("%s: %w: no valid GPT (%v)", path, ErrNotRFS, err)
+		if err := d.readMBR(); err != nil {
+			f.Close()
+			return nil, fmt.Errorf("%s: %w: no valid GPT or MBR partition table", path, ErrNotRFS)
+		}
+		return d, nil
 	}
-	d := &Disk{f: f, size: size}
+	d.Table = "gpt"
 	for i, p := range table.Partitions {
 		if p.Type == gpt.Unused {
 			continue

@@ -33,6 +33,8 @@ type File struct {
 	Login    *bool    `yaml:"login"`
 	RootHash string   `yaml:"root_password_hash"`
 	Epoch    *int64   `yaml:"epoch"`
+	// ConfigTxt lines go at the end of a Raspberry Pi's config.txt.
+	ConfigTxt []string `yaml:"config_txt"`
 
 	// Dir is the directory the file was read from.
 	Dir string `yaml:"-"`
@@ -130,6 +132,12 @@ upper: tmpfs
 # (root has no password unless root_password_hash holds a crypt(3) hash).
 login: false
 # root_password_hash: "$6$..."
+
+# Raspberry Pi boards: extra config.txt lines (appended under [all]; write
+# your own [pi4]-style sections if a line is for one model only).
+# config_txt:
+#   - dtoverlay=vc4-kms-v3d
+#   - dtparam=audio=on
 
 # Image size: empty for "just fit"; e.g. 1G leaves free space at the end.
 # size: 1G

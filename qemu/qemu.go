@@ -23,6 +23,7 @@ type Config struct {
 	Arch    string // GOARCH of the guest
 	Kernel  string // path of the kernel image
 	Initrd  string // path of the initramfs
+	DTB     string // path of a device tree, if the machine needs one
 	Append  string // kernel command line
 	Disk    string // disk image path
 	Persist bool   // write guest changes to Disk (default: a throw-away snapshot)
@@ -39,6 +40,12 @@ func (c Config) Args() []string {
 	if q.CPU != "" {
 		args = append(args, "-cpu", q.CPU)
 	}
+	if q.SerialPort > 0 {
+		for i := 0; i < q.SerialPort; i++ {
+			args = append(args, "-serial", "null")
+		}
+		args = append(args, "-serial", "mon:stdio")
+	}
 	if c.KVM {
 		args = append(args, "-accel", "kvm")
 	} else {
@@ -47,6 +54,9 @@ func (c Config) Args() []string {
 	args = append(args, "-kernel", c.Kernel)
 	if c.Initrd != "" {
 		args = append(args, "-initrd", c.Initrd)
+	}
+	if c.DTB != "" {
+		args = append(args, "-dtb", c.DTB)
 	}
 	if c.Append != "" {
 		args = append(args, "-append", c.Append)

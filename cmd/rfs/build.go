@@ -138,13 +138,14 @@ func resolveBuild(cmd *cobra.Command, f buildFlags) (*builder.Config, error) {
 		return nil, err
 	}
 	cfg := &builder.Config{
-		Board:    board,
-		Userland: pick("userland", f.userland, p.Userland),
-		Hostname: pick("hostname", f.hostname, p.Hostname),
-		Cmdline:  pick("cmdline", f.cmdline, p.Cmdline),
-		Upper:    pick("upper", f.upper, p.Upper),
-		RootHash: p.RootHash,
-		Owner:    &rootfs.Owner{},
+		Board:     board,
+		Userland:  pick("userland", f.userland, p.Userland),
+		Hostname:  pick("hostname", f.hostname, p.Hostname),
+		Cmdline:   pick("cmdline", f.cmdline, p.Cmdline),
+		Upper:     pick("upper", f.upper, p.Upper),
+		RootHash:  p.RootHash,
+		ConfigTxt: p.ConfigTxt,
+		Owner:     &rootfs.Owner{},
 	}
 	if changed("kernel") {
 		cfg.Kernel = f.kernel

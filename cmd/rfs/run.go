@@ -4,15 +4,12 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"regexp"
 	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 
-	"github.com/rfsbuild/rfs/boards"
-	"github.com/rfsbuild/rfs/image"
 	"github.com/rfsbuild/rfs/qemu"
 )
 
@@ -41,35 +38,21 @@ text appears, or non-zero (2) when --timeout passes first; for scripts and CI.`,
   rfs run out/qemu-arm64.img --append rfs.shell     # rescue shell in the initramfs`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			disk, err := image.Open(args[0])
-			if err != nil {
-				return err
-			}
-			boot, err := disk.ReadBoot()
-			disk.Close()
-			if err != nil {
-				return fmt.Errorf("%s: %w", args[0], err)
-			}
-			board, err := boards.Lookup(boot.Meta.Board)
-			if err != nil {
-				return fmt.Errorf("%s: %w", args[0], err)
-			}
 			tmp, err := os.MkdirTemp("", "rfs-run-")
 			if err != nil {
 				return err
 			}
 			defer os.RemoveAll(tmp)
-			kernelPath := filepath.Join(tmp, image.KernelFile)
-			initrdPath := filepath.Join(tmp, image.InitrdFile)
-			if err := os.WriteFile(kernelPath, boot.Kernel, 0o644); err != nil {
+			cfg, board, err := qemu.ForImage(args[0], tmp, persist)
+			if err != nil {
 				return err
 			}
-			if err := os.WriteFile(initrdPath, boot.Initrd, 0o644); err != nil {
-				return err
+			cfg.KVM = kvm
+			if appendC != "" {
+				cfg.Append += " " + appendC
 			}
-			cfg := qemu.Config{
-				QEMU: board.QEMU, Arch: board.Arch, Kernel: kernelPath, Initrd: initrdPath,
-				Append: strings.TrimSpace(boot.Cmdline + " " + appendC), Disk: args[0], Persist: persist, KVM: kvm,
+			if board.QEMU.Note != "" {
+				fmt.Fprintf(cmd.ErrOrStderr(), "rfs: %s\n", board.QEMU.Note)
 			}
 			if memory != "" {
 				cfg.QEMU.Memory = memory

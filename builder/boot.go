@@ -1,0 +1,137 @@
+package builder
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/rfsbuild/rfs/boards"
+	"github.com/rfsbuild/rfs/image"
+	"github.com/rfsbuild/rfs/rootfs"
+)
+
+// kernelName is the kernel's file name on the boot partition.
+func (c *Config) kernelName() string {
+	if c.Board.Pi != nil {
+		return c.Board.Pi.KernelName
+	}
+	return image.KernelFile
+}
+
+// bootFiles lays out the boot partition but for cmdline.txt and rfs.json,
+// which name the build and are added once its ID is known.
+func (c *Config) bootFiles(ctx context.Context, kernelPath string, initrd []byte) (*rootfs.Tree, error) {
+	boot := rootfs.New(c.Epoch)
+	add := func(name string, src rootfs.Source) error {
+		return boot.Add("/"+name, &rootfs.Node{Type: rootfs.Regular, Perm: 0o644, MTime: c.Epoch, Content: src})
+	}
+	kernel, err := hostFile(kernelPath)
+	if err != nil {
+		return nil, fmt.Errorf("kernel: %w", err)
+	}
+	if err := add(c.kernelName(), kernel); err != nil {
+		return nil, err
+	}
+	if err := add(image.InitrdFile, rootfs.Bytes(initrd)); err != nil {
+		return nil, err
+	}
+	pi := c.Board.Pi
+	if pi == nil {
+		return boot, nil
+	}
+
+	// Raspberry Pi: firmware, device trees, overlays and config.txt.
+	fwDir, err := c.Fetcher.Download(ctx, boards.FirmwareRPiModule)
+	if err != nil {
+		return nil, err
+	}
+	for _, name := range pi.Firmware {
+		src, err := hostFile(filepath.Join(fwDir, name))
+		if err != nil {
+			return nil, fmt.Errorf("firmware: %w", err)
+		}
+		if err := add(name, src); err != nil {
+			return nil, err
+		}
+	}
+	// Device trees and overlays come with the kernel: from the directory of
+	// a kernel the user brings when it has them, else from the pinned one.
+	dtbDir := filepath.Dir(kernelPath)
+	if _, err := os.Stat(filepath.Join(dtbDir, pi.DTBs[0])); err != nil {
+		if dtbDir, err = c.Fetcher.Download(ctx, c.Board.Kernel.Module); err != nil {
+			return nil, err
+		}
+	}
+	for _, name := range pi.DTBs {
+		src, err := hostFile(filepath.Join(dtbDir, name))
+		if err != nil {
+			return nil, fmt.Errorf("device tree: %w", err)
+		}
+		if err := add(name, src); err != nil {
+			return nil, err
+		}
+	}
+	overlays, err := os.ReadDir(filepath.Join(dtbDir, "overlays"))
+	if err != nil {
+		return nil, fmt.Errorf("device tree overlays: %w", err)
+	}
+	for _, e := range overlays {
+		if !e.Type().IsRegular() {
+			continue
+		}
+		src, err := hostFile(filepath.Join(dtbDir, "overlays", e.Name()))
+		if err != nil {
+			return nil, err
+		}
+		if err := add("overlays/"+e.Name(), src); err != nil {
+			return nil, err
+		}
+	}
+	if err := add("config.txt", rootfs.Bytes(c.configTxt())); err != nil {
+		return nil, err
+	}
+	return boot, nil
+}
+
+// configTxt is the Raspberry Pi firmware's configuration. Model sections
+// ([pi3], [pi4], [pi5]) hold what differs per model; [all] the rest, then
+// the project's own lines.
+func (c *Config) configTxt() string {
+	pi := c.Board.Pi
+	var b strings.Builder
+	fmt.Fprintf(&b, "# Raspberry Pi firmware configuration, written by rfs for board %s.\n", c.Board.Name)
+	b.WriteString("# See https://www.raspberrypi.com/documentation/computers/config_txt.html\n")
+	b.WriteString("[all]\narm_64bit=1\n")
+	fmt.Fprintf(&b, "kernel=%s\n", pi.KernelName)
+	fmt.Fprintf(&b, "initramfs %s followkernel\n", image.InitrdFile)
+	b.WriteString("enable_uart=1\n")
+	if len(pi.Models) > 1 {
+		for _, m := range pi.Models {
+			fmt.Fprintf(&b, "[%s]\n# %s\n", m, piModelNotes[m])
+		}
+		b.WriteString("[all]\n")
+	}
+	for _, line := range c.ConfigTxt {
+		b.WriteString(line + "\n")
+	}
+	return b.String()
+}
+
+var piModelNotes = map[string]string{
+	"pi3": "Pi 3/3+/Zero 2 W: firmware bootcode.bin, start.elf, fixup.dat; device trees bcm2710-*",
+	"pi4": "Pi 4/400/CM4: firmware start4.elf, fixup4.dat; device trees bcm2711-*",
+	"pi5": "Pi 5/500/CM5: firmware in EEPROM; device trees bcm2712-*",
+}
+
+func hostFile(path string) (rootfs.HostFile, error) {
+	st, err := os.Stat(path)
+	if err != nil {
+		return rootfs.HostFile{}, err
+	}
+	if !st.Mode().IsRegular() {
+		return rootfs.HostFile{}, fmt.Errorf("%s is not a regular file", path)
+	}
+	return rootfs.HostFile{Path: path, Len: st.Size()}, nil
+}

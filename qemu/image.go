@@ -1,0 +1,106 @@
+package qemu
+
+import (
+	"fmt"
+	"io"
+	"math/bits"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/rfsbuild/rfs/boards"
+	"github.com/rfsbuild/rfs/image"
+)
+
+// ForImage prepares a Config that boots the image at path as its board's
+// firmware would: kernel, initramfs, command line (and device tree) are read
+// from the image's boot partition into dir, which proves the partition's
+// content. Boards whose QEMU disk is an SD card boot a copy of the image
+// padded to a power of two, as QEMU's SD emulation requires.
+func ForImage(path, dir string, persist bool) (Config, boards.Board, error) {
+	disk, err := image.Open(path)
+	if err != nil {
+		return Config{}, boards.Board{}, err
+	}
+	defer disk.Close()
+	boot, err := disk.ReadBoot()
+	if err != nil {
+		return Config{}, boards.Board{}, fmt.Errorf("%s: %w", path, err)
+	}
+	board, err := boards.Lookup(boot.Meta.Board)
+	if err != nil {
+		return Config{}, boards.Board{}, fmt.Errorf("%s: %w", path, err)
+	}
+	c := Config{
+		QEMU: board.QEMU, Arch: board.Arch,
+		Kernel: filepath.Join(dir, "kernel"), Initrd: filepath.Join(dir, "initrd"),
+		Append: boot.Cmdline, Disk: path, Persist: persist,
+	}
+	if board.QEMU.Console != "" {
+		// The last console= is /dev/console: the one QEMU connects to stdio.
+		c.Append += " console=" + board.QEMU.Console
+	}
+	if err := os.WriteFile(c.Kernel, boot.Kernel, 0o644); err != nil {
+		return Config{}, board, err
+	}
+	if err := os.WriteFile(c.Initrd, boot.Initrd, 0o644); err != nil {
+		return Config{}, board, err
+	}
+	if board.QEMU.DTB != "" {
+		p, err := disk.Partition(image.BootPartition)
+		if err != nil {
+			return Config{}, board, err
+		}
+		dtb, err := disk.ReadFile(p, board.QEMU.DTB)
+		if err != nil {
+			return Config{}, board, err
+		}
+		c.DTB = filepath.Join(dir, board.QEMU.DTB)
+		if err := os.WriteFile(c.DTB, dtb, 0o644); err != nil {
+			return Config{}, board, err
+		}
+	}
+	if board.QEMU.Disk == "sd" {
+		size := disk.Size()
+		pow2 := int64(1) << (64 - bits.LeadingZeros64(uint64(size-1)))
+		if persist {
+			if size != pow2 {
+				return Config{}, board, fmt.Errorf("--persist: QEMU's SD card needs a power-of-two size and %s is %s; build with --size %s, or run without --persist", path, image.HumanSize(size), image.HumanSize(pow2))
+			}
+		} else {
+			c.Disk = filepath.Join(dir, "sd.img")
+			if err := copyPadded(path, c.Disk, pow2); err != nil {
+				return Config{}, board, fmt.Errorf("SD card copy: %w", err)
+			}
+			c.Persist = true // the copy is throw-away already
+		}
+	}
+	return c, board, nil
+}
+
+// copyPadded copies src to dst and extends dst to size (sparse).
+func copyPadded(src, dst string, size int64) error {
+	in, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	out, err := os.Create(dst)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(out, in); err != nil {
+		out.Close()
+		return err
+	}
+	if err := out.Truncate(size); err != nil {
+		out.Close()
+		return err
+	}
+	return out.Close()
+}
+
+// String describes the machine for humans.
+func (c Config) String() string {
+	return strings.TrimSpace(c.QEMU.Binary + " -M " + c.QEMU.Machine)
+}
