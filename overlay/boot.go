@@ -215,8 +215,13 @@ func (b *Boot) waitDevice(what string, spec RootSpec, wait time.Duration) (*Root
 	var orphanSince time.Time
 	added := map[string]bool{}
 	for scans := 1; ; scans++ {
-		devs := b.scanner.Scan()
-		b.lastScan = devs
+		var devs []BlockDevice
+		if scans == 1 && b.lastScan != nil {
+			devs = b.lastScan // the root's scan: the data partition is normally on the same disk
+		} else {
+			devs = b.scanner.Scan()
+			b.lastScan = devs
+		}
 		m, note, orphan := Lookup(devs, spec)
 		if orphan == nil {
 			orphanSince = time.Time{}
@@ -628,7 +633,7 @@ func (b *Boot) Prepare() (err error) {
 		}
 	}()
 	b.Status = Status{Timings: Timings{Mounts: b.Status.Timings.Mounts}}
-	b.degraded, b.data = "", nil
+	b.degraded, b.data, b.lastScan = "", nil, nil
 	m, err := b.WaitRoot()
 	if err != nil {
 		return err
