@@ -43,8 +43,12 @@ func TestDataPersistence(t *testing.T) {
 		t.Helper()
 		vm := bootDisk(t, d, extra, nil)
 		waitShell(t, vm)
-		if st := run(t, vm, "cat /run/rfs/status.json"); !strings.Contains(st, `"mode": "data"`) || !strings.Contains(st, `"degraded": ""`) {
+		st := run(t, vm, "cat /run/rfs/status.json")
+		if !strings.Contains(st, `"mode": "data"`) || !strings.Contains(st, `"degraded": ""`) {
 			t.Fatalf("status.json:\n%s", st)
+		}
+		if m := regexp.MustCompile(`(?s)"timings_ms": (\{.*?\})`).FindStringSubmatch(st); m != nil {
+			t.Logf("boot timings (ms, TCG): %s", strings.Join(strings.Fields(m[1]), " "))
 		}
 		run(t, vm, "echo kept > /etc/rfs-persist")
 		shutdown(t, vm)

@@ -242,7 +242,9 @@ func (b *Boot) readResetFlag() (all, ok bool) {
 	flag := filepath.Join(target, ResetFlagFile)
 	c, err := os.ReadFile(flag)
 	if err != nil {
-		unix.Unmount(target, 0)
+		if unix.Unmount(target, 0) == nil {
+			os.Remove(target)
+		}
 		return false, false
 	}
 	b.data.flag = flag
@@ -265,6 +267,8 @@ func (b *Boot) clearResetFlag() {
 	}
 	if uerr := unix.Unmount(target, 0); err == nil && uerr != nil {
 		err = uerr
+	} else if uerr == nil {
+		os.Remove(target)
 	}
 	if err != nil {
 		b.Logf("warning: cannot remove the reset flag %s from the boot partition: %v; the reset will be repeated at every boot until it is removed", ResetFlagFile, err)

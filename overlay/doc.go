@@ -13,19 +13,32 @@
 //     If the partition is in a table but the kernel made no device for it
 //     within 250 ms (a kernel without CONFIG_MSDOS_PARTITION or
 //     CONFIG_EFI_PARTITION), the init adds it itself (BLKPG, like partx -a).
-//  4. mount the squashfs read-only at /run/rfs/lower; a tmpfs at
-//     /run/rfs/.upper-rw with upper/ and work/ in it; overlay at /sysroot with
-//     lowerdir=/run/rfs/lower,upperdir=/run/rfs/.upper-rw/upper,
-//     workdir=/run/rfs/.upper-rw/work,redirect_dir=off,index=off,metacopy=off;
-//     then bind the upper read-only at /run/rfs/upper and detach the rw
-//     staging mount (overlayfs holds private clones of its layer mounts)
-//  5. write /run/rfs/status.json (type Status) atomically
-//  6. switch_root: move /dev /proc /sys /run into /sysroot, delete the
+//  4. mount the squashfs read-only at /run/rfs/lower
+//  5. with rfs.data: the data partition (see "Data partition" below): find
+//     it (same scan as the root, up to DataWait = 3 s more), check the ext4
+//     magic, mount it at /run/rfs/.data-rw; complete a pending reset, then
+//     perform a requested one (rfs.reset, flag file on rfs.boot); grow the
+//     partition and the filesystem to the end of the disk; check free
+//     space. Anything wrong degrades the boot to a tmpfs upper (below).
+//  6. the upper: rfs.upper=data and a usable data partition: upper/ and
+//     work/ on it; otherwise a tmpfs at /run/rfs/.upper-rw with upper/ and
+//     work/. Overlay at /sysroot with lowerdir=/run/rfs/lower,upperdir=...,
+//     workdir=...,redirect_dir=off,index=off,metacopy=off (never volatile);
+//     bind the upper read-only at /run/rfs/upper; seed (once) and bind the
+//     volumes; bind the data partition at /run/rfs/data with upper/ and
+//     work/ covered read-only; detach the rw staging mounts (overlayfs holds
+//     private clones of its layer mounts); copy the init to
+//     /run/rfs/bin/rfs-init
+//  7. write /run/rfs/status.json (type Status) atomically
+//  8. switch_root: move /dev /proc /sys /run into /sysroot, delete the
 //     initramfs contents (same filesystem only, and only if / is a
 //     ramfs/tmpfs), MS_MOVE /sysroot onto /, chroot, print
-//     "rfs: overlay ready (lower=DEV squashfs, upper=tmpfs size=S, Nms)" and
-//     exec rfs.init
-//  7. any failure: "rfs: ERROR: ..." lines (what failed, what was looked
+//     "rfs: overlay ready (lower=DEV squashfs, upper=tmpfs size=S, Nms)"
+//     (data upper: "upper=data DEV"; a degraded boot: "upper=tmpfs size=S,
+//     DEGRADED" after a "rfs: DEGRADED: why" line), start the background
+//     deletion of wiped files if any (rfs-init gc, nice 19, idle I/O,
+//     log in /run/rfs/gc.log) and exec rfs.init
+//  9. any failure: "rfs: ERROR: ..." lines (what failed, what was looked
 //     for, every block device seen with its partition ids), then a rescue
 //     shell (/bin/sh). When the shell exits, the boot is retried from step 2.
 //     PID 1 never returns.
@@ -53,12 +66,25 @@
 //	    waits for it to appear.
 //	    If rfs.root is absent, the kernel's root= is used with the same
 //	    syntax; if both are absent, boot fails with a clear message.
-//	rfs.upper=tmpfs | rfs.upper=tmpfs:size=N
-//	    The writable upper layer. tmpfs: every boot starts from the factory
-//	    state. N is a tmpfs size: a number of bytes with an optional k/m/g
-//	    suffix (K/M/G accepted) or a percentage of RAM (default 50%).
-//	    Any other mode (e.g. the planned data:PARTUUID=...) logs a warning,
-//	    falls back to tmpfs and sets status.json's "degraded" reason.
+//	rfs.upper=data | rfs.upper=tmpfs | rfs.upper=tmpfs:size=N
+//	    The writable upper layer. data: on the data partition (rfs.data),
+//	    persistent. tmpfs: every boot starts from the factory state (the
+//	    data partition, if given, still holds the volumes). N is a tmpfs
+//	    size: a number of bytes with an optional k/m/g suffix (K/M/G
+//	    accepted) or a percentage of RAM (default 50%; also used by a
+//	    degraded data boot). Default tmpfs. rfs.upper=data:PARTUUID=<id> is
+//	    short for rfs.upper=data rfs.data=PARTUUID=<id>. Unknown modes log a
+//	    warning and use tmpfs. The builder writes rfs.upper=...; giving it
+//	    again at boot overrides it (last wins), e.g. to boot clean once.
+//	rfs.data=PARTUUID=<id> | rfs.data=/dev/NAME
+//	    The data partition (ext4): upper/, work/, volumes/. Same syntax and
+//	    search as rfs.root.
+//	rfs.boot=PARTUUID=<id> | rfs.boot=/dev/NAME
+//	    The boot partition (FAT), only read for the reset flag file.
+//	rfs.reset | rfs.reset=all
+//	    Factory reset at this boot: wipe upper/ and work/ (all: volumes/
+//	    too). One-shot: do not leave it on a persistent command line, every
+//	    boot with it resets. rfs.reset=0 cancels an earlier rfs.reset.
 //	rfs.init=/path
 //	    Program to exec as PID 1 in the new root (default /sbin/init),
 //	    argv[0] is the path. Must be absolute and exist in the new root
@@ -79,16 +105,75 @@
 // "rfs: warning: ..." line and the default is used; they never fail the
 // boot. Parameters not starting with rfs. (except root=) are ignored.
 //
+// # Data partition
+//
+// The last partition of the image (p3): ext4, label rfs-data, GPT type
+// 0fc63daf-8483-4772-8e79-3d69d8477de4 (MBR 0x83), made with upper/, work/,
+// volumes/ (root, 0755). The init adds what is missing and keeps:
+//
+//	upper/ work/            the overlay's upper and work dirs (rfs.upper=data)
+//	volumes/NAME            one dir per volume
+//	trash/                  wiped dirs (ID-upper, ID-work, ID-volumes) being deleted
+//	rfs-state.json          DataState: last reset (time, trigger, all), last growth
+//	rfs-reset-pending       ResetIntent: a reset decided but not yet complete
+//
+// Factory reset. Triggers: rfs.reset[=all] on the command line; a file
+// "rfs-reset" at the root of the boot partition (content "all" = also the
+// volumes; any other content = upper only), cleared by the init once the
+// wipe is durable; `rfs-init reset [--all]` on the device (writes the
+// intent, reboots; the init performs it); ResetData on the host (rfs reset
+// --now). Steps, each idempotent, so a power cut anywhere is completed by
+// the next boot (old state before step 1, reset state after it):
+// (1) write rfs-reset-pending (temp, fsync, rename, fsync dir) — the commit
+// point; (2) rename upper, work (and volumes) into trash/; (3) mkdir fresh
+// ones, fsync; (4) rfs-state.json, remove the intent, fsync; (5) clear the
+// flag. The cost is a few renames and fsyncs whatever the file count; the
+// trash is deleted in the background after switch_root (and again at the
+// next boot if cut short).
+//
+// Volumes. The lower's /etc/rfs/volumes lists "NAME /absolute/path" per
+// line (NAME: [a-z0-9_.-]+; # comments). The init bind-mounts
+// volumes/NAME onto the path in the new root (creating the mount point if
+// needed). A volume that does not exist yet is seeded with a copy of the
+// lower's content at that path (owner, mode, times; empty if the lower has
+// nothing there), built in volumes/.seed-NAME and renamed into place: a
+// volume that exists was seeded completely, once; emptying it does not
+// seed it again (deleting its directory does). Volumes survive a reset,
+// not a reset=all. With a tmpfs upper the volumes are still bound.
+//
+// First-boot growth. If the data partition is the last one and at least
+// 1 MiB is free after it (an image written to a larger medium), the init
+// grows the table entry (GPT: new backup entries + header at the disk's
+// end first, flush, then the primary, then the protective MBR; MBR: the
+// entry's size, one sector), tells the kernel (BLKPG_RESIZE_PARTITION),
+// and grows the mounted ext4 (EXT4_IOC_RESIZE_FS, journalled by the
+// kernel). Every intermediate state boots; a torn primary GPT reads as the
+// new backup; the next boot finishes what is missing.
+//
+// Degraded mode. Data partition not found, not ext4, not mountable
+// (corrupt), fails during reset, or full (< 4 MiB or < 64 inodes free):
+// the boot uses a tmpfs upper, volumes are not bound, "rfs: DEGRADED: why"
+// is printed and status.json's "degraded" says why. Nothing is written to
+// an unmountable partition; a mountable but full one stays mounted rw at
+// /run/rfs/data so an operator can free space. No fsck, no mkfs, no reset
+// without a trigger.
+//
 // # Files on the booted device
 //
 //	/run/rfs/lower        the squashfs (read-only)
 //	/run/rfs/upper        the upper layer's upper dir, bound read-only
 //	                      (what changed since the factory state)
+//	/run/rfs/data         the data partition (rw: volumes/, rfs-reset-pending),
+//	                      its upper/ and work/ covered by read-only binds
 //	/run/rfs/status.json  Status, JSON
+//	/run/rfs/bin/rfs-init the init, as helper: rfs-init status [--json],
+//	                      rfs-init reset [--all] [--no-reboot]
+//	/run/rfs/gc.log       the background deletion of wiped files
 //
 // Note: /proc/self/mountinfo shows the overlay's upperdir= and workdir= as
-// /run/rfs/.upper-rw/..., a staging path that is detached after the mount;
-// the upper's contents are at /run/rfs/upper (status.json says so).
+// /run/rfs/.upper-rw/... or /run/rfs/.data-rw/..., staging paths that are
+// detached after the mount; the upper's contents are at /run/rfs/upper
+// (status.json says so).
 //
 // The version recorded in status.json is Version, set at build time with
 // -ldflags "-X github.com/rfsbuild/rfs/overlay.Version=v1.2.3".
