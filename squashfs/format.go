@@ -1,4 +1,5 @@
-// Package squashfs writes squashfs 4.0 images from an rfs tree model.
+// Package squashfs writes squashfs 4.0 images from an rfs tree model, and
+// reads them back (Open: ours and mksquashfs's).
 //
 // The on-disk format follows the kernel's
 // Documentation/filesystems/squashfs.rst and what fs/squashfs accepts. The
@@ -6,22 +7,24 @@
 // order of the tables when it mounts:
 //
 //	superblock (96 bytes)
+//	compressor options       (only when not the defaults)
 //	data blocks and fragment blocks
 //	inode table              (metadata blocks)
 //	directory table          (metadata blocks)
 //	fragment table + index
 //	export table + index     (inode number -> inode reference, for NFS/overlayfs)
 //	id table + index         (uids and gids)
+//	xattr tables + index     (only with Options.Xattrs and a tree with xattrs)
 //	zero padding to a 4 KiB multiple
 //
-// The writer is deterministic: the same tree and options give the same bytes,
-// whatever the number of workers compressing blocks in parallel.
+// The writer is deterministic: the same tree and options give the same
+// bytes, whatever the number of workers compressing blocks in parallel.
 //
 // What it stores, and how:
 //   - every inode type; basic inodes, extended ones only where the kernel
 //     needs them: files over 4 GiB or starting past 4 GiB, files with hard
 //     links (nlink > 1) or holes, directories over 64 KiB of listing or with
-//     a directory index;
+//     a directory index, inodes with xattrs;
 //   - hard links (entries sharing a *rootfs.Node) share one inode;
 //   - identical file contents are stored once (files whose size is unique
 //     are never hashed; candidates up to 1 MiB are read once, larger ones
@@ -31,16 +34,27 @@
 //     into fragment blocks (mksquashfs -always-use-fragments);
 //   - a block that does not shrink is stored uncompressed;
 //   - an export table, so the image is NFS/overlayfs exportable like a
-//     default mksquashfs image; no xattrs (nodes with xattrs are refused).
+//     default mksquashfs image;
+//   - xattrs (user.*, trusted.*, security.*; identical sets shared, values
+//     inline) only when Options.Xattrs says the kernel reads them; the
+//     default gokrazy kernels do not, and then a node with xattrs is an
+//     error.
 //
-// Compression level: gzip level 9 by default, like mksquashfs. The zlib
-// encoder is github.com/klauspost/compress, whose level 9 is about 2.6%
-// larger than C zlib's level 9 on the same blocks (and its levels 7 and 8
-// are no smaller), so images come out 2-3% larger than mksquashfs -comp gzip
-// despite tail packing: /usr/lib/python3.11 (54 MB) 15,613,952 vs 15,183,872
-// bytes; a busybox 1.34.1 arm64 tree 753,664 vs 737,280. No level of this
-// encoder reaches mksquashfs's size; it uses about 35% less CPU
-// (bench/squashfs.sh).
+// Compressors: gzip (default, level 9 like mksquashfs), xz (LZMA2, CRC32,
+// dictionary = block size unless Options.XZDictSize; no BCJ filters) and
+// zstd (level 15 by default); non-default settings are written as
+// compressor options, as mksquashfs does. xz and zstd need a kernel with
+// CONFIG_SQUASHFS_XZ / CONFIG_SQUASHFS_ZSTD.
+//
+// Size against mksquashfs -comp gzip: the zlib encoder is
+// github.com/klauspost/compress, whose level 9 output is 1-4% larger than
+// C zlib's level 9 on the same blocks (its levels 7 and 8 are no smaller),
+// so images come out 2-3% larger on binaries and text (a busybox tree
+// 757,760 vs 741,376 bytes, /usr/lib/python3.11 15,613,952 vs 15,183,872)
+// and ~3% smaller on many small files (tail packing). Options.Smallest
+// also runs Go's compress/zlib on every block and keeps the smaller
+// output: python3.11 15,482,880 bytes (1.020x) for 2-3x the CPU. See
+// docs/benchmarks.md and bench/squashfs.sh.
 package squashfs
 
 import "encoding/binary"

@@ -64,8 +64,8 @@ const dedupCache = 1 << 20
 // Regular files with identical content are stored once, tails of files are
 // packed into fragment blocks, all-zero blocks are stored as holes and hard
 // links (several entries pointing to the same *rootfs.Node) share one inode.
-// Nodes with extended attributes are refused: the target kernels are built
-// without squashfs xattr support.
+// Nodes with extended attributes are written when opts.Xattrs is set and
+// refused otherwise (the default target kernels lack squashfs xattrs).
 func Write(w io.WriterAt, t *rootfs.Tree, opts Options) (int64, error) {
 	if t == nil || t.Root == nil {
 		return 0, errors.New("squashfs: nil tree")
