@@ -9,6 +9,7 @@ import (
 
 	"github.com/rfsbuild/rfs/boards"
 	"github.com/rfsbuild/rfs/image"
+	"github.com/rfsbuild/rfs/modfetch"
 	"github.com/rfsbuild/rfs/rootfs"
 )
 
@@ -27,7 +28,7 @@ func (c *Config) bootFiles(ctx context.Context, kernelPath string, initrd []byte
 	add := func(name string, src rootfs.Source) error {
 		return boot.Add("/"+name, &rootfs.Node{Type: rootfs.Regular, Perm: 0o644, MTime: c.Epoch, Content: src})
 	}
-	kernel, err := hostFile(kernelPath)
+	kernel, err := c.hostFile(kernelPath)
 	if err != nil {
 		return nil, fmt.Errorf("kernel: %w", err)
 	}
@@ -43,12 +44,12 @@ func (c *Config) bootFiles(ctx context.Context, kernelPath string, initrd []byte
 	}
 
 	// Raspberry Pi: firmware, device trees, overlays and config.txt.
-	fwDir, err := c.Fetcher.Download(ctx, boards.FirmwareRPiModule)
+	fwDir, err := c.download(ctx, boards.FirmwareRPiModule)
 	if err != nil {
 		return nil, err
 	}
 	for _, name := range pi.Firmware {
-		src, err := hostFile(filepath.Join(fwDir, name))
+		src, err := c.hostFile(filepath.Join(fwDir, name))
 		if err != nil {
 			return nil, fmt.Errorf("firmware: %w", err)
 		}
@@ -60,12 +61,12 @@ func (c *Config) bootFiles(ctx context.Context, kernelPath string, initrd []byte
 	// a kernel the user brings when it has them, else from the pinned one.
 	dtbDir := filepath.Dir(kernelPath)
 	if _, err := os.Stat(filepath.Join(dtbDir, pi.DTBs[0])); err != nil {
-		if dtbDir, err = c.Fetcher.Download(ctx, c.Board.Kernel.Module); err != nil {
+		if dtbDir, err = c.download(ctx, c.Board.Kernel.Module); err != nil {
 			return nil, err
 		}
 	}
 	for _, name := range pi.DTBs {
-		src, err := hostFile(filepath.Join(dtbDir, name))
+		src, err := c.hostFile(filepath.Join(dtbDir, name))
 		if err != nil {
 			return nil, fmt.Errorf("device tree: %w", err)
 		}
@@ -81,7 +82,7 @@ func (c *Config) bootFiles(ctx context.Context, kernelPath string, initrd []byte
 		if !e.Type().IsRegular() {
 			continue
 		}
-		src, err := hostFile(filepath.Join(dtbDir, "overlays", e.Name()))
+		src, err := c.hostFile(filepath.Join(dtbDir, "overlays", e.Name()))
 		if err != nil {
 			return nil, err
 		}
@@ -125,7 +126,10 @@ var piModelNotes = map[string]string{
 	"pi5": "Pi 5/500/CM5: firmware in EEPROM; device trees bcm2712-*",
 }
 
-func hostFile(path string) (rootfs.HostFile, error) {
+// hostFile is a file of the build host as tree content. Files inside a
+// pinned module's directory are named by the module's verified hash, so
+// digests need not read them.
+func (c *Config) hostFile(path string) (rootfs.HostFile, error) {
 	st, err := os.Stat(path)
 	if err != nil {
 		return rootfs.HostFile{}, err
@@ -133,5 +137,24 @@ func hostFile(path string) (rootfs.HostFile, error) {
 	if !st.Mode().IsRegular() {
 		return rootfs.HostFile{}, fmt.Errorf("%s is not a regular file", path)
 	}
-	return rootfs.HostFile{Path: path, Len: st.Size()}, nil
+	hf := rootfs.HostFile{Path: path, Len: st.Size()}
+	for dir, m := range c.modules {
+		if rel, err := filepath.Rel(dir, path); err == nil && !strings.HasPrefix(rel, "..") {
+			hf.ID = m.String() + " " + m.Sum + " " + filepath.ToSlash(rel)
+		}
+	}
+	return hf, nil
+}
+
+// download fetches a pinned module and remembers its directory (see hostFile).
+func (c *Config) download(ctx context.Context, m modfetch.Module) (string, error) {
+	dir, err := c.Fetcher.Download(ctx, m)
+	if err != nil {
+		return "", err
+	}
+	if c.modules == nil {
+		c.modules = map[string]modfetch.Module{}
+	}
+	c.modules[dir] = m
+	return dir, nil
 }

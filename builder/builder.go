@@ -69,6 +69,8 @@ type Config struct {
 	Init    initramfs.Builder
 	// Log receives one line per step; nil discards.
 	Log func(format string, args ...any)
+
+	modules map[string]modfetch.Module // directories of downloaded modules
 }
 
 // Result describes a written image.
@@ -129,7 +131,7 @@ func Build(ctx context.Context, c Config) (*Result, error) {
 		c.logf("kernel %s (%s)", kernelOrigin, image.HumanSize(st.Size()))
 	}
 
-	bbDir, err := c.Fetcher.Download(ctx, boards.BusyboxModule)
+	bbDir, err := c.download(ctx, boards.BusyboxModule)
 	if err != nil {
 		return nil, err
 	}
@@ -279,7 +281,7 @@ func (c *Config) kernel(ctx context.Context) (path, origin string, err error) {
 		return p, p, nil
 	}
 	src := c.Board.Kernel
-	dir, err := c.Fetcher.Download(ctx, src.Module)
+	dir, err := c.download(ctx, src.Module)
 	if err != nil {
 		return "", "", err
 	}

@@ -43,7 +43,7 @@ func (b Builder) Init(ctx context.Context, arch string) (string, error) {
 	if version == "" {
 		version = rfs.Version()
 	}
-	goVersion, err := exec.CommandContext(ctx, gobin, "env", "GOVERSION").Output()
+	goVersion, err := toolchainVersion(ctx, gobin)
 	if err != nil {
 		return "", fmt.Errorf("build init: the go command is needed to compile the init: %w", err)
 	}
@@ -156,4 +156,20 @@ func (b Builder) Pack(c Contents) ([]byte, error) {
 		}
 	}
 	return buf.Bytes(), nil
+}
+
+// toolchainVersion names the Go toolchain that would build the init, for the
+// cache key: from GOROOT's VERSION file next to the go binary when there is
+// one (no process to start), else from `go env GOVERSION`.
+func toolchainVersion(ctx context.Context, gobin string) ([]byte, error) {
+	if p, err := exec.LookPath(gobin); err == nil && os.Getenv("GOTOOLCHAIN") == "" {
+		if real, err := filepath.EvalSymlinks(p); err == nil {
+			if v, err := os.ReadFile(filepath.Join(filepath.Dir(real), "..", "VERSION")); err == nil {
+				if line, _, _ := bytes.Cut(v, []byte("\n")); bytes.HasPrefix(line, []byte("go")) {
+					return line, nil
+				}
+			}
+		}
+	}
+	return exec.CommandContext(ctx, gobin, "env", "GOVERSION").Output()
 }

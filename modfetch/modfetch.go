@@ -10,8 +10,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
+
+	"golang.org/x/mod/module"
 )
 
 // Module is a pinned module version and its go.sum hash ("h1:...").
@@ -36,6 +40,9 @@ type downloadResult struct {
 // Download makes m available and returns its directory in the module cache.
 // The directory is read-only: copy files before changing them.
 func (f Fetcher) Download(ctx context.Context, m Module) (string, error) {
+	if dir, ok := f.cached(m); ok {
+		return dir, nil
+	}
 	gobin := f.GoBin
 	if gobin == "" {
 		gobin = "go"
@@ -71,4 +78,41 @@ func (f Fetcher) Download(ctx context.Context, m Module) (string, error) {
 		return "", errors.New("fetch " + m.String() + ": go mod download printed no directory")
 	}
 	return res.Dir, nil
+}
+
+// cached finds m already extracted in the module cache, without running the
+// go command (~20 ms each): the directory must exist and the .ziphash the go
+// command wrote after verifying the download must equal the pinned sum.
+// Anything unusual (a GOMODCACHE set only through `go env -w`, no pinned
+// sum, extra environment) falls back to the go command.
+func (f Fetcher) cached(m Module) (string, bool) {
+	if m.Sum == "" || len(f.Env) > 0 || os.Getenv("GOFLAGS") != "" {
+		return "", false
+	}
+	root := os.Getenv("GOMODCACHE")
+	if root == "" {
+		gopath := os.Getenv("GOPATH")
+		if gopath == "" {
+			home, err := os.UserHomeDir()
+			if err != nil {
+				return "", false
+			}
+			gopath = filepath.Join(home, "go")
+		}
+		root = filepath.Join(filepath.SplitList(gopath)[0], "pkg", "mod")
+	}
+	escPath, err1 := module.EscapePath(m.Path)
+	escVer, err2 := module.EscapeVersion(m.Version)
+	if err1 != nil || err2 != nil {
+		return "", false
+	}
+	zh, err := os.ReadFile(filepath.Join(root, "cache", "download", escPath, "@v", escVer+".ziphash"))
+	if err != nil || strings.TrimSpace(string(zh)) != m.Sum {
+		return "", false
+	}
+	dir := filepath.Join(root, escPath+"@"+escVer)
+	if st, err := os.Stat(dir); err != nil || !st.IsDir() {
+		return "", false
+	}
+	return dir, true
 }

@@ -49,3 +49,24 @@ func TestDownloadOfflineUncached(t *testing.T) {
 		t.Fatalf("offline Download = %v, want a clear proxy error", err)
 	}
 }
+
+// The fast path answers from the module cache only when the go command
+// would: a wrong pinned sum must still fail.
+func TestCachedFastPath(t *testing.T) {
+	if _, err := (Fetcher{}).Download(context.Background(), small); err != nil {
+		t.Skipf("module proxy unreachable and module not cached: %v", err)
+	}
+	dir, ok := Fetcher{}.cached(small)
+	if !ok || !strings.HasSuffix(dir, "github.com/google/uuid@v1.6.0") {
+		t.Fatalf("cached = %q, %v; want the module cache directory", dir, ok)
+	}
+	bad := small
+	bad.Sum = "h1:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="
+	if _, ok := (Fetcher{}).cached(bad); ok {
+		t.Fatal("fast path accepted a module whose hash differs from the pin")
+	}
+	t.Setenv("GOMODCACHE", t.TempDir())
+	if _, ok := (Fetcher{}).cached(small); ok {
+		t.Fatal("fast path found a module in an empty module cache")
+	}
+}

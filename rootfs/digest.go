@@ -53,6 +53,10 @@ func (t *Tree) Digest() ([32]byte, error) {
 }
 
 func hashContent(h hash.Hash, p string, src Source) error {
+	if hf, ok := src.(HostFile); ok && hf.ID != "" {
+		fmt.Fprintf(h, "id\x00%s\x00%d\x00", hf.ID, hf.Len)
+		return nil
+	}
 	rc, err := src.Open()
 	if err != nil {
 		return fmt.Errorf("digest %s: %w", p, err)

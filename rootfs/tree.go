@@ -66,6 +66,10 @@ func (b Bytes) Open() (io.ReadCloser, error) { return io.NopCloser(bytes.NewRead
 type HostFile struct {
 	Path string
 	Len  int64
+	// ID, when set, names content that cannot change — a file in a module
+	// whose hash was verified, say "module@version h1:sum /path" — so
+	// Digest can use the name instead of reading the content.
+	ID string
 }
 
 func (f HostFile) Size() int64 { return f.Len }
