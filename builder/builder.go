@@ -20,6 +20,7 @@ import (
 	"github.com/rfsbuild/rfs/boards"
 	"github.com/rfsbuild/rfs/busybox"
 	"github.com/rfsbuild/rfs/image"
+	"github.com/rfsbuild/rfs/image/ext4"
 	"github.com/rfsbuild/rfs/image/fat"
 	"github.com/rfsbuild/rfs/initramfs"
 	"github.com/rfsbuild/rfs/kernel"
@@ -31,6 +32,9 @@ import (
 // DefaultEpoch is every file's timestamp when neither the project file nor
 // SOURCE_DATE_EPOCH gives one: 2026-01-01T00:00:00Z.
 const DefaultEpoch = 1767225600
+
+// DefaultDataSize is the data partition's size in a fresh image.
+const DefaultDataSize = 64 * image.MiB
 
 // Files is one --files entry: a host directory and where it lands.
 type Files struct {
@@ -61,6 +65,9 @@ type Config struct {
 	Login    bool
 	RootHash string
 	Epoch    int64
+	// DataSize is the data partition's size in the image (0: DefaultDataSize);
+	// the first boot grows it to fill the medium.
+	DataSize int64
 	// ConfigTxt lines are appended to a Raspberry Pi's config.txt
 	// (dtoverlay=..., dtparam=..., or model sections of their own).
 	ConfigTxt []string
@@ -101,8 +108,14 @@ func Build(ctx context.Context, c Config) (*Result, error) {
 	if c.Upper == "" {
 		c.Upper = "tmpfs"
 	}
-	if c.Upper != "tmpfs" && !strings.HasPrefix(c.Upper, "tmpfs:size=") {
-		return nil, fmt.Errorf("upper %q: supported are tmpfs and tmpfs:size=N", c.Upper)
+	if c.Upper != "tmpfs" && c.Upper != "data" && !strings.HasPrefix(c.Upper, "tmpfs:size=") {
+		return nil, fmt.Errorf("upper %q: supported are data, tmpfs and tmpfs:size=N", c.Upper)
+	}
+	if c.DataSize == 0 {
+		c.DataSize = DefaultDataSize
+	}
+	if c.DataSize%image.MiB != 0 || c.DataSize < 16*image.MiB {
+		return nil, fmt.Errorf("data partition size %d: want a whole number of MiB, at least 16 MiB", c.DataSize)
 	}
 	if c.Output == "" {
 		return nil, fmt.Errorf("no output path")
@@ -190,7 +203,7 @@ func Build(ctx context.Context, c Config) (*Result, error) {
 	// Everything that decides the image's bytes goes into the build ID, and
 	// every UUID is derived from it: same inputs, same image.
 	h := sha256.New()
-	fmt.Fprintf(h, "rfs-image-v1\nboard=%s\nupper=%s\ncmdline=%s\nsize=%d\n", c.Board.Name, c.Upper, c.Cmdline, c.Size)
+	fmt.Fprintf(h, "rfs-image-v2\nboard=%s\nupper=%s\ncmdline=%s\nsize=%d\ndata=%d\n", c.Board.Name, c.Upper, c.Cmdline, c.Size, c.DataSize)
 	h.Write(digest[:])
 	h.Write(bootDigest[:])
 	buildID := hex.EncodeToString(h.Sum(nil))[:32]
@@ -204,23 +217,23 @@ func Build(ctx context.Context, c Config) (*Result, error) {
 		return nil, err
 	}
 	layout := image.Layout{Table: c.Board.Table, Size: c.Size}
-	var bootID, rootID string
+	var bootID, rootID, dataID string
 	if layout.Table == "mbr" {
 		id, _ := hex.DecodeString(DeriveGUID(buildID, "disk")[:8])
 		layout.DiskID = binary.BigEndian.Uint32(id)
-		bootID, rootID = image.MBRPartUUID(layout.DiskID, 1), image.MBRPartUUID(layout.DiskID, 2)
+		bootID, rootID, dataID = image.MBRPartUUID(layout.DiskID, 1), image.MBRPartUUID(layout.DiskID, 2), image.MBRPartUUID(layout.DiskID, 3)
 	} else {
 		layout.DiskGUID = DeriveGUID(buildID, "disk")
-		bootID, rootID = DeriveGUID(buildID, "boot"), DeriveGUID(buildID, "root")
+		bootID, rootID, dataID = DeriveGUID(buildID, "boot"), DeriveGUID(buildID, "root"), DeriveGUID(buildID, "data")
 	}
 
 	var cmdline []string
 	for _, con := range append(slices.Clone(c.Board.ExtraConsoles), c.Board.Console) {
 		cmdline = append(cmdline, "console="+con)
 	}
-	cmdline = append(cmdline, "rfs.root=PARTUUID="+rootID, "rfs.upper="+c.Upper)
+	cmdline = append(cmdline, "rfs.root=PARTUUID="+rootID, "rfs.data=PARTUUID="+dataID, "rfs.boot=PARTUUID="+bootID, "rfs.upper="+c.Upper)
 	cmdline = append(cmdline, strings.Fields(c.Cmdline)...)
-	meta := image.Meta{Board: c.Board.Name, Arch: arch, RFSVersion: rfs.Version(), BuildID: buildID, Kernel: kernelOrigin, KernelFile: c.kernelName(), Upper: c.Upper, RootGUID: rootID, Userland: c.Userland}
+	meta := image.Meta{Board: c.Board.Name, Arch: arch, RFSVersion: rfs.Version(), BuildID: buildID, Kernel: kernelOrigin, KernelFile: c.kernelName(), Upper: c.Upper, RootGUID: rootID, DataGUID: dataID, BootGUID: bootID, Userland: c.Userland}
 	for name, content := range map[string][]byte{
 		image.CmdlineFile: []byte(strings.Join(cmdline, " ") + "\n"),
 		image.MetaFile:    meta.Marshal(),
@@ -251,6 +264,16 @@ func Build(ctx context.Context, c Config) (*Result, error) {
 				return n, err
 			},
 		},
+		{
+			// Last, so the first boot can grow it to the end of the medium.
+			Name: image.DataPartition, Type: image.TypeLinuxData, GUID: dataID, MBRType: image.MBRTypeLinux, Size: c.DataSize,
+			Write: func(ctx context.Context, w io.WriterAt) (int64, error) {
+				err := ext4.Make(ctx, w, c.DataSize, ext4.Options{
+					Label: image.DataPartition, UUID: DeriveGUID(buildID, "data-fs"), HashSeed: DeriveGUID(buildID, "data-hash"), Epoch: c.Epoch,
+				})
+				return c.DataSize, err
+			},
+		},
 	}
 	parts, err := layout.WriteFile(ctx, c.Output)
 	if err != nil {
@@ -261,7 +284,7 @@ func Build(ctx context.Context, c Config) (*Result, error) {
 		return nil, err
 	}
 	res := &Result{Path: c.Output, BuildID: buildID, Size: st.Size(), Parts: parts, RootSize: rootSize, Duration: time.Since(start)}
-	c.logf("wrote %s (%s: boot %s, root squashfs %s) in %s", c.Output, image.HumanSize(res.Size), image.HumanSize(bootSize), image.HumanSize(rootSize), res.Duration.Round(time.Millisecond))
+	c.logf("wrote %s (%s: boot %s, root squashfs %s, data %s) in %s", c.Output, image.HumanSize(res.Size), image.HumanSize(bootSize), image.HumanSize(rootSize), image.HumanSize(c.DataSize), res.Duration.Round(time.Millisecond))
 	return res, nil
 }
 

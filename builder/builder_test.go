@@ -100,11 +100,11 @@ func TestBuildLayout(t *testing.T) {
 			if c.Board.Table == "mbr" {
 				checkMBR(t, out)
 			} else {
-				if pt.Label != "gpt" || len(pt.Partitions) != 2 {
+				if pt.Label != "gpt" || len(pt.Partitions) != 3 {
 					t.Fatalf("partition table: %s", out)
 				}
 				rootType, _ := image.RootType(c.Board.Arch)
-				want := []struct{ name, typ string }{{image.BootPartition, image.TypeESP}, {image.RootPartition, rootType}}
+				want := []struct{ name, typ string }{{image.BootPartition, image.TypeESP}, {image.RootPartition, rootType}, {image.DataPartition, image.TypeLinuxData}}
 				for i, p := range pt.Partitions {
 					if p.Name != want[i].name || !strings.EqualFold(p.Type, want[i].typ) || p.Start%2048 != 0 {
 						t.Errorf("partition %d = %+v, want %s of type %s, 1 MiB aligned", i+1, p, want[i].name, want[i].typ)
@@ -171,6 +171,23 @@ func TestBuildLayout(t *testing.T) {
 					t.Errorf("fsck.vfat -n: %v\n%s", err, out)
 				}
 				checkBootFiles(t, c.Board, part)
+			}
+			if _, err := exec.LookPath("e2fsck"); err == nil {
+				dp, err := disk.Partition(image.DataPartition)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if dp.Size != DefaultDataSize || dp.Start+dp.Size+image.MiB != res.Size {
+					t.Errorf("data partition %+v is not the last, of the default size", dp)
+				}
+				if out, err := exec.Command("e2fsck", "-fn", extract(t, res.Path, dp)).CombinedOutput(); err != nil || !strings.Contains(string(out), "rfs-data") {
+					t.Errorf("e2fsck -fn on the data partition: %v\n%s", err, out)
+				}
+			}
+			for _, want := range []string{"rfs.data=PARTUUID=" + boot.Meta.DataGUID, "rfs.boot=PARTUUID=" + boot.Meta.BootGUID} {
+				if boot.Meta.DataGUID == "" || !strings.Contains(boot.Cmdline, want) {
+					t.Errorf("cmdline %q lacks %s", boot.Cmdline, want)
+				}
 			}
 			if _, err := exec.LookPath("unsquashfs"); err == nil {
 				rp, _ := disk.Partition(image.RootPartition)
@@ -241,7 +258,8 @@ func TestBuildErrors(t *testing.T) {
 		{"image too small", func(c *Config) { c.Size = 8 * image.MiB }, "too small"},
 		{"output is a directory", func(c *Config) { c.Output = t.TempDir() }, "is a directory"},
 		{"unwritable output", func(c *Config) { c.Output = "/proc/rfs-test/x.img" }, "create"},
-		{"bad upper", func(c *Config) { c.Upper = "ext4" }, "supported are tmpfs"},
+		{"bad upper", func(c *Config) { c.Upper = "ext4" }, "supported are data, tmpfs"},
+		{"tiny data partition", func(c *Config) { c.DataSize = 1 << 20 }, "at least 16 MiB"},
 		{"wrong-arch kernel on a Pi", func(c *Config) {
 			dir, err := c.Fetcher.Download(context.Background(), amd64.Kernel.Module)
 			if err != nil {
@@ -324,14 +342,16 @@ func checkMBR(t *testing.T, sfdiskJSON []byte) {
 		t.Fatal(err)
 	}
 	pt := table.PartitionTable
-	if pt.Label != "dos" || len(pt.Partitions) != 2 || pt.ID == "0x00000000" {
-		t.Fatalf("want an MBR with a disk id and 2 partitions: %s", sfdiskJSON)
+	if pt.Label != "dos" || len(pt.Partitions) != 3 || pt.ID == "0x00000000" {
+		t.Fatalf("want an MBR with a disk id and 3 partitions: %s", sfdiskJSON)
 	}
 	if p := pt.Partitions[0]; p.Type != "c" || !p.Bootable || p.Start != 2048 {
 		t.Errorf("p1 = %+v, want FAT32 LBA (c), bootable, at 1 MiB", p)
 	}
-	if p := pt.Partitions[1]; p.Type != "83" || p.Start%2048 != 0 {
-		t.Errorf("p2 = %+v, want Linux (83), 1 MiB aligned", p)
+	for i, p := range pt.Partitions[1:] {
+		if p.Type != "83" || p.Start%2048 != 0 {
+			t.Errorf("p%d = %+v, want Linux (83), 1 MiB aligned", i+2, p)
+		}
 	}
 }
 

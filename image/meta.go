@@ -30,6 +30,8 @@ type Meta struct {
 	KernelFile string `json:"kernel_file"` // the kernel's name on the boot partition
 	Upper      string `json:"upper"`       // default upper mode (rfs.upper)
 	RootGUID   string `json:"root_partuuid"`
+	DataGUID   string `json:"data_partuuid"`
+	BootGUID   string `json:"boot_partuuid"`
 	Userland   string `json:"userland"`
 }
 

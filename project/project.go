@@ -29,6 +29,7 @@ type File struct {
 	Cmdline  string   `yaml:"cmdline"`
 	Upper    string   `yaml:"upper"`
 	Size     string   `yaml:"size"`
+	DataSize string   `yaml:"data_size"`
 	Output   string   `yaml:"output"`
 	Login    *bool    `yaml:"login"`
 	RootHash string   `yaml:"root_password_hash"`
@@ -124,9 +125,14 @@ hostname: rfs
 # Extra kernel command line, appended after rfs's own parameters.
 # cmdline: quiet
 
-# Writable upper layer: tmpfs (every boot starts clean), optionally sized:
+# Writable upper layer: data (on the data partition, changes persist until a
+# factory reset) or tmpfs (every boot starts clean), optionally sized:
 # tmpfs:size=256M (default: half of RAM).
 upper: tmpfs
+
+# Size of the data partition (upper layer and volumes) in the image; the
+# first boot grows it to fill the SD card or disk.
+# data_size: 64M
 
 # Console: a root shell by default; login: true asks for a login instead
 # (root has no password unless root_password_hash holds a crypt(3) hash).

@@ -28,6 +28,7 @@ type buildFlags struct {
 	cmdline  string
 	upper    string
 	size     string
+	dataSize string
 	output   string
 	login    bool
 	epoch    int64
@@ -86,8 +87,9 @@ The image is written to a temporary name and renamed when complete.`,
 	fl.StringVar(&f.owner, "owner", "", `owner of --files entries: "uid:gid", or "keep" (default 0:0)`)
 	fl.StringVar(&f.hostname, "hostname", "", "hostname (default rfs)")
 	fl.StringVar(&f.cmdline, "cmdline", "", "extra kernel command line")
-	fl.StringVar(&f.upper, "upper", "", "writable upper layer: tmpfs or tmpfs:size=N (default tmpfs)")
+	fl.StringVar(&f.upper, "upper", "", "writable upper layer: data (persistent), tmpfs or tmpfs:size=N (default tmpfs)")
 	fl.StringVar(&f.size, "size", "", "image size, e.g. 1G (default: just fit)")
+	fl.StringVar(&f.dataSize, "data-size", "", "data partition size in the image, e.g. 256M (default 64M; the first boot grows it)")
 	fl.StringVarP(&f.output, "output", "o", "", "output image (default out/BOARD.img)")
 	fl.BoolVar(&f.login, "login", false, "ask for a login on the console instead of starting a root shell")
 	fl.Int64Var(&f.epoch, "epoch", 0, "timestamp of every file, seconds since 1970 (default $SOURCE_DATE_EPOCH or 2026-01-01)")
@@ -96,7 +98,7 @@ The image is written to a temporary name and renamed when complete.`,
 		return boards.Names(), cobra.ShellCompDirectiveNoFileComp
 	})
 	cmd.RegisterFlagCompletionFunc("upper", func(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {
-		return []string{"tmpfs", "tmpfs:size="}, cobra.ShellCompDirectiveNoFileComp
+		return []string{"data", "tmpfs", "tmpfs:size="}, cobra.ShellCompDirectiveNoFileComp
 	})
 	return cmd, f
 }
@@ -182,6 +184,11 @@ func resolveBuild(cmd *cobra.Command, f buildFlags) (*builder.Config, error) {
 		}
 		if cfg.Size%image.MiB != 0 {
 			return nil, fmt.Errorf("size %s: must be a whole number of MiB", s)
+		}
+	}
+	if s := pick("data-size", f.dataSize, p.DataSize); s != "" {
+		if cfg.DataSize, err = image.ParseSize(s); err != nil {
+			return nil, err
 		}
 	}
 	cfg.Login = f.login
