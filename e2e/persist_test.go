@@ -185,7 +185,7 @@ func TestPowerLossQEMU(t *testing.T) {
 			if _, err := vm.Expect(dataLineRE, bootTimeout); err != nil {
 				t.Fatal(err)
 			}
-			delay := time.Duration(rng.Intn(200)) * time.Millisecond
+			delay := time.Duration(rng.Intn(800)) * time.Millisecond
 			time.Sleep(delay)
 			vm.Close()
 			vm = checkBoot(t, d)
@@ -210,7 +210,7 @@ func TestPowerLossQEMU(t *testing.T) {
 			if _, err := vm.Expect(dataLineRE, bootTimeout); err != nil {
 				t.Fatal(err)
 			}
-			delay := time.Duration(rng.Intn(300)) * time.Millisecond
+			delay := time.Duration(rng.Intn(800)) * time.Millisecond
 			time.Sleep(delay)
 			out := vm.Output()
 			vm.Close()
