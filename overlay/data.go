@@ -47,6 +47,7 @@ type ResetIntent struct {
 
 // ResetRecord is the last completed reset.
 type ResetRecord struct {
+	ID      string `json:"id"`   // the ResetIntent's
 	Time    string `json:"time"` // RFC 3339, the device clock when it was requested
 	Trigger string `json:"trigger"`
 	All     bool   `json:"all"`
@@ -227,10 +228,12 @@ func ResumeReset(dataDir string, now time.Time) (*ResetRecord, error) {
 		return nil, err
 	}
 	step("reset:fresh")
-	rec := &ResetRecord{Time: in.Time, Trigger: in.Trigger, All: in.All, DoneTime: now.UTC().Format(time.RFC3339)}
+	rec := &ResetRecord{ID: in.ID, Time: in.Time, Trigger: in.Trigger, All: in.All, DoneTime: now.UTC().Format(time.RFC3339)}
 	st, _ := ReadDataState(dataDir) // a damaged state file is replaced
+	if st.LastReset == nil || st.LastReset.ID != in.ID { // not counted before a power cut
+		st.Resets++
+	}
 	st.LastReset = rec
-	st.Resets++
 	rec.WipeMS = ms(time.Since(t0))
 	if err := WriteDataState(dataDir, st); err != nil {
 		return nil, fmt.Errorf("record the reset: %v", err)
@@ -400,6 +403,7 @@ func SeedVolume(dataDir, name, src string) (bool, error) {
 		err = syncTree(tmp)
 	}
 	if err == nil {
+		step("seed:copied")
 		err = os.Rename(tmp, dst)
 	}
 	if err == nil {
