@@ -229,7 +229,7 @@ func ResumeReset(dataDir string, now time.Time) (*ResetRecord, error) {
 	}
 	step("reset:fresh")
 	rec := &ResetRecord{ID: in.ID, Time: in.Time, Trigger: in.Trigger, All: in.All, DoneTime: now.UTC().Format(time.RFC3339)}
-	st, _ := ReadDataState(dataDir) // a damaged state file is replaced
+	st, _ := ReadDataState(dataDir)                      // a damaged state file is replaced
 	if st.LastReset == nil || st.LastReset.ID != in.ID { // not counted before a power cut
 		st.Resets++
 	}
