@@ -11,13 +11,17 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rfsbuild/rfs/builder"
 	"github.com/rfsbuild/rfs/overlay"
 	"github.com/rfsbuild/rfs/qemu"
 )
 
-// Issue 5 in QEMU: the upper lives on the data partition. Images from the
-// builder carry it (rfs-data); until then the test adds one by hand with
-// the same properties and passes rfs.data/rfs.boot/rfs.upper=data itself.
+// Issue 5 in QEMU: the upper lives on the data partition (rfs-data, p3,
+// made by the builder). Should an image lack it, the test adds one by hand
+// with the same properties and passes rfs.data/rfs.boot/rfs.upper=data.
+
+// dataUpper builds images with rfs.upper=data.
+func dataUpper(c *builder.Config) { c.Upper = "data" }
 
 var dataLineRE = regexp.MustCompile(`rfs: data partition PARTUUID=\S+ is /dev/\S+`)
 
@@ -35,7 +39,7 @@ func TestDataPersistence(t *testing.T) {
 		t.Skip("boots QEMU; skipped in -short mode")
 	}
 	t.Parallel()
-	d := withDataPartition(t, buildImage(t, "qemu-arm64", nil), 0)
+	d := withDataPartition(t, buildImage(t, "qemu-arm64", dataUpper), 0)
 	if d.handDid {
 		t.Log("the builder made no rfs-data partition: added one by hand")
 	}
@@ -121,7 +125,7 @@ func TestDataCorrupt(t *testing.T) {
 		t.Skip("boots QEMU; skipped in -short mode")
 	}
 	t.Parallel()
-	d := withDataPartition(t, buildImage(t, "qemu-arm64", nil), 0)
+	d := withDataPartition(t, buildImage(t, "qemu-arm64", dataUpper), 0)
 	f, _ := os.OpenFile(d.path, os.O_RDWR, 0)
 	f.WriteAt([]byte("garbage!"), d.data.Start+1024+0x78) // superblock checksum no longer matches
 	f.Close()
@@ -157,7 +161,7 @@ func TestPowerLossQEMU(t *testing.T) {
 		seed, _ = strconv.ParseInt(s, 10, 64)
 	}
 	t.Logf("seed %d (RFS_E2E_SEED)", seed)
-	img := buildImage(t, "qemu-arm64", nil)
+	img := buildImage(t, "qemu-arm64", dataUpper)
 	resetTrials, growTrials := 12, 8
 	if n, _ := strconv.Atoi(os.Getenv("RFS_E2E_SOAK")); n > 0 {
 		resetTrials, growTrials = n, n
