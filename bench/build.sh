@@ -6,7 +6,8 @@
 # genimage gets exactly what rfs put in the image: the boot partition's
 # files (kernel, firmware, DTBs, overlays/, config.txt, cmdline.txt,
 # initramfs) and the root tree (extracted from rfs's squashfs), and builds
-# FAT (mkdosfs + mcopy), squashfs (mksquashfs -comp gzip) and the MBR disk.
+# FAT (mkdosfs + mcopy), squashfs (mksquashfs -comp gzip), the empty ext4
+# data partition (mke2fs) and the MBR disk.
 #
 # usage: bench/build.sh [RUNS]   (default 5; needs root to extract device nodes)
 set -eu
@@ -61,11 +62,16 @@ image boot.vfat {
 image root.squashfs {
 	squashfs { compression = "gzip" block-size = 131072 }
 }
+image data.ext4 {
+	ext4 { label = "rfs-data" use-mke2fs = true }
+	size = 64M
+}
 image sdcard.img {
 	size = $(stat -c %s "$img")
 	hdimage { partition-table-type = "mbr" fill = true }
 	partition boot { partition-type = 0xC bootable = true image = "boot.vfat" offset = 1M }
 	partition root { partition-type = 0x83 image = "root.squashfs" align = 1M size = ${rootmib}M }
+	partition data { partition-type = 0x83 image = "data.ext4" align = 1M }
 }
 CFG
 gen() {

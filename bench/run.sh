@@ -1,0 +1,15 @@
+#!/bin/sh
+# make bench: every comparison in one run. Each script prints its own table;
+# figures go into docs/benchmarks.md by hand, with the machine they ran on.
+# Needs root (loop devices, device nodes in extracted trees).
+set -eu
+cd "$(dirname "$0")/.."
+echo "# $(date -u +%Y-%m-%dT%H:%MZ) $(nproc) CPUs, $(uname -sr), $(go version | cut -d' ' -f3)"
+for s in bench/build.sh bench/squashfs.sh bench/flash.sh; do
+	echo
+	echo "######## $s"
+	"$s"
+done
+echo
+echo "######## Go benchmarks (FAT writer vs mkfs.vfat+mcopy, squashfs writer)"
+go test -run '^$' -bench . -benchtime 5x ./image/fat/ ./squashfs/
