@@ -31,6 +31,29 @@ type QEMU struct {
 	SerialPort int
 	Note       string   // printed by rfs run, e.g. when QEMU emulates a sibling model
 	Extra      []string // further arguments
+	// Firmware, for UEFI boards: flash images QEMU boots instead of a
+	// kernel, by preference; the first pair whose files exist is used.
+	Firmware []Firmware
+}
+
+// Firmware is a UEFI firmware for QEMU as two flash images: the code,
+// mapped read-only, and the template of the variable store, of which each
+// boot gets a private copy (never the system file).
+type Firmware struct {
+	Code string
+	Vars string
+}
+
+// UEFI says how a UEFI board boots: firmware starts the Unified Kernel
+// Image (EFI stub + kernel + initramfs + command line) found at the
+// removable-media path of the EFI system partition, with no NVRAM entry.
+type UEFI struct {
+	// Stub is the default EFI stub the UKI is built on (Debian package
+	// systemd-boot-efi); the project's efi_stub or --efi-stub replaces it.
+	Stub string
+	// BootFile is the UKI's path on the ESP: the removable-media path
+	// firmware looks for, e.g. EFI/BOOT/BOOTX64.EFI.
+	BootFile string
 }
 
 // Pi says what a Raspberry Pi's boot partition holds. The firmware, not a
@@ -93,15 +116,25 @@ type Board struct {
 	Name        string
 	Description string
 	Arch        string // GOARCH of kernel and userland
-	Boot        string // how firmware reaches the kernel: "direct" (QEMU -kernel)
-	Table       string // partition table: "gpt"
-	Console     string // kernel console device, e.g. ttyAMA0; the primary console
+	// Boot is how firmware reaches the kernel: "direct" (QEMU -kernel),
+	// "rpi-firmware" (config.txt) or "uefi" (a UKI on the ESP).
+	Boot    string
+	Table   string // partition table: "gpt"
+	Console string // kernel console device, e.g. ttyAMA0; the primary console
 	// ExtraConsoles come before Console on the command line (the last
 	// console= is /dev/console), e.g. tty1 for a screen.
 	ExtraConsoles []string
 	Kernel        KernelSource
 	QEMU          QEMU
-	Pi            *Pi // Raspberry Pi boot files; nil for other boards
+	Pi            *Pi   // Raspberry Pi boot files; nil for other boards
+	UEFI          *UEFI // UKI stub and path for Boot "uefi"; nil for other boards
+}
+
+// ovmf is Debian's OVMF (package ovmf): the 2 MiB build, or the 4 MiB one
+// that newer releases ship alone.
+var ovmf = []Firmware{
+	{Code: "/usr/share/OVMF/OVMF_CODE.fd", Vars: "/usr/share/OVMF/OVMF_VARS.fd"},
+	{Code: "/usr/share/OVMF/OVMF_CODE_4M.fd", Vars: "/usr/share/OVMF/OVMF_VARS_4M.fd"},
 }
 
 // Default is the board `rfs build` uses when none is named.
@@ -127,6 +160,18 @@ var all = []Board{
 		Console:     "ttyS0",
 		Kernel:      KernelSource{Module: KernelAMD64Module, File: "vmlinuz"},
 		QEMU:        QEMU{Binary: "qemu-system-x86_64", Machine: "q35", Memory: "1G", Disk: "virtio"},
+	},
+	{
+		Name:          "pc",
+		Description:   "PC with UEFI (amd64): USB stick or SSD; Unified Kernel Image on the ESP",
+		Arch:          "amd64",
+		Boot:          "uefi",
+		Table:         "gpt",
+		Console:       "ttyS0,115200",
+		ExtraConsoles: []string{"tty0"},
+		Kernel:        KernelSource{Module: KernelAMD64Module, File: "vmlinuz"},
+		UEFI:          &UEFI{Stub: "/usr/lib/systemd/boot/efi/linuxx64.efi.stub", BootFile: "EFI/BOOT/BOOTX64.EFI"},
+		QEMU:          QEMU{Binary: "qemu-system-x86_64", Machine: "q35", Memory: "1G", Disk: "virtio", Firmware: ovmf},
 	},
 	{
 		Name:          "rpi3",

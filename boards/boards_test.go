@@ -23,3 +23,25 @@ func TestLookup(t *testing.T) {
 		t.Fatalf("Lookup(rpi9) = %v, want an error listing the known boards", err)
 	}
 }
+
+// TestUEFIBoards: a UEFI board says where its stub and UKI go and which
+// firmware QEMU boots, and only UEFI boards do.
+func TestUEFIBoards(t *testing.T) {
+	for _, b := range All() {
+		if (b.Boot == "uefi") != (b.UEFI != nil) {
+			t.Errorf("%s: Boot %q but UEFI %+v", b.Name, b.Boot, b.UEFI)
+		}
+		if b.UEFI == nil {
+			continue
+		}
+		if b.UEFI.Stub == "" || !strings.HasPrefix(b.UEFI.BootFile, "EFI/BOOT/BOOT") || !strings.HasSuffix(b.UEFI.BootFile, ".EFI") {
+			t.Errorf("%s: UEFI %+v", b.Name, b.UEFI)
+		}
+		if len(b.QEMU.Firmware) == 0 || b.Table != "gpt" {
+			t.Errorf("%s: a UEFI board needs GPT and QEMU firmware", b.Name)
+		}
+	}
+	if _, err := Lookup("pc"); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -3,6 +3,7 @@ package builder
 import (
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -11,14 +12,82 @@ import (
 	"github.com/rfsbuild/rfs/image"
 	"github.com/rfsbuild/rfs/modfetch"
 	"github.com/rfsbuild/rfs/rootfs"
+	"github.com/rfsbuild/rfs/uki"
 )
 
-// kernelName is the kernel's file name on the boot partition.
+// kernelName is the kernel's file name on the boot partition; for UEFI
+// boards, the Unified Kernel Image that holds it.
 func (c *Config) kernelName() string {
 	if c.Board.Pi != nil {
 		return c.Board.Pi.KernelName
 	}
+	if c.Board.UEFI != nil {
+		return c.Board.UEFI.BootFile
+	}
 	return image.KernelFile
+}
+
+// efiStub is the EFI stub's path for a UEFI board.
+func (c *Config) efiStub() string {
+	if c.EFIStub != "" {
+		return c.EFIStub
+	}
+	return c.Board.UEFI.Stub
+}
+
+// ukiInputs digests what a UEFI board's UKI is made of besides the files
+// that are on the ESP anyway: the kernel and the stub.
+func (c *Config) ukiInputs(kernelPath string) ([32]byte, error) {
+	in := rootfs.New(c.Epoch)
+	kernel, err := c.hostFile(kernelPath)
+	if err != nil {
+		return [32]byte{}, fmt.Errorf("kernel: %w", err)
+	}
+	stub, err := c.hostFile(c.efiStub())
+	if err != nil {
+		return [32]byte{}, fmt.Errorf("EFI stub: %w (Debian/Ubuntu: apt-get install systemd-boot-efi; or set efi_stub: in rfs.yaml or --efi-stub)", err)
+	}
+	for name, src := range map[string]rootfs.Source{"/linux": kernel, "/stub": stub} {
+		if err := in.Add(name, &rootfs.Node{Type: rootfs.Regular, Perm: 0o644, MTime: c.Epoch, Content: src}); err != nil {
+			return [32]byte{}, err
+		}
+	}
+	return in.Digest()
+}
+
+// unifiedKernelImage builds a UEFI board's boot file: the EFI stub with the
+// lower's os-release, the command line, the kernel and the initramfs as
+// sections. Firmware boots it from the ESP's removable-media path.
+func (c *Config) unifiedKernelImage(kernelPath string, initrd []byte, cmdline string, lower *rootfs.Tree) ([]byte, error) {
+	stubPath := c.efiStub()
+	stub, err := os.ReadFile(stubPath)
+	if err != nil {
+		return nil, fmt.Errorf("EFI stub: %w", err)
+	}
+	if err := uki.CheckArch(stub, c.Board.Arch); err != nil {
+		return nil, fmt.Errorf("EFI stub %s: %w", stubPath, err)
+	}
+	kernel, err := os.ReadFile(kernelPath)
+	if err != nil {
+		return nil, fmt.Errorf("kernel: %w", err)
+	}
+	var osrel []byte
+	if n := lower.Lookup("/etc/os-release"); n != nil && n.Type == rootfs.Regular {
+		r, err := n.Content.Open()
+		if err != nil {
+			return nil, err
+		}
+		osrel, err = io.ReadAll(r)
+		r.Close()
+		if err != nil {
+			return nil, err
+		}
+	}
+	img, err := uki.Assemble(stub, uki.Parts{OSRel: osrel, Cmdline: []byte(cmdline), Linux: kernel, Initrd: initrd})
+	if err != nil {
+		return nil, fmt.Errorf("EFI stub %s: %w", stubPath, err)
+	}
+	return img, nil
 }
 
 // bootFiles lays out the boot partition but for cmdline.txt and rfs.json,
@@ -28,12 +97,16 @@ func (c *Config) bootFiles(ctx context.Context, kernelPath string, initrd []byte
 	add := func(name string, src rootfs.Source) error {
 		return boot.Add("/"+name, &rootfs.Node{Type: rootfs.Regular, Perm: 0o644, MTime: c.Epoch, Content: src})
 	}
-	kernel, err := c.hostFile(kernelPath)
-	if err != nil {
-		return nil, fmt.Errorf("kernel: %w", err)
-	}
-	if err := add(c.kernelName(), kernel); err != nil {
-		return nil, err
+	if c.Board.UEFI == nil {
+		// (A UEFI board's kernel is inside the UKI, added once the command
+		// line is known.)
+		kernel, err := c.hostFile(kernelPath)
+		if err != nil {
+			return nil, fmt.Errorf("kernel: %w", err)
+		}
+		if err := add(c.kernelName(), kernel); err != nil {
+			return nil, err
+		}
 	}
 	if err := add(image.InitrdFile, rootfs.Bytes(initrd)); err != nil {
 		return nil, err

@@ -71,6 +71,10 @@ type Config struct {
 	// ConfigTxt lines are appended to a Raspberry Pi's config.txt
 	// (dtoverlay=..., dtparam=..., or model sections of their own).
 	ConfigTxt []string
+	// EFIStub is the EFI stub a UEFI board's Unified Kernel Image is built
+	// on; empty: the board's default (systemd-boot-efi's). Other boards
+	// ignore it.
+	EFIStub string
 
 	Fetcher modfetch.Fetcher
 	Init    initramfs.Builder
@@ -199,6 +203,16 @@ func Build(ctx context.Context, c Config) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
+	var ukiDigest []byte
+	if c.Board.UEFI != nil {
+		// The kernel is not a file of a UEFI board's ESP but goes into the
+		// UKI, with the stub: both decide the image's bytes.
+		d, err := c.ukiInputs(kernelPath)
+		if err != nil {
+			return nil, err
+		}
+		ukiDigest = d[:]
+	}
 
 	// Everything that decides the image's bytes goes into the build ID, and
 	// every UUID is derived from it: same inputs, same image.
@@ -206,6 +220,7 @@ func Build(ctx context.Context, c Config) (*Result, error) {
 	fmt.Fprintf(h, "rfs-image-v2\nboard=%s\nupper=%s\ncmdline=%s\nsize=%d\ndata=%d\n", c.Board.Name, c.Upper, c.Cmdline, c.Size, c.DataSize)
 	h.Write(digest[:])
 	h.Write(bootDigest[:])
+	h.Write(ukiDigest)
 	buildID := hex.EncodeToString(h.Sum(nil))[:32]
 	skel.BuildID = buildID
 	if err := skel.AddOSRelease(tree); err != nil {
@@ -234,10 +249,19 @@ func Build(ctx context.Context, c Config) (*Result, error) {
 	cmdline = append(cmdline, "rfs.root=PARTUUID="+rootID, "rfs.data=PARTUUID="+dataID, "rfs.boot=PARTUUID="+bootID, "rfs.upper="+c.Upper)
 	cmdline = append(cmdline, strings.Fields(c.Cmdline)...)
 	meta := image.Meta{Board: c.Board.Name, Arch: arch, RFSVersion: rfs.Version(), BuildID: buildID, Kernel: kernelOrigin, KernelFile: c.kernelName(), Upper: c.Upper, RootGUID: rootID, DataGUID: dataID, BootGUID: bootID, Userland: c.Userland}
-	for name, content := range map[string][]byte{
+	files := map[string][]byte{
 		image.CmdlineFile: []byte(strings.Join(cmdline, " ") + "\n"),
 		image.MetaFile:    meta.Marshal(),
-	} {
+	}
+	if c.Board.UEFI != nil {
+		img, err := c.unifiedKernelImage(kernelPath, initrd, strings.Join(cmdline, " "), tree)
+		if err != nil {
+			return nil, err
+		}
+		files[c.Board.UEFI.BootFile] = img
+		c.logf("unified kernel image %s (stub %s)", image.HumanSize(int64(len(img))), c.efiStub())
+	}
+	for name, content := range files {
 		if err := boot.Add("/"+name, &rootfs.Node{Type: rootfs.Regular, Perm: 0o644, MTime: c.Epoch, Content: rootfs.Bytes(content)}); err != nil {
 			return nil, err
 		}

@@ -25,6 +25,11 @@ func config(t *testing.T, board string) Config {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if b.UEFI != nil {
+		if _, err := os.Stat(b.UEFI.Stub); err != nil {
+			t.Skipf("board %s: EFI stub not installed (apt-get install systemd-boot-efi): %v", board, err)
+		}
+	}
 	return Config{Board: b, Output: filepath.Join(t.TempDir(), "out", board+".img"), Epoch: DefaultEpoch, Owner: &rootfs.Owner{}}
 }
 
@@ -372,7 +377,13 @@ func checkBootFiles(t *testing.T, b boards.Board, part string) {
 		files[strings.TrimPrefix(l, "::/")] = true
 	}
 	want := []string{image.InitrdFile, image.CmdlineFile, image.MetaFile}
-	if b.Pi == nil {
+	if b.UEFI != nil {
+		// The kernel is inside the UKI, not next to it.
+		want = append(want, b.UEFI.BootFile)
+		if files[image.KernelFile] {
+			t.Errorf("%s on a UEFI board's ESP", image.KernelFile)
+		}
+	} else if b.Pi == nil {
 		want = append(want, image.KernelFile)
 		if files["config.txt"] {
 			t.Error("config.txt on a non-Pi board")

@@ -36,6 +36,8 @@ type File struct {
 	Epoch    *int64   `yaml:"epoch"`
 	// ConfigTxt lines go at the end of a Raspberry Pi's config.txt.
 	ConfigTxt []string `yaml:"config_txt"`
+	// EFIStub is the EFI stub UEFI boards build their Unified Kernel Image on.
+	EFIStub string `yaml:"efi_stub"`
 
 	// Dir is the directory the file was read from.
 	Dir string `yaml:"-"`
@@ -144,6 +146,10 @@ login: false
 # config_txt:
 #   - dtoverlay=vc4-kms-v3d
 #   - dtparam=audio=on
+
+# UEFI boards (pc): the EFI stub the Unified Kernel Image is built on
+# (default: systemd-boot-efi's, /usr/lib/systemd/boot/efi/linuxx64.efi.stub).
+# efi_stub: ./linuxx64.efi.stub
 
 # Image size: empty for "just fit"; e.g. 1G leaves free space at the end.
 # size: 1G

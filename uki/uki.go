@@ -219,3 +219,33 @@ func totalSize(ss []Section) int {
 func pow2(x uint32) bool { return x != 0 && x&(x-1) == 0 }
 
 func alignUp(x, a uint32) uint32 { return (x + a - 1) &^ (a - 1) }
+
+// machines maps GOARCH to the PE machine type of EFI binaries for it.
+var machines = map[string]uint16{
+	"amd64": pe.IMAGE_FILE_MACHINE_AMD64,
+	"arm64": pe.IMAGE_FILE_MACHINE_ARM64,
+	"386":   pe.IMAGE_FILE_MACHINE_I386,
+	"arm":   pe.IMAGE_FILE_MACHINE_ARMNT,
+}
+
+// CheckArch reports whether stub is a PE image for the architecture goarch.
+func CheckArch(stub []byte, goarch string) error {
+	f, err := pe.NewFile(bytes.NewReader(stub))
+	if err != nil {
+		return fmt.Errorf("not a PE image: %w", err)
+	}
+	defer f.Close()
+	want, ok := machines[goarch]
+	if !ok {
+		return fmt.Errorf("no EFI machine type known for %s", goarch)
+	}
+	if f.FileHeader.Machine != want {
+		for arch, m := range machines {
+			if m == f.FileHeader.Machine {
+				return fmt.Errorf("stub is for %s, the board is %s", arch, goarch)
+			}
+		}
+		return fmt.Errorf("stub has machine type %#x, want %#x (%s)", f.FileHeader.Machine, want, goarch)
+	}
+	return nil
+}

@@ -33,6 +33,7 @@ type buildFlags struct {
 	login    bool
 	epoch    int64
 	quiet    bool
+	efiStub  string
 }
 
 func newBuildCmd() *cobra.Command {
@@ -94,6 +95,7 @@ The image is written to a temporary name and renamed when complete.`,
 	fl.BoolVar(&f.login, "login", false, "ask for a login on the console instead of starting a root shell")
 	fl.Int64Var(&f.epoch, "epoch", 0, "timestamp of every file, seconds since 1970 (default $SOURCE_DATE_EPOCH or 2026-01-01)")
 	fl.BoolVarP(&f.quiet, "quiet", "q", false, "print only the image path")
+	fl.StringVar(&f.efiStub, "efi-stub", "", "UEFI boards: EFI stub of the unified kernel image (default: systemd-boot-efi's, e.g. /usr/lib/systemd/boot/efi/linuxx64.efi.stub)")
 	cmd.RegisterFlagCompletionFunc("board", func(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {
 		return boards.Names(), cobra.ShellCompDirectiveNoFileComp
 	})
@@ -153,6 +155,11 @@ func resolveBuild(cmd *cobra.Command, f buildFlags) (*builder.Config, error) {
 		cfg.Kernel = f.kernel
 	} else {
 		cfg.Kernel = rel(p.Kernel)
+	}
+	if changed("efi-stub") {
+		cfg.EFIStub = f.efiStub
+	} else {
+		cfg.EFIStub = rel(p.EFIStub)
 	}
 	if changed("files") {
 		for _, s := range f.files {
