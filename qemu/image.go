@@ -16,7 +16,9 @@ import (
 // firmware would: kernel, initramfs, command line (and device tree) are read
 // from the image's boot partition into dir, which proves the partition's
 // content. Boards whose QEMU disk is an SD card boot a copy of the image
-// padded to a power of two, as QEMU's SD emulation requires.
+// padded to a power of two, as QEMU's SD emulation requires. UEFI boards
+// boot through the firmware (OVMF) with a private copy of its variable
+// store in dir; the firmware finds the UKI on the ESP itself.
 func ForImage(path, dir string, persist bool) (Config, boards.Board, error) {
 	disk, err := image.Open(path)
 	if err != nil {
@@ -30,6 +32,9 @@ func ForImage(path, dir string, persist bool) (Config, boards.Board, error) {
 	board, err := boards.Lookup(boot.Meta.Board)
 	if err != nil {
 		return Config{}, boards.Board{}, fmt.Errorf("%s: %w", path, err)
+	}
+	if board.UEFI != nil {
+		return forUEFI(board, boot, path, dir, persist)
 	}
 	c := Config{
 		QEMU: board.QEMU, Arch: board.Arch,
@@ -78,7 +83,7 @@ func ForImage(path, dir string, persist bool) (Config, boards.Board, error) {
 	return c, board, nil
 }
 
-// copyPadded copies src to dst and extends dst to size (sparse).
+// copyPadded copies src to dst and extends dst to size (sparse; 0: as is).
 func copyPadded(src, dst string, size int64) error {
 	in, err := os.Open(src)
 	if err != nil {
@@ -93,9 +98,11 @@ func copyPadded(src, dst string, size int64) error {
 		out.Close()
 		return err
 	}
-	if err := out.Truncate(size); err != nil {
-		out.Close()
-		return err
+	if size > 0 {
+		if err := out.Truncate(size); err != nil {
+			out.Close()
+			return err
+		}
 	}
 	return out.Close()
 }
@@ -103,4 +110,40 @@ func copyPadded(src, dst string, size int64) error {
 // String describes the machine for humans.
 func (c Config) String() string {
 	return strings.TrimSpace(c.QEMU.Binary + " -M " + c.QEMU.Machine)
+}
+
+// forUEFI boots a UEFI board's image from its disk through the firmware.
+func forUEFI(board boards.Board, boot *image.Boot, path, dir string, persist bool) (Config, boards.Board, error) {
+	c := Config{QEMU: board.QEMU, Arch: board.Arch, Append: boot.Cmdline, ImageCmdline: boot.Cmdline, Disk: path, Persist: persist}
+	fw, err := findFirmware(board.QEMU.Firmware)
+	if err != nil {
+		return Config{}, board, err
+	}
+	c.FirmwareCode = fw.Code
+	// The variable store is written by the firmware: every boot gets its
+	// own copy, never the system's file.
+	c.FirmwareVars = filepath.Join(dir, filepath.Base(fw.Vars))
+	if err := copyPadded(fw.Vars, c.FirmwareVars, 0); err != nil {
+		return Config{}, board, fmt.Errorf("UEFI variable store: %w", err)
+	}
+	// boot.Kernel is the UKI (rfs.json's kernel_file names it).
+	c.UKI = filepath.Join(dir, "uki.efi")
+	if err := os.WriteFile(c.UKI, boot.Kernel, 0o644); err != nil {
+		return Config{}, board, err
+	}
+	return c, board, nil
+}
+
+// findFirmware returns the first firmware whose files exist.
+func findFirmware(fws []boards.Firmware) (boards.Firmware, error) {
+	var tried []string
+	for _, fw := range fws {
+		_, err1 := os.Stat(fw.Code)
+		_, err2 := os.Stat(fw.Vars)
+		if err1 == nil && err2 == nil {
+			return fw, nil
+		}
+		tried = append(tried, fw.Code)
+	}
+	return boards.Firmware{}, fmt.Errorf("UEFI firmware not found (looked for %s): install it (Debian/Ubuntu: apt-get install ovmf)", strings.Join(tried, ", "))
 }

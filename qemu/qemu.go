@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"regexp"
+	"strings"
 	"sync"
 	"time"
 
@@ -31,6 +32,19 @@ type Config struct {
 	// them to prove the init finds its own root among other disks.
 	OtherDisks []string
 	KVM        bool // use KVM instead of TCG
+
+	// UEFI boards: the firmware's code, mapped read-only, and a private,
+	// writable copy of its variable store. Kernel is then empty: the
+	// firmware boots the disk's ESP.
+	FirmwareCode string
+	FirmwareVars string
+	// UKI is a UEFI image's Unified Kernel Image, extracted to a file, and
+	// ImageCmdline the command line inside it. When Append asks for more,
+	// the UKI is handed to the firmware's kernel loader (QEMU -kernel) with
+	// Append as its load options, which systemd's stub takes as the command
+	// line when Secure Boot is off.
+	UKI          string
+	ImageCmdline string
 }
 
 // Args returns QEMU's command line (without the binary).
@@ -51,15 +65,31 @@ func (c Config) Args() []string {
 	} else {
 		args = append(args, "-accel", "tcg")
 	}
-	args = append(args, "-kernel", c.Kernel)
-	if c.Initrd != "" {
-		args = append(args, "-initrd", c.Initrd)
+	if c.FirmwareCode != "" {
+		args = append(args,
+			"-drive", "if=pflash,format=raw,readonly=on,file="+c.FirmwareCode,
+			"-drive", "if=pflash,format=raw,file="+c.FirmwareVars)
 	}
-	if c.DTB != "" {
-		args = append(args, "-dtb", c.DTB)
+	kernel, initrd, appendC := c.Kernel, c.Initrd, c.Append
+	if c.FirmwareCode != "" && c.Kernel == "" {
+		// The firmware boots the disk, whose UKI has its own command line
+		// and initramfs; only a changed command line needs the UKI by hand.
+		initrd, appendC = "", ""
+		if c.UKI != "" && strings.TrimSpace(c.Append) != strings.TrimSpace(c.ImageCmdline) {
+			kernel, appendC = c.UKI, c.Append
+		}
 	}
-	if c.Append != "" {
-		args = append(args, "-append", c.Append)
+	if kernel != "" {
+		args = append(args, "-kernel", kernel)
+		if initrd != "" {
+			args = append(args, "-initrd", initrd)
+		}
+		if c.DTB != "" {
+			args = append(args, "-dtb", c.DTB)
+		}
+		if appendC != "" {
+			args = append(args, "-append", appendC)
+		}
 	}
 	for _, d := range c.OtherDisks {
 		args = append(args, "-drive", "file="+d+",format=raw,if="+q.Disk+",snapshot=on")

@@ -29,6 +29,8 @@ func newRunCmd() *cobra.Command {
 		Long: `Boot an image in QEMU. Kernel, initramfs and command line are read from the
 image's boot partition; the board recorded there picks the QEMU machine.
 The image is attached as a throw-away snapshot unless --persist is given.
+UEFI boards (pc) boot through OVMF (package ovmf) from the image's ESP, with a
+private copy of the firmware's variable store.
 
 Interactive by default: the serial console is this terminal; Ctrl-A X quits.
 With --expect, rfs watches the console instead and exits 0 as soon as the
