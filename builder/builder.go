@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -25,6 +26,7 @@ import (
 	"github.com/rfsbuild/rfs/initramfs"
 	"github.com/rfsbuild/rfs/kernel"
 	"github.com/rfsbuild/rfs/modfetch"
+	"github.com/rfsbuild/rfs/overlay"
 	"github.com/rfsbuild/rfs/rootfs"
 	"github.com/rfsbuild/rfs/squashfs"
 )
@@ -50,6 +52,44 @@ func ParseFiles(spec string) Files {
 	return Files{Src: spec, Dest: "/"}
 }
 
+// Volume is a directory kept on the data partition across factory resets.
+type Volume struct {
+	Name string // [a-z0-9_.-]+
+	Path string // absolute, clean
+}
+
+// ParseVolume reads "/path" or "name:/path"; without a name, one is made
+// from the path (/var/lib/app -> var-lib-app).
+func ParseVolume(spec string) (Volume, error) {
+	if strings.ContainsAny(spec, " \t\r\n#") {
+		return Volume{}, fmt.Errorf("volume %q: spaces and # are not allowed (the init's list is one NAME /path per line)", spec)
+	}
+	name, p, ok := strings.Cut(spec, ":")
+	if !ok {
+		p, name = spec, ""
+	}
+	if !strings.HasPrefix(p, "/") || path.Clean(p) != p || p == "/" {
+		return Volume{}, fmt.Errorf("volume %q: want a clean absolute path other than / (e.g. /var/lib/app or app:/var/lib/app)", spec)
+	}
+	if name == "" {
+		name = strings.Map(func(r rune) rune {
+			switch {
+			case r >= 'a' && r <= 'z', r >= '0' && r <= '9', r == '.', r == '_', r == '-':
+				return r
+			case r >= 'A' && r <= 'Z':
+				return r + ('a' - 'A')
+			}
+			return '-'
+		}, strings.TrimPrefix(p, "/"))
+	}
+	line := name + " " + p + "\n"
+	vols, warnings := overlay.ParseVolumes(strings.NewReader(line))
+	if len(warnings) > 0 || len(vols) != 1 {
+		return Volume{}, fmt.Errorf("volume %q: %s", spec, strings.Join(warnings, "; "))
+	}
+	return Volume{Name: vols[0].Name, Path: vols[0].Path}, nil
+}
+
 // Config is a fully resolved build.
 type Config struct {
 	Board    boards.Board
@@ -65,6 +105,9 @@ type Config struct {
 	Login    bool
 	RootHash string
 	Epoch    int64
+	// Volumes are paths bind-mounted from the data partition's volumes/NAME:
+	// they survive a factory reset (unless reset --all).
+	Volumes []Volume
 	// DataSize is the data partition's size in the image (0: DefaultDataSize);
 	// the first boot grows it to fill the medium.
 	DataSize int64
@@ -110,7 +153,7 @@ func Build(ctx context.Context, c Config) (*Result, error) {
 		return nil, fmt.Errorf("userland %q is not supported yet (supported: busybox)", c.Userland)
 	}
 	if c.Upper == "" {
-		c.Upper = "tmpfs"
+		c.Upper = "data"
 	}
 	if c.Upper != "tmpfs" && c.Upper != "data" && !strings.HasPrefix(c.Upper, "tmpfs:size=") {
 		return nil, fmt.Errorf("upper %q: supported are data, tmpfs and tmpfs:size=N", c.Upper)
@@ -169,6 +212,14 @@ func Build(ctx context.Context, c Config) (*Result, error) {
 		if err := tree.AddHostDir(f.Src, f.Dest, opts); err != nil {
 			return nil, err
 		}
+	}
+	if err := c.addVolumes(tree); err != nil {
+		return nil, err
+	}
+	// The init copies itself to /run/rfs/bin at boot; this puts its on-device
+	// commands (rfs-init status, rfs-init reset) on PATH.
+	if err := tree.Add("/usr/bin/rfs-init", &rootfs.Node{Type: rootfs.Symlink, Perm: 0o777, Target: "/run/rfs/bin/rfs-init", MTime: c.Epoch}); err != nil {
+		return nil, err
 	}
 	digest, err := tree.Digest()
 	if err != nil {
@@ -310,6 +361,25 @@ func Build(ctx context.Context, c Config) (*Result, error) {
 	res := &Result{Path: c.Output, BuildID: buildID, Size: st.Size(), Parts: parts, RootSize: rootSize, Duration: time.Since(start)}
 	c.logf("wrote %s (%s: boot %s, root squashfs %s, data %s) in %s", c.Output, image.HumanSize(res.Size), image.HumanSize(bootSize), image.HumanSize(rootSize), image.HumanSize(c.DataSize), res.Duration.Round(time.Millisecond))
 	return res, nil
+}
+
+// addVolumes writes the volume list the init reads from the lower.
+func (c *Config) addVolumes(t *rootfs.Tree) error {
+	if len(c.Volumes) == 0 {
+		return nil
+	}
+	var b strings.Builder
+	b.WriteString("# Volumes: NAME /path, bind-mounted from the data partition's volumes/NAME.\n")
+	b.WriteString("# They survive a factory reset; rfs reset --all wipes them too.\n")
+	names, paths := map[string]bool{}, map[string]bool{}
+	for _, v := range c.Volumes {
+		if names[v.Name] || paths[v.Path] {
+			return fmt.Errorf("volume %s %s: name or path given twice", v.Name, v.Path)
+		}
+		names[v.Name], paths[v.Path] = true, true
+		fmt.Fprintf(&b, "%s %s\n", v.Name, v.Path)
+	}
+	return t.Add(overlay.VolumesFile, &rootfs.Node{Type: rootfs.Regular, Perm: 0o644, MTime: c.Epoch, Content: rootfs.Bytes(b.String())})
 }
 
 func (c *Config) kernel(ctx context.Context) (path, origin string, err error) {

@@ -16,7 +16,9 @@ import (
 
 	"github.com/rfsbuild/rfs/boards"
 	"github.com/rfsbuild/rfs/image"
+	"github.com/rfsbuild/rfs/overlay"
 	"github.com/rfsbuild/rfs/rootfs"
+	"github.com/rfsbuild/rfs/squashfs"
 )
 
 func config(t *testing.T, board string) Config {
@@ -402,5 +404,71 @@ func checkBootFiles(t *testing.T, b boards.Board, part string) {
 		if !files[f] {
 			t.Errorf("boot partition lacks %s", f)
 		}
+	}
+}
+
+func TestParseVolume(t *testing.T) {
+	tests := []struct {
+		in, name, path, err string
+	}{
+		{in: "/var/lib/app", name: "var-lib-app", path: "/var/lib/app"},
+		{in: "wifi:/etc/wpa_supplicant", name: "wifi", path: "/etc/wpa_supplicant"},
+		{in: "/Srv/My.App", name: "srv-my.app", path: "/Srv/My.App"},
+		{in: "/data/my app", err: "spaces"},
+		{in: "relative/path", err: "clean absolute path"},
+		{in: "/", err: "clean absolute path"},
+		{in: "/a/../b", err: "clean absolute path"},
+		{in: "Bad:/x", err: "bad volume name"},
+	}
+	for _, tt := range tests {
+		v, err := ParseVolume(tt.in)
+		if tt.err != "" {
+			if err == nil || !strings.Contains(err.Error(), tt.err) {
+				t.Errorf("ParseVolume(%q) = %+v, %v; want error %q", tt.in, v, err, tt.err)
+			}
+			continue
+		}
+		if err != nil || v.Name != tt.name || v.Path != tt.path {
+			t.Errorf("ParseVolume(%q) = %+v, %v; want %s %s", tt.in, v, err, tt.name, tt.path)
+		}
+	}
+}
+
+func TestVolumesFileInLower(t *testing.T) {
+	c := config(t, "qemu-arm64")
+	c.Volumes = []Volume{{"app", "/var/lib/app"}, {"wifi", "/etc/wpa_supplicant"}}
+	res := build(t, c)
+	disk, err := image.Open(res.Path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer disk.Close()
+	rp, _ := disk.Partition(image.RootPartition)
+	sq, err := squashfs.Open(disk.Section(rp))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tree, err := sq.ToTree()
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := tree.Lookup("/etc/rfs/volumes")
+	if n == nil {
+		t.Fatal("/etc/rfs/volumes missing from the lower")
+	}
+	rc, _ := n.Content.Open()
+	data, _ := io.ReadAll(rc)
+	rc.Close()
+	vols, warnings := overlay.ParseVolumes(bytes.NewReader(data))
+	if len(warnings) > 0 || len(vols) != 2 || vols[0].Name != "app" || vols[1].Path != "/etc/wpa_supplicant" {
+		t.Fatalf("volumes file %q parses as %+v, %v", data, vols, warnings)
+	}
+	if l := tree.Lookup("/usr/bin/rfs-init"); l == nil || l.Target != "/run/rfs/bin/rfs-init" {
+		t.Errorf("/usr/bin/rfs-init = %+v", l)
+	}
+	c.Output = filepath.Join(t.TempDir(), "dup.img")
+	c.Volumes = append(c.Volumes, Volume{"app", "/srv"})
+	if _, err := Build(context.Background(), c); err == nil || !strings.Contains(err.Error(), "given twice") {
+		t.Fatalf("duplicate volume name: %v", err)
 	}
 }

@@ -117,7 +117,7 @@ func TestBootOverlay(t *testing.T) {
 	for _, board := range []string{"qemu-arm64", "qemu-amd64"} {
 		t.Run(board, func(t *testing.T) {
 			t.Parallel()
-			img := buildImage(t, board, nil)
+			img := buildImage(t, board, func(c *builder.Config) { c.Upper = "tmpfs" })
 			vm := boot(t, img, "")
 			waitShell(t, vm)
 

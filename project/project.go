@@ -30,6 +30,7 @@ type File struct {
 	Upper    string   `yaml:"upper"`
 	Size     string   `yaml:"size"`
 	DataSize string   `yaml:"data_size"`
+	Volumes  []string `yaml:"volumes"`
 	Output   string   `yaml:"output"`
 	Login    *bool    `yaml:"login"`
 	RootHash string   `yaml:"root_password_hash"`
@@ -127,10 +128,17 @@ hostname: rfs
 # Extra kernel command line, appended after rfs's own parameters.
 # cmdline: quiet
 
-# Writable upper layer: data (on the data partition, changes persist until a
-# factory reset) or tmpfs (every boot starts clean), optionally sized:
-# tmpfs:size=256M (default: half of RAM).
-upper: tmpfs
+# Writable upper layer: data (the default: on the data partition, changes
+# persist until a factory reset) or tmpfs (every boot starts clean: kiosks,
+# classrooms), optionally sized: tmpfs:size=256M (default: half of RAM).
+upper: data
+
+# Volumes: directories kept on the data partition that survive a factory
+# reset (rfs reset --all wipes them too). "/path" or "name:/path". A new
+# volume starts with the image's content at that path.
+# volumes:
+#   - /var/lib/app
+#   - wifi:/etc/wpa_supplicant
 
 # Size of the data partition (upper layer and volumes) in the image; the
 # first boot grows it to fill the SD card or disk.

@@ -16,7 +16,7 @@ func TestParse(t *testing.T) {
 	}{
 		{"empty", "", func(f *File) bool { return f.Board == "" }, ""},
 		{"starter", Starter, func(f *File) bool {
-			return f.Board == "qemu-arm64" && f.Upper == "tmpfs" && f.Login != nil && !*f.Login
+			return f.Board == "qemu-arm64" && f.Upper == "data" && f.Login != nil && !*f.Login
 		}, ""},
 		{"files", "files:\n  - a\n  - b:/opt\n", func(f *File) bool { return len(f.Files) == 2 && f.Files[1] == "b:/opt" }, ""},
 		{"unknown key", "board: qemu-arm64\n\nbaord: x\n", nil, `line 3: unknown key "baord"`},

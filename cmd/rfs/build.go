@@ -29,6 +29,7 @@ type buildFlags struct {
 	upper    string
 	size     string
 	dataSize string
+	volumes  []string
 	output   string
 	login    bool
 	epoch    int64
@@ -49,7 +50,8 @@ func buildCommand() (*cobra.Command, *buildFlags) {
 		Short: "Build a bootable disk image",
 		Long: `Build a bootable disk image: a busybox userland in a read-only squashfs root
 partition, and a FAT boot partition holding the kernel, an initramfs whose init
-mounts overlayfs (the squashfs lower + a tmpfs upper) and the kernel command line.
+mounts overlayfs (the squashfs lower + a writable upper on the data partition,
+or a tmpfs) and the kernel command line; and an ext4 data partition.
 
 Settings come from the project file (./rfs.yaml when present, or --config);
 flags override it. Kernels and busybox come through the Go module proxy,
@@ -59,7 +61,8 @@ The image is written to a temporary name and renamed when complete.`,
   rfs build --board qemu-amd64 -o out/x86.img
   rfs build --files ./overlay --files ./app:/opt/app --hostname kiosk
   rfs build --kernel ~/linux/arch/arm64/boot/Image --cmdline quiet
-  rfs build --upper tmpfs:size=256M --size 1G`,
+  rfs build --upper tmpfs:size=256M --size 1G
+  rfs build --volume /var/lib/app --volume wifi:/etc/wpa_supplicant`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			cfg, err := resolveBuild(cmd, *f)
@@ -88,7 +91,8 @@ The image is written to a temporary name and renamed when complete.`,
 	fl.StringVar(&f.owner, "owner", "", `owner of --files entries: "uid:gid", or "keep" (default 0:0)`)
 	fl.StringVar(&f.hostname, "hostname", "", "hostname (default rfs)")
 	fl.StringVar(&f.cmdline, "cmdline", "", "extra kernel command line")
-	fl.StringVar(&f.upper, "upper", "", "writable upper layer: data (persistent), tmpfs or tmpfs:size=N (default tmpfs)")
+	fl.StringVar(&f.upper, "upper", "", "writable upper layer: data (persistent until a reset), tmpfs or tmpfs:size=N (default data)")
+	fl.StringArrayVar(&f.volumes, "volume", nil, "keep /path (or name:/path) on the data partition across factory resets; repeatable")
 	fl.StringVar(&f.size, "size", "", "image size, e.g. 1G (default: just fit)")
 	fl.StringVar(&f.dataSize, "data-size", "", "data partition size in the image, e.g. 256M (default 64M; the first boot grows it)")
 	fl.StringVarP(&f.output, "output", "o", "", "output image (default out/BOARD.img)")
@@ -192,6 +196,17 @@ func resolveBuild(cmd *cobra.Command, f buildFlags) (*builder.Config, error) {
 		if cfg.Size%image.MiB != 0 {
 			return nil, fmt.Errorf("size %s: must be a whole number of MiB", s)
 		}
+	}
+	vols := p.Volumes
+	if changed("volume") {
+		vols = f.volumes
+	}
+	for _, v := range vols {
+		vol, err := builder.ParseVolume(v)
+		if err != nil {
+			return nil, err
+		}
+		cfg.Volumes = append(cfg.Volumes, vol)
 	}
 	if s := pick("data-size", f.dataSize, p.DataSize); s != "" {
 		if cfg.DataSize, err = image.ParseSize(s); err != nil {
