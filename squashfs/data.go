@@ -202,55 +202,86 @@ func (d *dataWriter) submit(j *job) error {
 
 var errAborted = errors.New("aborted")
 
-// addFile streams a file's content r (exactly f.size bytes) into the image.
-func (d *dataWriter) addFile(f *fileData, r io.Reader) error {
-	bs := int64(d.blockSize)
-	nfull := int(f.size / bs)
-	tail := int(f.size % bs)
-	f.sizes = make([]uint32, nfull)
+// begin records a file about to be added: it sizes its block list and
+// queues the record of where its blocks start.
+func (d *dataWriter) begin(f *fileData) error {
+	f.sizes = make([]uint32, f.size/int64(d.blockSize))
 	f.frag = invalidFrag
 	// Files without full blocks need no start (it stays 0): not queueing
 	// a job for them keeps the queue short, so that many small files do
 	// not stall the reader behind one fragment being compressed.
-	if nfull > 0 {
-		if err := d.submit(&job{kind: jobFileStart, f: f}); err != nil {
-			return err
+	if len(f.sizes) > 0 {
+		return d.submit(&job{kind: jobFileStart, f: f})
+	}
+	return nil
+}
+
+// addBlock queues full block i of f; buf (from getBuf) now belongs to the
+// pipeline.
+func (d *dataWriter) addBlock(f *fileData, i int, buf []byte) error {
+	j := &job{kind: jobBlock, f: f, idx: i}
+	if bytes.Equal(buf, d.zero) {
+		j.sparse = true
+		f.sparse += uint64(d.blockSize)
+		d.putBuf(buf)
+	} else {
+		j.data = buf
+		j.done = make(chan struct{})
+	}
+	return d.submit(j)
+}
+
+// tailSpace returns room for a tail of n bytes at the end of the current
+// fragment block (flushing it first if it is too full).
+func (d *dataWriter) tailSpace(f *fileData, n int) ([]byte, error) {
+	if len(d.fragBuf)+n > d.blockSize {
+		if err := d.flushFrag(); err != nil {
+			return nil, err
 		}
 	}
-	for i := range nfull {
+	if d.fragBuf == nil {
+		d.fragBuf = d.getBuf()[:0]
+	}
+	off := len(d.fragBuf)
+	d.fragBuf = d.fragBuf[:off+n]
+	f.frag, f.fragOff = d.nfrag, uint32(off)
+	return d.fragBuf[off:], nil
+}
+
+// addTail packs the tail of f into the current fragment block.
+func (d *dataWriter) addTail(f *fileData, tail []byte) error {
+	p, err := d.tailSpace(f, len(tail))
+	if err != nil {
+		return err
+	}
+	copy(p, tail)
+	return nil
+}
+
+// addFile streams a file's content r (exactly f.size bytes) into the image.
+func (d *dataWriter) addFile(f *fileData, r io.Reader) error {
+	if err := d.begin(f); err != nil {
+		return err
+	}
+	for i := range f.sizes {
 		buf := d.getBuf()
 		if _, err := io.ReadFull(r, buf); err != nil {
 			return shortRead(err)
 		}
-		j := &job{kind: jobBlock, f: f, idx: i}
-		if bytes.Equal(buf, d.zero) {
-			j.sparse = true
-			f.sparse += uint64(bs)
-			d.putBuf(buf)
-		} else {
-			j.data = buf
-			j.done = make(chan struct{})
-		}
-		if err := d.submit(j); err != nil {
+		if err := d.addBlock(f, i, buf); err != nil {
 			return err
 		}
 	}
-	if tail > 0 {
-		if len(d.fragBuf)+tail > d.blockSize {
-			if err := d.flushFrag(); err != nil {
-				return err
-			}
+	if tail := int(f.size % int64(d.blockSize)); tail > 0 {
+		p, err := d.tailSpace(f, tail)
+		if err != nil {
+			return err
 		}
-		if d.fragBuf == nil {
-			d.fragBuf = d.getBuf()[:0]
-		}
-		n := len(d.fragBuf)
-		d.fragBuf = d.fragBuf[:n+tail]
-		if _, err := io.ReadFull(r, d.fragBuf[n:]); err != nil {
-			d.fragBuf = d.fragBuf[:n]
+		if _, err := io.ReadFull(r, p); err != nil {
+			d.fragBuf = d.fragBuf[:len(d.fragBuf)-tail]
+			f.frag, f.fragOff = invalidFrag, 0
 			return shortRead(err)
 		}
-		f.frag, f.fragOff = d.nfrag, uint32(n)
 	}
 	var one [1]byte
 	if n, err := io.ReadFull(r, one[:]); n > 0 {

@@ -217,8 +217,9 @@ func (w *writerAt) WriteAt(p []byte, off int64) (int, error) {
 }
 
 func TestDuplicatesStoredOnce(t *testing.T) {
-	// Below dedupCache (hashed in memory) and above it (read twice).
-	for _, size := range []int{300000, dedupCache + 300000} {
+	// Read ahead (hashed in memory) and too large for that (hashed ahead,
+	// read again when written).
+	for _, size := range []int{300000, prefetchMax + 300000} {
 		t.Run(fmt.Sprint(size), func(t *testing.T) { testDuplicates(t, size) })
 	}
 }

@@ -54,10 +54,6 @@ type Options struct {
 // DefaultBlockSize is the block size used when Options.BlockSize is 0.
 const DefaultBlockSize = 131072
 
-// dedupCache is the largest file kept in memory between hashing it (to find
-// duplicates) and writing it; larger candidates are read twice.
-const dedupCache = 1 << 20
-
 // Write writes t as a squashfs image into w starting at offset 0 and returns
 // the number of bytes written (padded to a 4 KiB multiple like mksquashfs).
 //
@@ -124,7 +120,7 @@ func Write(w io.WriterAt, t *rootfs.Tree, opts Options) (int64, error) {
 	if err != nil {
 		return 0, fmt.Errorf("squashfs: %w", err)
 	}
-	if err := b.writeData(d); err != nil {
+	if err := b.writeData(d, workers); err != nil {
 		d.abort()
 		if errors.Is(err, errAborted) && d.err != nil {
 			err = d.err
@@ -443,100 +439,93 @@ type hashKey struct {
 	sum  [sha256.Size]byte
 }
 
-// writeData streams every distinct file content into the data area.
-func (b *builder) writeData(d *dataWriter) error {
+// writeData streams every distinct file content into the data area. Files
+// are opened, read and hashed ahead on several goroutines (see prefetcher)
+// and placed here one by one in tree order.
+func (b *builder) writeData(d *dataWriter, readers int) error {
 	sizes := map[int64]int{}
+	var files []*inode
 	for _, ino := range b.files {
-		sizes[ino.file.size]++
+		if ino.file.size > 0 {
+			sizes[ino.file.size]++
+			files = append(files, ino)
+		}
 	}
+	// Only a file whose size another file has can be a duplicate.
+	hash := func(f *fileData) bool { return sizes[f.size] > 1 }
+	p := newPrefetcher(d, files, hash, readers)
+	defer p.close()
 	seen := map[hashKey]*fileData{}
-	for _, ino := range b.files {
-		f := ino.file
-		if f.size == 0 {
-			continue
-		}
-		if sizes[f.size] < 2 {
-			if err := b.copyFile(d, ino, nil, nil); err != nil {
+	for i, ino := range files {
+		r := p.next(i)
+		if err := b.placeFile(d, p, ino, r, seen); err != nil {
+			p.release(r)
+			if errors.Is(err, errAborted) {
 				return err
 			}
-			continue
-		}
-		// Another file has this size: hash it to find duplicates.
-		var content []byte
-		h := sha256.New()
-		rc, err := openContent(ino)
-		if err != nil {
-			return err
-		}
-		if f.size <= dedupCache {
-			content, err = io.ReadAll(io.LimitReader(rc, f.size+1))
-			h.Write(content)
-		} else {
-			_, err = io.Copy(h, rc)
-		}
-		rc.Close()
-		if err != nil {
-			return fmt.Errorf("%s: read content: %w", ino.path, err)
-		}
-		key := hashKey{size: f.size}
-		h.Sum(key.sum[:0])
-		if orig := seen[key]; orig != nil {
-			f.dup = orig
-			continue
-		}
-		seen[key] = f
-		if content != nil {
-			if err := b.copyFile(d, ino, content, nil); err != nil {
-				return err
-			}
-			continue
-		}
-		// Read a second time: check that the content did not change, or
-		// a later duplicate would get different bytes than it has.
-		h2 := sha256.New()
-		if err := b.copyFile(d, ino, nil, h2); err != nil {
-			return err
-		}
-		if !bytes.Equal(h2.Sum(nil), key.sum[:]) {
-			return fmt.Errorf("%s: content changed while the image was written", ino.path)
+			return fmt.Errorf("%s: %w", ino.path, err)
 		}
 	}
 	return nil
 }
 
-func openContent(ino *inode) (io.ReadCloser, error) {
-	rc, err := ino.node.Content.Open()
-	if err != nil {
-		return nil, fmt.Errorf("%s: open content: %w", ino.path, err)
+// placeFile writes one file read ahead as r, unless it duplicates a file
+// in seen.
+func (b *builder) placeFile(d *dataWriter, p *prefetcher, ino *inode, r *fileRead, seen map[hashKey]*fileData) error {
+	if r.err != nil {
+		return r.err
 	}
-	if rc == nil {
-		return nil, fmt.Errorf("%s: open content: Open returned no reader", ino.path)
+	f := ino.file
+	if r.hashed {
+		key := hashKey{size: f.size, sum: r.sum}
+		if orig := seen[key]; orig != nil {
+			f.dup = orig
+			p.release(r)
+			return nil
+		}
+		seen[key] = f
 	}
-	return rc, nil
+	if r.stream {
+		return b.streamFile(d, ino, r)
+	}
+	if err := d.begin(f); err != nil {
+		return err
+	}
+	for i, blk := range r.blocks {
+		r.blocks[i] = nil
+		if err := d.addBlock(f, i, blk); err != nil {
+			return err
+		}
+	}
+	r.blocks = nil
+	if r.tail != nil {
+		if err := d.addTail(f, r.tail); err != nil {
+			return err
+		}
+	}
+	p.done(r)
+	return nil
 }
 
-// copyFile streams a file into the data area from content, or from its
-// source when content is nil, feeding the bytes read to tee if not nil.
-func (b *builder) copyFile(d *dataWriter, ino *inode, content []byte, tee io.Writer) error {
-	var r io.Reader
-	if content != nil {
-		r = bytes.NewReader(content)
-	} else {
-		rc, err := openContent(ino)
-		if err != nil {
-			return err
-		}
-		defer rc.Close()
-		r = rc
+// streamFile writes a file too large to have been read ahead. If it was
+// hashed ahead, it is hashed again as it is read: a later duplicate must
+// not get content that changed in between.
+func (b *builder) streamFile(d *dataWriter, ino *inode, r *fileRead) error {
+	src, err := openSource(ino)
+	if err != nil {
+		return err
 	}
-	if tee != nil {
-		r = io.TeeReader(r, tee)
+	defer src.Close()
+	var in io.Reader = src
+	h := sha256.New()
+	if r.hashed {
+		in = io.TeeReader(src, h)
 	}
-	if err := d.addFile(ino.file, r); err != nil {
-		if errors.Is(err, errAborted) {
-			return err
-		}
-		return fmt.Errorf("%s: %w", ino.path, err)
+	if err := d.addFile(ino.file, in); err != nil {
+		return err
+	}
+	if r.hashed && !bytes.Equal(h.Sum(nil), r.sum[:]) {
+		return errors.New("content changed while the image was written")
 	}
 	return nil
 }
