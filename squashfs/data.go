@@ -21,6 +21,7 @@ type fileData struct {
 	frag    uint32 // fragment index, or invalidFrag
 	fragOff uint32 // offset of the tail inside the fragment block
 	dup     *fileData
+	final   atomic.Bool // all of the above is set (see finals)
 }
 
 type fragEntry struct {
@@ -34,6 +35,7 @@ const (
 	jobFileStart jobKind = iota // record where a file's blocks begin
 	jobBlock                    // one full block of a file
 	jobFrag                     // a fragment block
+	jobFileDone                 // all of a file's blocks are placed
 )
 
 // job is one unit of the data pipeline. Jobs are queued in output order;
@@ -65,6 +67,7 @@ type dataWriter struct {
 
 	failed atomic.Bool
 	err    error // set by the writer goroutine, read after done
+	finals finals
 
 	// owned by the writer goroutine until done
 	off   int64
@@ -86,6 +89,7 @@ func newDataWriter(w io.WriterAt, off int64, blockSize, workers int, c codec, cp
 		done:      make(chan struct{}),
 		off:       off,
 	}
+	d.finals.cond.L = &d.finals.mu
 	comps := make([]blockCompressor, workers)
 	for i := range comps {
 		bc, err := c.newCompressor(cp)
@@ -163,8 +167,12 @@ func (d *dataWriter) place(j *job) error {
 	if j.err != nil {
 		return fmt.Errorf("compress: %w", j.err)
 	}
-	if j.kind == jobFileStart {
+	switch j.kind {
+	case jobFileStart:
 		j.f.start = uint64(d.off)
+		return nil
+	case jobFileDone:
+		d.finals.mark(j.f)
 		return nil
 	}
 	if j.sparse {
@@ -256,6 +264,62 @@ func (d *dataWriter) addTail(f *fileData, tail []byte) error {
 	}
 	copy(p, tail)
 	return nil
+}
+
+// end marks f final once what was queued for it is placed.
+func (d *dataWriter) end(f *fileData) error {
+	if len(f.sizes) > 0 {
+		return d.submit(&job{kind: jobFileDone, f: f})
+	}
+	d.finals.mark(f)
+	return nil
+}
+
+// finals lets the inode table be written while file data still is: the
+// goroutine writing inodes waits for each file's record to be final. A
+// file is final when its last queued job is placed, or, without full
+// blocks, once its tail is packed.
+type finals struct {
+	mu      sync.Mutex
+	cond    sync.Cond
+	waiting atomic.Bool
+	aborted atomic.Bool
+}
+
+func (n *finals) mark(f *fileData) {
+	f.final.Store(true)
+	if n.waiting.Load() {
+		n.mu.Lock()
+		n.cond.Broadcast()
+		n.mu.Unlock()
+	}
+}
+
+// wait waits until f is final (one waiting goroutine at a time), or the
+// data is aborted.
+func (n *finals) wait(f *fileData) error {
+	if f.final.Load() {
+		return nil
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.waiting.Store(true)
+	for !f.final.Load() && !n.aborted.Load() {
+		n.cond.Wait()
+	}
+	n.waiting.Store(false)
+	if !f.final.Load() {
+		return errAborted
+	}
+	return nil
+}
+
+// abort wakes the waiter for good: no more files will be final.
+func (n *finals) abort() {
+	n.aborted.Store(true)
+	n.mu.Lock()
+	n.cond.Broadcast()
+	n.mu.Unlock()
 }
 
 // addFile streams a file's content r (exactly f.size bytes) into the image.

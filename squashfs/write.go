@@ -120,8 +120,16 @@ func Write(w io.WriterAt, t *rootfs.Tree, opts Options) (int64, error) {
 	if err != nil {
 		return 0, fmt.Errorf("squashfs: %w", err)
 	}
+	// The inode and directory tables are written on their own goroutine
+	// while the data is: each file inode waits for its file to be placed.
+	b.itab, b.dtab = newMetaWriter(mc), newMetaWriter(mc)
+	b.finals = &d.finals
+	metaDone := make(chan error, 1)
+	go func() { metaDone <- b.writeDir(b.root) }()
 	if err := b.writeData(d, workers); err != nil {
 		d.abort()
+		d.finals.abort()
+		<-metaDone
 		if errors.Is(err, errAborted) && d.err != nil {
 			err = d.err
 		}
@@ -129,14 +137,14 @@ func Write(w io.WriterAt, t *rootfs.Tree, opts Options) (int64, error) {
 	}
 	off, err := d.close()
 	if err != nil {
+		d.finals.abort()
+		<-metaDone
 		return 0, fmt.Errorf("squashfs: write data: %w", err)
 	}
-
-	// Inode and directory tables.
-	b.itab, b.dtab = newMetaWriter(mc), newMetaWriter(mc)
-	if err := b.writeDir(b.root); err != nil {
+	if err := <-metaDone; err != nil {
 		return 0, fmt.Errorf("squashfs: %w", err)
 	}
+
 	sb := superblock{
 		inodes:      b.count,
 		mtime:       uint32(opts.MTime),
@@ -279,6 +287,8 @@ type builder struct {
 	ids       []uint32
 	itab      *metaWriter
 	dtab      *metaWriter
+
+	finals *finals // when file records are final
 
 	xattrs   bool        // write xattrs (else refuse them)
 	xtab     *metaWriter // xattr key/value stream, nil if no xattrs
@@ -481,6 +491,7 @@ func (b *builder) placeFile(d *dataWriter, p *prefetcher, ino *inode, r *fileRea
 		if orig := seen[key]; orig != nil {
 			f.dup = orig
 			p.release(r)
+			d.finals.mark(f)
 			return nil
 		}
 		seen[key] = f
@@ -504,7 +515,7 @@ func (b *builder) placeFile(d *dataWriter, p *prefetcher, ino *inode, r *fileRea
 		}
 	}
 	p.done(r)
-	return nil
+	return d.end(f)
 }
 
 // streamFile writes a file too large to have been read ahead. If it was
@@ -527,7 +538,7 @@ func (b *builder) streamFile(d *dataWriter, ino *inode, r *fileRead) error {
 	if r.hashed && !bytes.Equal(h.Sum(nil), r.sum[:]) {
 		return errors.New("content changed while the image was written")
 	}
-	return nil
+	return d.end(ino.file)
 }
 
 // writeDir writes the inodes of d's subtree, its directory listing and then
@@ -692,8 +703,16 @@ func (b *builder) writeInode(ino *inode) error {
 	switch n.Type {
 	case rootfs.Regular:
 		f := ino.file
+		if f.size > 0 {
+			if err := b.finals.wait(f); err != nil {
+				return err
+			}
+		}
 		if f.dup != nil {
 			f = f.dup
+			if err := b.finals.wait(f); err != nil {
+				return err
+			}
 		}
 		if f.size > math.MaxUint32 || f.start > math.MaxUint32 || ino.nlink > 1 || f.sparse > 0 || ino.xattr != invalidXattr {
 			le.PutUint16(p, typeExtFile)
