@@ -1,0 +1,380 @@
+package reset
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/diskfs/go-diskfs/backend/file"
+	"github.com/diskfs/go-diskfs/filesystem/fat32"
+	"golang.org/x/sys/unix"
+
+	"github.com/rfsbuild/rfs/overlay"
+)
+
+const (
+	mib       = 1 << 20
+	bootStart = 1 * mib
+	bootSize  = 40 * mib
+	rootStart = bootStart + bootSize
+	rootSize  = 1 * mib
+	dataStart = rootStart + rootSize
+	dataSize  = 16 * mib
+	diskSize  = dataStart + dataSize + 2*mib
+)
+
+func need(t *testing.T, tools ...string) {
+	t.Helper()
+	for _, tool := range tools {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Skipf("%s not installed (apt-get install dosfstools mtools e2fsprogs fdisk)", tool)
+		}
+	}
+}
+
+func sh(t *testing.T, name string, args ...string) string {
+	t.Helper()
+	out, err := exec.Command(name, args...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("%s %s: %v\n%s", name, strings.Join(args, " "), err, out)
+	}
+	return string(out)
+}
+
+// makeImage writes an rfs-shaped disk (sfdisk, mkfs.fat, mke2fs): p1 FAT32,
+// p2 a placeholder root, p3 ext4 rfs-data seeded with upper/etc/x,
+// work/, volumes/app/y, unless data is false (no data partition).
+func makeImage(t *testing.T, label string, data bool) string {
+	t.Helper()
+	need(t, "sfdisk", "mkfs.fat", "mke2fs")
+	dir := t.TempDir()
+	img := filepath.Join(dir, "disk.img")
+	if err := os.WriteFile(img, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	os.Truncate(img, diskSize)
+	typ := map[string][3]string{
+		"gpt": {"C12A7328-F81F-11D2-BA4B-00A0C93EC93B", "B921B045-1DF0-41C3-AF44-4C6F280D3FAE", "0FC63DAF-8483-4772-8E79-3D69D8477DE4"},
+		"dos": {"c", "83", "83"},
+	}[label]
+	script := "label: " + label + "\n" +
+		"start=" + strconv.Itoa(bootStart/512) + ", size=" + strconv.Itoa(bootSize/512) + ", type=" + typ[0] + "\n" +
+		"start=" + strconv.Itoa(rootStart/512) + ", size=" + strconv.Itoa(rootSize/512) + ", type=" + typ[1] + "\n" +
+		"start=" + strconv.Itoa(dataStart/512) + ", size=" + strconv.Itoa(dataSize/512) + ", type=" + typ[2] + "\n"
+	cmd := exec.Command("sfdisk", "-q", img)
+	cmd.Stdin = strings.NewReader(script)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("sfdisk: %v\n%s", err, out)
+	}
+	sh(t, "mkfs.fat", "-F", "32", "-n", "RFS-BOOT", "--offset", strconv.Itoa(bootStart/512), img, strconv.Itoa(bootSize/1024))
+	if data {
+		seed := filepath.Join(dir, "seed")
+		for _, d := range []string{"upper/etc", "work", "volumes/app"} {
+			os.MkdirAll(filepath.Join(seed, d), 0o755)
+		}
+		os.WriteFile(filepath.Join(seed, "upper/etc/x"), []byte("x\n"), 0o644)
+		os.WriteFile(filepath.Join(seed, "volumes/app/y"), []byte("y\n"), 0o644)
+		sh(t, "mke2fs", "-q", "-F", "-t", "ext4", "-L", overlay.DataLabel, "-d", seed,
+			"-E", "offset="+strconv.Itoa(dataStart), img, strconv.Itoa(dataSize/1024)+"k")
+	}
+	return img
+}
+
+// mtype returns the flag file as mtools reads it ("" and false if absent).
+func mtype(t *testing.T, img string) (string, bool) {
+	t.Helper()
+	out, err := exec.Command("mtype", "-i", img+"@@"+strconv.Itoa(bootStart), "::"+overlay.ResetFlagFile).CombinedOutput()
+	if err != nil {
+		return "", false
+	}
+	return string(out), true
+}
+
+func fsckFAT(t *testing.T, img string) {
+	t.Helper()
+	f, _ := os.Open(img)
+	defer f.Close()
+	cp := filepath.Join(t.TempDir(), "boot.fat")
+	g, _ := os.Create(cp)
+	io.Copy(g, io.NewSectionReader(f, bootStart, bootSize))
+	g.Close()
+	if out, err := exec.Command("fsck.fat", "-n", cp).CombinedOutput(); err != nil {
+		t.Errorf("fsck.fat -n of the boot partition: %v\n%s", err, out)
+	}
+}
+
+func TestFlag(t *testing.T) {
+	need(t, "mtype", "fsck.fat")
+	for _, label := range []string{"gpt", "dos"} {
+		t.Run(label, func(t *testing.T) {
+			t.Parallel()
+			img := makeImage(t, label, true)
+			if _, ok := mtype(t, img); ok {
+				t.Fatal("flag set before")
+			}
+			res, err := Flag(img, false)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res.All || res.WasSet != "" || res.Target.Boot.Number != 1 || res.Target.Data.Number != 3 {
+				t.Errorf("result %+v, boot %+v, data %+v", res, res.Target.Boot, res.Target.Data)
+			}
+			if got, ok := mtype(t, img); !ok || got != "upper\n" {
+				t.Errorf("mtype: %q %v", got, ok)
+			}
+			fsckFAT(t, img)
+			// --all replaces it; a later plain flag keeps "all".
+			if res, err = Flag(img, true); err != nil || !res.All || res.WasSet != "upper" {
+				t.Fatalf("Flag all: %+v %v", res, err)
+			}
+			if got, _ := mtype(t, img); got != "all\n" {
+				t.Errorf("mtype after --all: %q", got)
+			}
+			if res, err = Flag(img, false); err != nil || !res.All || res.WasSet != "all" {
+				t.Fatalf("Flag after all: %+v %v", res, err)
+			}
+			if c, ok, err := FlagSet(img); err != nil || !ok || c != "all\n" {
+				t.Errorf("FlagSet: %q %v %v", c, ok, err)
+			}
+			fsckFAT(t, img)
+			out := sh(t, "mdir", "-i", img+"@@"+strconv.Itoa(bootStart), "::")
+			if strings.Count(strings.ToLower(out), "rfs-reset") != 1 {
+				t.Errorf("mdir:\n%s", out)
+			}
+			// go-diskfs reads it too (an independent reader).
+			f, _ := os.Open(img)
+			dfs, err := fat32.Read(file.New(f, true), bootSize, bootStart, 512)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if b, err := dfs.ReadFile("/" + overlay.ResetFlagFile); err != nil || string(b) != "all\n" {
+				t.Errorf("go-diskfs reads %q, %v", b, err)
+			}
+			f.Close()
+			if c, err := Cancel(img); err != nil || c != "all" {
+				t.Errorf("Cancel: %q %v", c, err)
+			}
+			if got, ok := mtype(t, img); ok {
+				t.Errorf("flag still there after Cancel: %q", got)
+			}
+			if c, err := Cancel(img); err != nil || c != "" {
+				t.Errorf("Cancel again: %q %v", c, err)
+			}
+			fsckFAT(t, img)
+		})
+	}
+}
+
+// The root directory's first cluster (512 bytes, 16 slots, one the volume
+// label) nearly or completely full: the flag's two slots go in a new
+// cluster, or straddle the boundary.
+func TestFlagFullRootDir(t *testing.T) {
+	need(t, "mtype", "fsck.fat", "mcopy")
+	for _, n := range []int{13, 14, 15, 40} {
+		t.Run(strconv.Itoa(n), func(t *testing.T) {
+			t.Parallel()
+			img := makeImage(t, "gpt", true)
+			src := t.TempDir()
+			for i := 0; i < n; i++ {
+				p := filepath.Join(src, fmt.Sprintf("F%d.TXT", i))
+				os.WriteFile(p, []byte("f"), 0o644)
+				sh(t, "mcopy", "-i", img+"@@"+strconv.Itoa(bootStart), p, "::")
+			}
+			if _, err := Flag(img, true); err != nil {
+				t.Fatal(err)
+			}
+			if got, ok := mtype(t, img); !ok || got != "all\n" {
+				t.Errorf("mtype: %q %v", got, ok)
+			}
+			out := sh(t, "mdir", "-i", img+"@@"+strconv.Itoa(bootStart), "-b", "::")
+			if got := len(strings.Fields(out)); got != n+1 {
+				t.Errorf("mdir -b lists %d files, want %d:\n%s", got, n+1, out)
+			}
+			fsckFAT(t, img)
+			if _, err := Cancel(img); err != nil {
+				t.Fatal(err)
+			}
+			fsckFAT(t, img)
+		})
+	}
+}
+
+func TestNoData(t *testing.T) {
+	img := makeImage(t, "gpt", false)
+	if _, err := Flag(img, false); !errors.Is(err, ErrNoData) {
+		t.Errorf("Flag without a data partition: %v", err)
+	}
+	if _, err := Inspect(filepath.Join(t.TempDir(), "none.img")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("missing file: %v", err)
+	}
+	junk := filepath.Join(t.TempDir(), "junk.img")
+	os.WriteFile(junk, make([]byte, 1<<20), 0o644)
+	if _, err := Flag(junk, false); err == nil || !strings.Contains(err.Error(), "not an rfs image") {
+		t.Errorf("junk: %v", err)
+	}
+}
+
+func TestNowNeedsRoot(t *testing.T) {
+	img := makeImage(t, "gpt", true)
+	geteuid = func() int { return 1000 }
+	defer func() { geteuid = os.Geteuid }()
+	_, err := Now(context.Background(), img, false)
+	if !errors.Is(err, ErrNotRoot) || !strings.Contains(err.Error(), "drop --now") {
+		t.Errorf("not root: %v", err)
+	}
+}
+
+// A QEMU running the image holds OFD locks on it; so does this test.
+func TestRefuseLocked(t *testing.T) {
+	img := makeImage(t, "gpt", true)
+	f, err := os.OpenFile(img, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	lk := unix.Flock_t{Type: unix.F_RDLCK, Whence: io.SeekStart, Start: 100, Len: 1}
+	if err := unix.FcntlFlock(f.Fd(), unix.F_OFD_SETLK, &lk); err != nil {
+		t.Skipf("OFD locks: %v", err)
+	}
+	if _, err := Flag(img, false); err == nil || !strings.Contains(err.Error(), "locked") {
+		t.Errorf("locked image: %v", err)
+	}
+}
+
+func root(t *testing.T) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("needs root (loop devices, mount)")
+	}
+	if _, err := os.Stat("/dev/loop-control"); err != nil {
+		t.Skip("no /dev/loop-control")
+	}
+	need(t, "debugfs", "e2fsck", "losetup")
+}
+
+// ls lists a directory of the image's data filesystem (debugfs, no mount).
+func ls(t *testing.T, img, dir string) string {
+	t.Helper()
+	cp := filepath.Join(t.TempDir(), "data.fs")
+	f, _ := os.Open(img)
+	g, _ := os.Create(cp)
+	io.Copy(g, io.NewSectionReader(f, dataStart, dataSize))
+	f.Close()
+	g.Close()
+	if out, err := exec.Command("e2fsck", "-fn", cp).CombinedOutput(); err != nil {
+		t.Errorf("e2fsck -fn of the data partition: %v\n%s", err, out)
+	}
+	out, _ := exec.Command("debugfs", "-R", "ls "+dir, cp).Output()
+	var names []string
+	for _, n := range strings.Fields(string(out)) {
+		if !strings.HasPrefix(n, "(") && n != "." && n != ".." && !strings.ContainsAny(n[:1], "0123456789") {
+			names = append(names, n)
+		}
+	}
+	return strings.Join(names, " ")
+}
+
+func loopsOf(t *testing.T, img string) []string {
+	st, _ := os.Stat(img)
+	var out []string
+	ents, _ := os.ReadDir("/sys/block")
+	for _, e := range ents {
+		b, err := os.ReadFile(filepath.Join("/sys/block", e.Name(), "loop/backing_file"))
+		if err != nil {
+			continue
+		}
+		if bst, err := os.Stat(strings.TrimSpace(string(b))); err == nil && os.SameFile(st, bst) {
+			out = append(out, e.Name())
+		}
+	}
+	return out
+}
+
+func TestNow(t *testing.T) {
+	root(t)
+	for _, label := range []string{"gpt", "dos"} {
+		t.Run(label, func(t *testing.T) {
+			t.Parallel()
+			img := makeImage(t, label, true)
+			if got := ls(t, img, "/upper"); got != "etc" {
+				t.Fatalf("seeded upper: %q", got)
+			}
+			res, err := Now(context.Background(), img, false)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res.Record == nil || res.Record.Trigger != overlay.TriggerHost || res.Record.All || !strings.HasPrefix(res.Device, "/dev/loop") {
+				t.Errorf("result %+v %+v", res, res.Record)
+			}
+			if got := ls(t, img, "/upper"); got != "" {
+				t.Errorf("upper after reset: %q", got)
+			}
+			if got := ls(t, img, "/volumes/app"); got != "y" {
+				t.Errorf("volume after reset: %q", got)
+			}
+			if got := ls(t, img, "/trash"); got != "" {
+				t.Errorf("trash after reset: %q", got)
+			}
+			if l := loopsOf(t, img); len(l) > 0 {
+				t.Errorf("loop devices left attached: %v", l)
+			}
+			if _, err := Now(context.Background(), img, true); err != nil {
+				t.Fatal(err)
+			}
+			if got := ls(t, img, "/volumes"); got != "" {
+				t.Errorf("volumes after reset --all: %q", got)
+			}
+			if got := ls(t, img, "/"); !strings.Contains(got, "rfs-state.json") || strings.Contains(got, overlay.DataResetIntent) {
+				t.Errorf("data root: %q", got)
+			}
+		})
+	}
+}
+
+// A whole block device: here a loop device over the image, for which this
+// host kernel makes no partition nodes (the offsets path); mounted, it is
+// refused.
+func TestDevice(t *testing.T) {
+	root(t)
+	img := makeImage(t, "dos", true)
+	out := sh(t, "losetup", "--find", "--show", img)
+	dev := strings.TrimSpace(out)
+	defer exec.Command("losetup", "-d", dev).Run()
+	if _, err := Flag(dev, true); err != nil {
+		t.Fatal(err)
+	}
+	res, err := Now(context.Background(), dev, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.FlagPending != "all" {
+		t.Errorf("FlagPending %q", res.FlagPending)
+	}
+	exec.Command("losetup", "-d", dev).Run()
+	if got, ok := mtype(t, img); !ok || got != "all\n" {
+		t.Errorf("flag on the device: %q %v", got, ok)
+	}
+	if got := ls(t, img, "/upper"); got != "" {
+		t.Errorf("upper after reset: %q", got)
+	}
+
+	// Mounted (the data partition, through a loop device over its range).
+	mnt := t.TempDir()
+	sh(t, "mount", "-o", "loop,offset="+strconv.Itoa(dataStart)+",sizelimit="+strconv.Itoa(dataSize), img, mnt)
+	defer exec.Command("umount", mnt).Run()
+	for _, f := range []func() error{
+		func() error { _, err := Flag(img, false); return err },
+		func() error { _, err := Now(context.Background(), img, false); return err },
+	} {
+		if err := f(); err == nil || !strings.Contains(err.Error(), "mounted") || !strings.Contains(err.Error(), mnt) {
+			t.Errorf("mounted image: %v", err)
+		}
+	}
+}
