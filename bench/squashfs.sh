@@ -63,34 +63,41 @@ for d in range(100):
 EOF
 fi
 
-# best RUNS wall time of a command, in seconds
-best() {
-	b=
+# wall time of a command, in seconds
+walltime() {
+	s=$(date +%s.%N)
+	"$@" >/dev/null 2>&1
+	e=$(date +%s.%N)
+	python3 -c "print($e-$s)"
+}
+
+# best of RUNS wall times of rfs (ours) and mksquashfs (theirs) on $dir,
+# alternating the two so that both see the same load on a shared machine.
+best2() {
+	ours= theirs=
 	for _ in $(seq "$runs"); do
-		s=$(date +%s.%N)
-		"$@" >/dev/null 2>&1
-		e=$(date +%s.%N)
-		b=$(python3 -c "import sys; t=$e-$s; b='$b'; print(min(t, float(b)) if b else t)")
+		o=$(walltime "$work/rfs" squashfs "$dir" -o "$work/rfs.sqfs" "$@")
+		t=$(walltime mksquashfs "$dir" "$work/ms.sqfs" -comp gzip -noappend -no-xattrs -quiet -no-progress)
+		ours=$(python3 -c "print(min($o, ${ours:-$o}))")
+		theirs=$(python3 -c "print(min($t, ${theirs:-$t}))")
 	done
-	echo "$b"
 }
 
 echo "machine: $(nproc) cores, $(sed -n 's/^model name\t*: //p' /proc/cpuinfo | head -1), $(free -g | awk '/Mem:/{print $2}') GiB RAM, $(uname -sr)"
-echo "$(mksquashfs -version 2>&1 | head -1); rfs $(git rev-parse --short HEAD 2>/dev/null || echo '?'); best of $runs runs"
+echo "$(mksquashfs -version 2>&1 | head -1); rfs $(git rev-parse --short HEAD 2>/dev/null || echo '?'); best of $runs alternating runs"
 printf '%-8s %7s %6s | %9s %9s %6s | %11s %11s %6s\n' tree entries MB rfs-s mksq-s time rfs-bytes mksq-bytes size
 for t in busybox python small; do
 	dir=$work/$t
 	cat $(find "$dir" -type f) >/dev/null 2>&1 || true # warm the page cache
 	entries=$(find "$dir" | wc -l)
 	mb=$(du -sm "$dir" | cut -f1)
-	ours=$(best "$work/rfs" squashfs "$dir" -o "$work/rfs.sqfs")
-	theirs=$(best mksquashfs "$dir" "$work/ms.sqfs" -comp gzip -noappend -no-xattrs -quiet -no-progress)
+	best2
 	rs=$(stat -c %s "$work/rfs.sqfs")
 	ms=$(stat -c %s "$work/ms.sqfs")
 	printf '%-8s %7d %6d | %9.3f %9.3f %6.3f | %11d %11d %6.4f\n' "$t" "$entries" "$mb" "$ours" "$theirs" \
 		"$(python3 -c "print($ours/$theirs)")" "$rs" "$ms" "$(python3 -c "print($rs/$ms)")"
 	if [ "${SMALLEST:-}" = 1 ]; then
-		ours=$(best "$work/rfs" squashfs "$dir" -o "$work/rfs.sqfs" --smallest)
+		best2 --smallest
 		rs=$(stat -c %s "$work/rfs.sqfs")
 		printf '%-8s %7s %6s | %9.3f %9.3f %6.3f | %11d %11d %6.4f\n' "  -small" "" "" "$ours" "$theirs" \
 			"$(python3 -c "print($ours/$theirs)")" "$rs" "$ms" "$(python3 -c "print($rs/$ms)")"

@@ -218,9 +218,8 @@ func Write(w io.WriterAt, t *rootfs.Tree, opts Options) (int64, error) {
 // at level 9, metadata blocks are compressed at level 8: the inode and
 // directory tables are so repetitive that level 9's long match chains cost
 // about 12% of all the CPU time on a tree of 100k small files (level 8:
-// 2%), for 0.01% of
-// the image (measured: 4 KiB of 55 MB; nothing on the python and busybox
-// trees). Smallest keeps level 9.
+// 2%), for 0.01% of the image (measured: 4 KiB of 55 MB; nothing on the
+// python and busybox trees). Smallest keeps level 9.
 func metaParams(c codec, cp compParams) compParams {
 	if c.id == compGzip && cp.level == 9 && !cp.smallest {
 		cp.level = 8
