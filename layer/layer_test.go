@@ -28,8 +28,8 @@ func fixture(t *testing.T) (lower, upper *rootfs.Tree) {
 	opq.Xattrs = map[string][]byte{OpaqueXattr: []byte("y")}
 	for p, n := range map[string]*rootfs.Node{
 		"/etc/motd": mkfile("changed", 2), "/etc/same": mkfile("s", 1), // copied up, unchanged
-		"/etc/new":  mkfile("n", 2),
-		"/opt/a":    opq, "/opt/a/y": mkfile("y2", 2),
+		"/etc/new": mkfile("n", 2),
+		"/opt/a":   opq, "/opt/a/y": mkfile("y2", 2),
 		"/var/gone": {Type: rootfs.CharDev}, "/var/nothing": {Type: rootfs.CharDev},
 	} {
 		if err := upper.Add(p, n); err != nil {

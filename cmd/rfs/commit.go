@@ -1,0 +1,122 @@
+package main
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/spf13/cobra"
+
+	"github.com/rfsbuild/rfs/image"
+	"github.com/rfsbuild/rfs/layer"
+	"github.com/rfsbuild/rfs/squashfs"
+)
+
+func newCommitCmd() *cobra.Command {
+	var (
+		output  string
+		flatten bool
+		oci     string
+	)
+	cmd := &cobra.Command{
+		Use:   "commit TARGET -o LAYER.sqfs [--flatten] [--oci LAYER.tar] | commit LOWER UPPERDIR -o ...",
+		Short: "Fold a device's changes into a new squashfs layer (like docker commit)",
+		Long: `Fold the persistent upper layer into a squashfs layer that, stacked on the
+same lower (rfs build --layer), gives exactly the merged view the device
+had. Whiteouts are kept as character devices 0/0; opaque directories are
+expanded into explicit whiteouts of every lower entry they hide (the target
+kernels read no squashfs xattrs, so the opaque marker cannot be carried).
+
+--flatten writes one merged lower instead (the base with the changes
+applied), usable as a root by itself. --oci writes the changes as an OCI
+image layer tar (".wh.NAME" whiteouts, "DIR/.wh..wh..opq" opaque markers),
+deterministic; with --oci alone no squashfs is written.
+
+TARGET is as for rfs diff: an image file or block device, or a lower (dir
+or squashfs) and an upper directory.`,
+		Example: `  rfs commit out/qemu-arm64.img -o changes.sqfs
+  rfs commit out/qemu-arm64.img -o root.sqfs --flatten
+  rfs commit /dev/sdX --oci changes.tar`,
+		Args: cobra.RangeArgs(1, 2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if output == "" && oci == "" {
+				return errors.New("give -o LAYER.sqfs and/or --oci LAYER.tar")
+			}
+			lower, upper, closeFn, err := openLayers(args)
+			if err != nil {
+				return err
+			}
+			defer closeFn()
+			if output != "" {
+				tree, err := layer.Commit(lower, upper)
+				if flatten {
+					tree, err = layer.Flatten(lower, upper)
+				}
+				if err != nil {
+					return err
+				}
+				n, err := writeAtomic(output, func(f *os.File) (int64, error) {
+					return squashfs.Write(f, tree, squashfs.Options{MTime: upper.Root.MTime})
+				})
+				if err != nil {
+					return err
+				}
+				what := "layer"
+				if flatten {
+					what = "flattened lower"
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "%s: %s, %s\n", output, what, image.HumanSize(n))
+			}
+			if oci != "" {
+				n, err := writeAtomic(oci, func(f *os.File) (int64, error) {
+					w := bufio.NewWriterSize(f, 1<<20)
+					if err := layer.WriteOCI(w, lower, upper); err != nil {
+						return 0, err
+					}
+					if err := w.Flush(); err != nil {
+						return 0, err
+					}
+					return f.Seek(0, 1)
+				})
+				if err != nil {
+					return err
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "%s: OCI layer, %s\n", oci, image.HumanSize(n))
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringVarP(&output, "output", "o", "", "the squashfs layer to write")
+	cmd.Flags().BoolVar(&flatten, "flatten", false, "write the merged view as one lower instead of a layer")
+	cmd.Flags().StringVar(&oci, "oci", "", "also write the changes as an OCI layer tar")
+	return cmd
+}
+
+// writeAtomic writes path through a temporary file in the same directory,
+// synced and renamed into place only on success.
+func writeAtomic(path string, write func(*os.File) (int64, error)) (int64, error) {
+	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
+	if err != nil {
+		return 0, err
+	}
+	defer os.Remove(f.Name())
+	n, err := write(f)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Chmod(f.Name(), 0o644)
+	}
+	if err == nil {
+		err = os.Rename(f.Name(), path)
+	}
+	if err != nil {
+		return 0, fmt.Errorf("write %s: %w", path, err)
+	}
+	return n, nil
+}

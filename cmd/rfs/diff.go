@@ -1,0 +1,197 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/spf13/cobra"
+
+	"github.com/rfsbuild/rfs/image"
+	"github.com/rfsbuild/rfs/layer"
+	"github.com/rfsbuild/rfs/rootfs"
+	"github.com/rfsbuild/rfs/squashfs"
+)
+
+func newDiffCmd() *cobra.Command {
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "diff TARGET | diff LOWER UPPERDIR",
+		Short: "List what changed on a device since its factory state (like docker diff)",
+		Long: `List the changes the persistent upper layer holds relative to the lower, like
+docker diff: "A /path" added, "C /path" changed (type, mode, owner, mtime,
+size or content; also every directory with a change below it), "D /path"
+deleted (whiteouts; an opaque directory's hidden lower entries). Sorted by
+path. A file copied up without any difference is not listed.
+
+TARGET is an rfs image file or a block device holding one (an SD card in a
+reader): the lower is its rfs-root squashfs, the upper the upper/ directory
+of its rfs-data ext4, read without mounting and without root. The device
+must not be running from it (power it off first).
+
+With two arguments, LOWER is a directory or a squashfs file and UPPERDIR an
+unmounted overlayfs upper directory (reading its trusted.overlay.opaque
+xattrs needs root).`,
+		Example: `  rfs diff out/qemu-arm64.img
+  rfs diff /dev/sdX --json
+  rfs diff rootfs.sqfs ./upper`,
+		Args: cobra.RangeArgs(1, 2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			lower, upper, closeFn, err := openLayers(args)
+			if err != nil {
+				return err
+			}
+			defer closeFn()
+			changes, err := layer.Diff(lower, upper)
+			if err != nil {
+				return err
+			}
+			return printChanges(cmd.OutOrStdout(), changes, asJSON)
+		},
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print a JSON array of {kind, path}")
+	return cmd
+}
+
+func printChanges(w io.Writer, changes []layer.Change, asJSON bool) error {
+	if asJSON {
+		if changes == nil {
+			changes = []layer.Change{}
+		}
+		b, err := json.MarshalIndent(changes, "", "  ")
+		if err != nil {
+			return err
+		}
+		_, err = fmt.Fprintf(w, "%s\n", b)
+		return err
+	}
+	for _, c := range changes {
+		if _, err := fmt.Fprintln(w, c); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// openLayers reads the lower and the upper named by the command line: an
+// image (file or block device), or a lower (dir or squashfs) and an upper
+// dir.
+func openLayers(args []string) (lower, upper *rootfs.Tree, closeFn func(), err error) {
+	if len(args) == 2 {
+		lower, closeFn, err = readLower(args[0])
+		if err != nil {
+			return nil, nil, nil, err
+		}
+		upper, err = layer.ReadDir(args[1])
+		if err != nil {
+			closeFn()
+			return nil, nil, nil, fmt.Errorf("upper %s: %w", args[1], err)
+		}
+		return lower, upper, closeFn, nil
+	}
+	img, err := openImage(args[0])
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	upper, err = img.upper()
+	if err != nil {
+		img.Close()
+		return nil, nil, nil, err
+	}
+	return img.lower, upper, img.Close, nil
+}
+
+// readLower reads a directory or a squashfs file as a tree.
+func readLower(p string) (*rootfs.Tree, func(), error) {
+	st, err := os.Stat(p)
+	if err != nil {
+		return nil, nil, err
+	}
+	if st.IsDir() {
+		t := rootfs.New(0)
+		if err := t.AddHostDir(p, "/", rootfs.HostDirOptions{}); err != nil {
+			return nil, nil, err
+		}
+		return t, func() {}, nil
+	}
+	f, err := os.Open(p)
+	if err != nil {
+		return nil, nil, err
+	}
+	r, err := squashfs.Open(f)
+	if err != nil {
+		f.Close()
+		return nil, nil, fmt.Errorf("%s: %w", p, err)
+	}
+	t, err := r.ToTree()
+	if err != nil {
+		f.Close()
+		return nil, nil, fmt.Errorf("%s: %w", p, err)
+	}
+	return t, func() { f.Close() }, nil
+}
+
+// rfsImage is an image (or device) opened for the layer commands.
+type rfsImage struct {
+	path  string
+	f     *os.File
+	disk  *image.Disk
+	root  image.Placed
+	sqfs  *squashfs.Reader
+	lower *rootfs.Tree
+}
+
+func openImage(p string) (*rfsImage, error) {
+	disk, err := image.Open(p)
+	if err != nil {
+		return nil, err
+	}
+	f, err := os.Open(p)
+	if err != nil {
+		disk.Close()
+		return nil, err
+	}
+	img := &rfsImage{path: p, f: f, disk: disk}
+	if img.root, err = disk.Partition(image.RootPartition); err != nil {
+		img.Close()
+		return nil, fmt.Errorf("%s: %w", p, err)
+	}
+	if img.sqfs, err = squashfs.Open(io.NewSectionReader(f, img.root.Start, img.root.Size)); err != nil {
+		img.Close()
+		return nil, fmt.Errorf("%s: root partition: %w", p, err)
+	}
+	if img.lower, err = img.sqfs.ToTree(); err != nil {
+		img.Close()
+		return nil, fmt.Errorf("%s: root partition: %w", p, err)
+	}
+	return img, nil
+}
+
+func (img *rfsImage) Close() {
+	img.f.Close()
+	img.disk.Close()
+}
+
+// upper reads upper/ of the data partition, rootless (go-diskfs's ext4
+// reader sees whiteouts and the opaque xattr).
+func (img *rfsImage) upper() (*rootfs.Tree, error) {
+	data, err := img.disk.Partition(image.DataPartition)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", img.path, err)
+	}
+	u, err := ext4Usage(img.f, data.Start)
+	if err != nil {
+		return nil, fmt.Errorf("%s: data partition: %w", img.path, err)
+	}
+	if u.NeedsRecovery {
+		// go-diskfs reads the filesystem as it is on disk and does not
+		// replay the journal: what the journal holds would be missed.
+		return nil, fmt.Errorf("%s: the data partition's journal needs recovery (the device was not shut down cleanly); replay it first, e.g. e2fsck -p on the partition (losetup --offset %d --sizelimit %d), or boot and power off cleanly", img.path, data.Start, data.Size)
+	}
+	t, err := layer.ReadExt4(img.f, data.Start, data.Size, "upper")
+	if err != nil {
+		return nil, fmt.Errorf("%s: data partition: %w", img.path, err)
+	}
+	return t, nil
+}

@@ -1,0 +1,169 @@
+package main
+
+import (
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"text/tabwriter"
+
+	"github.com/spf13/cobra"
+
+	"github.com/rfsbuild/rfs/image"
+)
+
+// Inspection is what rfs inspect reports.
+type Inspection struct {
+	Path       string          `json:"path"`
+	Size       int64           `json:"size"`
+	Table      string          `json:"table"`
+	Partitions []InspectedPart `json:"partitions"`
+	Meta       *image.Meta     `json:"meta,omitempty"`
+	Layers     []InspectedLyr  `json:"layers"`
+	Upper      string          `json:"upper,omitempty"`
+	Data       *DataUsage      `json:"data,omitempty"`
+}
+
+type InspectedPart struct {
+	Index int    `json:"index"`
+	Name  string `json:"name"`
+	Start int64  `json:"start"`
+	Size  int64  `json:"size"`
+	Type  string `json:"type"`
+	GUID  string `json:"partuuid"`
+}
+
+// InspectedLyr is one lower layer, bottom first.
+type InspectedLyr struct {
+	Partition  string `json:"partition"`
+	Size       int64  `json:"size"`   // bytes used by the squashfs
+	Digest     string `json:"digest"` // sha256 of those bytes
+	Origin     string `json:"origin"`
+	Compressor string `json:"compressor"`
+	Inodes     uint32 `json:"inodes"`
+}
+
+// DataUsage is read from the data partition's ext4 superblock (its free
+// counts are as of the last unmount or commit of the superblock).
+type DataUsage struct {
+	Size       int64 `json:"size"`
+	Used       int64 `json:"used"`
+	Free       int64 `json:"free"`
+	Inodes     int64 `json:"inodes"`
+	FreeInodes int64 `json:"free_inodes"`
+	// NeedsRecovery: the journal holds changes not yet written in place.
+	NeedsRecovery bool `json:"needs_recovery"`
+}
+
+func newInspectCmd() *cobra.Command {
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "inspect IMAGE|DEVICE [--json]",
+		Short: "Show an image's partitions, board, kernel, layers, upper mode and data usage",
+		Long: `Show what an rfs image (or a block device holding one) is made of: the
+partition table, the board, kernel and build recorded in rfs.json on the boot
+partition, the lower layers (size, sha256 digest of the squashfs bytes,
+origin), the default upper mode and the data partition's usage (from its
+ext4 superblock: free counts as of the last unmount). Reads only; no root.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			in, err := inspect(args[0])
+			if err != nil {
+				return err
+			}
+			w := cmd.OutOrStdout()
+			if asJSON {
+				b, _ := json.MarshalIndent(in, "", "  ")
+				_, err := fmt.Fprintf(w, "%s\n", b)
+				return err
+			}
+			fmt.Fprintf(w, "%s: %s, %s\n", in.Path, image.HumanSize(in.Size), in.Table)
+			if in.Meta != nil {
+				fmt.Fprintf(w, "board %s (%s), rfs %s, build %s\nkernel %s\n", in.Meta.Board, in.Meta.Arch, in.Meta.RFSVersion, in.Meta.BuildID, in.Meta.Kernel)
+			}
+			tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+			fmt.Fprintln(tw, "\nPART\tNAME\tSTART\tSIZE\tPARTUUID")
+			for _, p := range in.Partitions {
+				fmt.Fprintf(tw, "%d\t%s\t%d\t%s\t%s\n", p.Index, p.Name, p.Start, image.HumanSize(p.Size), p.GUID)
+			}
+			fmt.Fprintln(tw, "\nLAYER\tSIZE\tDIGEST\tORIGIN")
+			for _, l := range in.Layers {
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", l.Partition, image.HumanSize(l.Size), l.Digest, l.Origin)
+			}
+			tw.Flush()
+			fmt.Fprintf(w, "\nupper: %s\n", in.Upper)
+			if d := in.Data; d != nil {
+				fmt.Fprintf(w, "data: %s used of %s (%s free), %d of %d inodes free\n", image.HumanSize(d.Used), image.HumanSize(d.Size), image.HumanSize(d.Free), d.FreeInodes, d.Inodes)
+			}
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	return cmd
+}
+
+func inspect(p string) (*Inspection, error) {
+	img, err := openImage(p)
+	if err != nil {
+		return nil, err
+	}
+	defer img.Close()
+	in := &Inspection{Path: p, Size: img.disk.Size(), Table: img.disk.Table, Layers: []InspectedLyr{}}
+	for _, part := range img.disk.Partitions {
+		typ := part.Type
+		if img.disk.Table == "mbr" {
+			typ = fmt.Sprintf("0x%02x", part.MBRType)
+		}
+		in.Partitions = append(in.Partitions, InspectedPart{part.Index, part.Name, part.Start, part.Size, typ, part.GUID})
+	}
+	if boot, err := img.disk.Partition(image.BootPartition); err == nil {
+		if b, err := img.disk.ReadFile(boot, image.MetaFile); err == nil {
+			var m image.Meta
+			if json.Unmarshal(b, &m) == nil {
+				in.Meta, in.Upper = &m, m.Upper
+			}
+		}
+	}
+	info := img.sqfs.Info()
+	h := sha256.New()
+	if _, err := io.Copy(h, io.NewSectionReader(img.f, img.root.Start, int64(info.BytesUsed))); err != nil {
+		return nil, err
+	}
+	origin := "base"
+	if in.Meta != nil {
+		origin = "base (build " + in.Meta.BuildID + ")"
+	}
+	in.Layers = append(in.Layers, InspectedLyr{Partition: img.root.Name, Size: int64(info.BytesUsed), Digest: "sha256:" + hex.EncodeToString(h.Sum(nil)), Origin: origin, Compressor: info.Compressor, Inodes: info.Inodes})
+	if data, err := img.disk.Partition(image.DataPartition); err == nil {
+		if in.Data, err = ext4Usage(img.f, data.Start); err != nil {
+			return nil, fmt.Errorf("%s: data partition: %w", p, err)
+		}
+	}
+	return in, nil
+}
+
+// ext4Usage reads the counts of an ext4 superblock (at byte 1024).
+func ext4Usage(r io.ReaderAt, start int64) (*DataUsage, error) {
+	sb := make([]byte, 1024)
+	if _, err := r.ReadAt(sb, start+1024); err != nil {
+		return nil, err
+	}
+	if binary.LittleEndian.Uint16(sb[0x38:]) != 0xef53 {
+		return nil, errors.New("no ext4 superblock")
+	}
+	le32 := func(off int) uint64 { return uint64(binary.LittleEndian.Uint32(sb[off:])) }
+	blocks, free := le32(0x04), le32(0x0c)
+	if le32(0x60)&0x80 != 0 { // INCOMPAT_64BIT
+		blocks |= le32(0x150) << 32
+		free |= le32(0x158) << 32
+	}
+	bs := uint64(1024) << le32(0x18)
+	return &DataUsage{
+		Size: int64(blocks * bs), Free: int64(free * bs), Used: int64((blocks - free) * bs),
+		Inodes: int64(le32(0x00)), FreeInodes: int64(le32(0x10)),
+		NeedsRecovery: le32(0x60)&0x4 != 0, // INCOMPAT_RECOVER
+	}, nil
+}
