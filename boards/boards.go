@@ -82,6 +82,25 @@ var piFirmware = map[string][]string{
 	"pi5": nil,
 }
 
+// piBoard is a Raspberry Pi board for the given models: every Pi runs the
+// same arm64 kernel from the MBR/FAT layout the firmware expects, with the
+// screen and the primary UART (serial0, which the firmware maps per model)
+// as consoles.
+func piBoard(name, description, qemuNote string, models ...string) Board {
+	return Board{
+		Name:          name,
+		Description:   description,
+		Arch:          "arm64",
+		Boot:          "rpi-firmware",
+		Table:         "mbr",
+		Console:       "serial0,115200",
+		ExtraConsoles: []string{"tty1"},
+		Kernel:        KernelSource{Module: KernelRPiModule, File: "vmlinuz"},
+		QEMU:          raspi3b(qemuNote),
+		Pi:            pi(models...),
+	}
+}
+
 func pi(models ...string) *Pi {
 	p := &Pi{Models: models, KernelName: "kernel8.img"}
 	for _, m := range models {
@@ -173,54 +192,10 @@ var all = []Board{
 		UEFI:          &UEFI{Stub: "/usr/lib/systemd/boot/efi/linuxx64.efi.stub", BootFile: "EFI/BOOT/BOOTX64.EFI"},
 		QEMU:          QEMU{Binary: "qemu-system-x86_64", Machine: "q35", Memory: "1G", Disk: "virtio", Firmware: ovmf},
 	},
-	{
-		Name:          "rpi3",
-		Description:   "Raspberry Pi 3B/3B+/Zero 2 W/CM3 (arm64)",
-		Arch:          "arm64",
-		Boot:          "rpi-firmware",
-		Table:         "mbr",
-		Console:       "serial0,115200",
-		ExtraConsoles: []string{"tty1"},
-		Kernel:        KernelSource{Module: KernelRPiModule, File: "vmlinuz"},
-		QEMU:          raspi3b(""),
-		Pi:            pi("pi3"),
-	},
-	{
-		Name:          "rpi4",
-		Description:   "Raspberry Pi 4B/400/CM4 (arm64)",
-		Arch:          "arm64",
-		Boot:          "rpi-firmware",
-		Table:         "mbr",
-		Console:       "serial0,115200",
-		ExtraConsoles: []string{"tty1"},
-		Kernel:        KernelSource{Module: KernelRPiModule, File: "vmlinuz"},
-		QEMU:          raspi3b("QEMU has no Raspberry Pi 4: smoke-booting this image as a Pi 3 (raspi3b, Pi 3 device tree)"),
-		Pi:            pi("pi4"),
-	},
-	{
-		Name:          "rpi5",
-		Description:   "Raspberry Pi 5/500/CM5 (arm64; firmware in EEPROM)",
-		Arch:          "arm64",
-		Boot:          "rpi-firmware",
-		Table:         "mbr",
-		Console:       "serial0,115200",
-		ExtraConsoles: []string{"tty1"},
-		Kernel:        KernelSource{Module: KernelRPiModule, File: "vmlinuz"},
-		QEMU:          raspi3b("QEMU has no Raspberry Pi 5: smoke-booting this image as a Pi 3 (raspi3b, Pi 3 device tree)"),
-		Pi:            pi("pi5"),
-	},
-	{
-		Name:          "rpi",
-		Description:   "one arm64 image for Raspberry Pi 3, 4 and 5 (config.txt sections)",
-		Arch:          "arm64",
-		Boot:          "rpi-firmware",
-		Table:         "mbr",
-		Console:       "serial0,115200",
-		ExtraConsoles: []string{"tty1"},
-		Kernel:        KernelSource{Module: KernelRPiModule, File: "vmlinuz"},
-		QEMU:          raspi3b("QEMU has no Raspberry Pi 4 or 5: smoke-booting as a Pi 3 (raspi3b)"),
-		Pi:            pi("pi3", "pi4", "pi5"),
-	},
+	piBoard("rpi3", "Raspberry Pi 3B/3B+/Zero 2 W/CM3 (arm64)", "", "pi3"),
+	piBoard("rpi4", "Raspberry Pi 4B/400/CM4 (arm64)", "QEMU has no Raspberry Pi 4: smoke-booting this image as a Pi 3 (raspi3b, Pi 3 device tree)", "pi4"),
+	piBoard("rpi5", "Raspberry Pi 5/500/CM5 (arm64; firmware in EEPROM)", "QEMU has no Raspberry Pi 5: smoke-booting this image as a Pi 3 (raspi3b, Pi 3 device tree)", "pi5"),
+	piBoard("rpi", "one arm64 image for Raspberry Pi 3, 4 and 5 (config.txt sections)", "QEMU has no Raspberry Pi 4 or 5: smoke-booting as a Pi 3 (raspi3b)", "pi3", "pi4", "pi5"),
 }
 
 // All returns every board, sorted by name.
