@@ -20,10 +20,12 @@ import (
 // ReadDir reads a host directory (an unmounted upper, or a lower) into a
 // tree: owners, modes, times, device numbers and hard links as on the
 // host, plus the overlay opaque marker of directories (read with
-// lgetxattr; trusted.* needs CAP_SYS_ADMIN, so without root an opaque
-// marker in trusted.* cannot be seen and ReadDir fails rather than
-// silently missing it — unless no directory has xattrs at all).
+// lgetxattr). trusted.* xattrs are invisible without CAP_SYS_ADMIN, so
+// an opaque marker would be silently missed: ReadDir needs root.
 func ReadDir(dir string) (*rootfs.Tree, error) {
+	if os.Geteuid() != 0 {
+		return nil, fmt.Errorf("%s: reading an upper directory needs root: its opaque markers are trusted.overlay.* xattrs, invisible to other users (an image's ext4 upper is read without root)", dir)
+	}
 	t := rootfs.New(0)
 	if err := t.AddHostDir(dir, "/", rootfs.HostDirOptions{}); err != nil {
 		return nil, err
@@ -56,8 +58,6 @@ func lgetxattr(p, name string) ([]byte, error) {
 	switch {
 	case errors.Is(err, unix.ENODATA), errors.Is(err, unix.ENOTSUP):
 		return nil, nil
-	case errors.Is(err, unix.EPERM) && os.Geteuid() != 0:
-		return nil, fmt.Errorf("%w (reading trusted.* xattrs needs root)", err)
 	case err != nil:
 		return nil, err
 	}

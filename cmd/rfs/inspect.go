@@ -68,6 +68,8 @@ partition table, the board, kernel and build recorded in rfs.json on the boot
 partition, the lower layers (size, sha256 digest of the squashfs bytes,
 origin), the default upper mode and the data partition's usage (from its
 ext4 superblock: free counts as of the last unmount). Reads only; no root.`,
+		Example: `  rfs inspect out/qemu-arm64.img
+  rfs inspect /dev/sdX --json`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			in, err := inspect(args[0])
