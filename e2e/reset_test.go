@@ -2,13 +2,16 @@ package e2e
 
 import (
 	"context"
+	"encoding/json"
 	"os"
 	"os/exec"
+	"sort"
 	"strconv"
 	"strings"
 	"testing"
 
 	"github.com/rfsbuild/rfs/overlay"
+	"github.com/rfsbuild/rfs/qemu"
 	"github.com/rfsbuild/rfs/reset"
 )
 
@@ -106,5 +109,77 @@ func fsckBoot(t *testing.T, d *dataDisk) {
 	g.Close()
 	if out, err := exec.Command("fsck.fat", "-n", cp).CombinedOutput(); err != nil {
 		t.Errorf("fsck.fat -n of the boot partition: %v\n%s", err, out)
+	}
+}
+
+// TestBenchDataMount measures the boot-time cost of the data partition
+// (docs/benchmarks.md, "data partition"): the same qemu-arm64 image booted
+// (a) with no data partition on the command line and a tmpfs upper,
+// (b) rfs.upper=tmpfs (the data partition still mounted, for volumes),
+// (c) the default data upper; the init's timings from status.json, median
+// of RFS_E2E_BENCH boots each (interleaved). Only with RFS_E2E_BENCH=N.
+func TestBenchDataMount(t *testing.T) {
+	n, _ := strconv.Atoi(os.Getenv("RFS_E2E_BENCH"))
+	if n <= 0 {
+		t.Skip("set RFS_E2E_BENCH=N (boots per configuration) to run")
+	}
+	d := withDataPartition(t, buildImage(t, "qemu-arm64", nil), 0)
+	configs := []struct{ name, drop, add string }{
+		{"no data partition, tmpfs upper", "rfs.data= rfs.boot= rfs.upper=", "rfs.upper=tmpfs"},
+		{"rfs.upper=tmpfs (data mounted for volumes)", "", "rfs.upper=tmpfs"},
+		{"rfs.upper=data (default)", "", ""},
+	}
+	type sample struct{ total, data, dataMount, reset, grow, upper, overlay float64 }
+	got := make([][]sample, len(configs))
+	for i := 0; i <= n; i++ {
+		for c, cfg := range configs {
+			dir := t.TempDir()
+			qc, _, err := qemu.ForImage(d.path, dir, true)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var keep []string
+			for _, f := range strings.Fields(qc.Append) {
+				drop := false
+				for _, p := range strings.Fields(cfg.drop) {
+					drop = drop || strings.HasPrefix(f, p)
+				}
+				if !drop {
+					keep = append(keep, f)
+				}
+			}
+			qc.Append = strings.Join(append(keep, cfg.add), " ")
+			vm, err := qemu.Start(context.Background(), qc, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			waitShell(t, vm)
+			var st overlay.Status
+			if err := json.Unmarshal([]byte(run(t, vm, "cat /run/rfs/status.json")), &st); err != nil {
+				t.Fatal(err)
+			}
+			shutdown(t, vm)
+			if i == 0 {
+				continue // warm-up (page cache, first-boot work)
+			}
+			tm := st.Timings
+			got[c] = append(got[c], sample{tm.Total, tm.Data, tm.DataMount, tm.Reset, tm.Grow, tm.Upper, tm.Overlay})
+		}
+	}
+	med := func(s []sample, f func(sample) float64) float64 {
+		v := make([]float64, len(s))
+		for i := range s {
+			v[i] = f(s[i])
+		}
+		sort.Float64s(v)
+		return v[len(v)/2]
+	}
+	for c, cfg := range configs {
+		s := got[c]
+		t.Logf("BENCH %-45s total %6.1f ms  data %6.1f (find+mount %6.1f, reset check %5.1f, grow check %5.1f)  upper %5.1f  overlay %5.1f  (median of %d)", cfg.name,
+			med(s, func(x sample) float64 { return x.total }), med(s, func(x sample) float64 { return x.data }),
+			med(s, func(x sample) float64 { return x.dataMount }), med(s, func(x sample) float64 { return x.reset }),
+			med(s, func(x sample) float64 { return x.grow }), med(s, func(x sample) float64 { return x.upper }),
+			med(s, func(x sample) float64 { return x.overlay }), len(s))
 	}
 }

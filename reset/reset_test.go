@@ -262,6 +262,11 @@ func root(t *testing.T) {
 // ls lists a directory of the image's data filesystem (debugfs, no mount).
 func ls(t *testing.T, img, dir string) string {
 	t.Helper()
+	return lsAt(t, img, dataStart, dataSize, dir)
+}
+
+func lsAt(t *testing.T, img string, dataStart, dataSize int64, dir string) string {
+	t.Helper()
 	cp := filepath.Join(t.TempDir(), "data.fs")
 	f, _ := os.Open(img)
 	g, _ := os.Create(cp)
@@ -376,5 +381,51 @@ func TestDevice(t *testing.T) {
 		if err := f(); err == nil || !strings.Contains(err.Error(), "mounted") || !strings.Contains(err.Error(), mnt) {
 			t.Errorf("mounted image: %v", err)
 		}
+	}
+}
+
+// TestBenchNow100k times `rfs reset --now` on a data partition whose upper
+// holds 100k files (docs/benchmarks.md, "reset"). Only with RFS_BENCH=1.
+func TestBenchNow100k(t *testing.T) {
+	if os.Getenv("RFS_BENCH") == "" {
+		t.Skip("set RFS_BENCH=1 to run")
+	}
+	root(t)
+	dir := t.TempDir()
+	img := filepath.Join(dir, "disk.img")
+	os.WriteFile(img, nil, 0o644)
+	const start, size = 41 * mib, 512 * mib
+	os.Truncate(img, start+size+mib)
+	cmd := exec.Command("sfdisk", "-q", img)
+	cmd.Stdin = strings.NewReader("label: gpt\nstart=2048, size=81920, type=C12A7328-F81F-11D2-BA4B-00A0C93EC93B\nstart=83968, size=1048576\n")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("sfdisk: %v\n%s", err, out)
+	}
+	sh(t, "mkfs.fat", "-F", "32", "--offset", "2048", img, "40960")
+	sh(t, "mke2fs", "-q", "-F", "-t", "ext4", "-N", "120000", "-L", overlay.DataLabel, "-E", "offset="+strconv.Itoa(start), img, strconv.Itoa(size/1024)+"k")
+	mnt := t.TempDir()
+	sh(t, "mount", "-o", "loop,offset="+strconv.Itoa(start)+",sizelimit="+strconv.Itoa(size), img, mnt)
+	for _, d := range []string{"upper", "work", "volumes"} {
+		os.Mkdir(filepath.Join(mnt, d), 0o755)
+	}
+	for d := 0; d < 100; d++ {
+		sub := filepath.Join(mnt, "upper", "many", strconv.Itoa(d))
+		os.MkdirAll(sub, 0o755)
+		for i := 0; i < 1000; i++ {
+			if err := os.WriteFile(filepath.Join(sub, strconv.Itoa(i)), []byte("x"), 0o644); err != nil {
+				exec.Command("umount", mnt).Run()
+				t.Fatal(err)
+			}
+		}
+	}
+	sh(t, "umount", mnt)
+	exec.Command("sh", "-c", "sync; echo 3 > /proc/sys/vm/drop_caches").Run()
+	res, err := Now(context.Background(), img, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("BENCH rfs reset --now, 100k files (1 byte each) in upper/: %v in all; wipe (renames + fsyncs) %.1f ms", res.Took, res.Record.WipeMS)
+	if got := lsAt(t, img, start, size, "/upper"); got != "" {
+		t.Errorf("upper after reset: %q", got)
 	}
 }
