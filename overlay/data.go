@@ -97,10 +97,11 @@ func fsyncDir(dir string) error {
 }
 
 // writeFileDurable writes a file atomically and durably: temp file, fsync,
-// rename, fsync of the directory.
+// rename, fsync of the directory. The temp name carries the pid, so two
+// processes (the init and its helper mode) never share one.
 func writeFileDurable(path string, data []byte, mode os.FileMode) error {
 	dir := filepath.Dir(path)
-	tmp := filepath.Join(dir, "."+filepath.Base(path)+".tmp")
+	tmp := filepath.Join(dir, "."+filepath.Base(path)+".tmp"+strconv.Itoa(os.Getpid()))
 	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, mode)
 	if err != nil {
 		return err

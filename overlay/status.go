@@ -3,8 +3,6 @@ package overlay
 import (
 	"encoding/json"
 	"os"
-	"path/filepath"
-	"strconv"
 )
 
 // Well-known paths on the booted device (after switch_root).
@@ -96,25 +94,7 @@ func WriteStatus(path string, s *Status) error {
 	if err != nil {
 		return err
 	}
-	b = append(b, '\n')
-	tmp := filepath.Join(filepath.Dir(path), "."+filepath.Base(path)+".tmp"+strconv.Itoa(os.Getpid()))
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
-	if err != nil {
-		return err
-	}
-	if _, err = f.Write(b); err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err != nil {
-		os.Remove(tmp)
-	}
-	return err
+	return writeFileDurable(path, append(b, '\n'), 0o644)
 }
 
 // ReadStatus reads a status file written by WriteStatus.
