@@ -76,10 +76,10 @@ walltime() {
 best2() {
 	ours= theirs=
 	for _ in $(seq "$runs"); do
-		o=$(walltime "$work/rfs" squashfs "$dir" -o "$work/rfs.sqfs" "$@")
-		t=$(walltime mksquashfs "$dir" "$work/ms.sqfs" -comp gzip -noappend -no-xattrs -quiet -no-progress)
-		ours=$(python3 -c "print(min($o, ${ours:-$o}))")
-		theirs=$(python3 -c "print(min($t, ${theirs:-$t}))")
+		ot=$(walltime "$work/rfs" squashfs "$dir" -o "$work/rfs.sqfs" "$@")
+		tt=$(walltime mksquashfs "$dir" "$work/ms.sqfs" -comp gzip -noappend -no-xattrs -quiet -no-progress)
+		ours=$(python3 -c "print(min($ot, ${ours:-$ot}))")
+		theirs=$(python3 -c "print(min($tt, ${theirs:-$tt}))")
 	done
 }
 
