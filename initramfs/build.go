@@ -13,6 +13,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/rfsbuild/rfs"
 )
@@ -95,7 +96,10 @@ func (b Builder) Init(ctx context.Context, arch string) (string, error) {
 	if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
 		return "", fmt.Errorf("build init: %w", err)
 	}
-	tmp := out + ".tmp"
+	// Builds running at once (parallel tests, two rfs processes) each get
+	// their own temp name; the rename makes the last one win, harmlessly:
+	// they are byte-identical.
+	tmp := fmt.Sprintf("%s.tmp-%d-%d", out, os.Getpid(), time.Now().UnixNano())
 	ldflags := "-s -w -buildid= -X github.com/rfsbuild/rfs/overlay.Version=" + version
 	cmd := exec.CommandContext(ctx, gobin, "build", "-trimpath", "-buildvcs=false", "-ldflags", ldflags, "-o", tmp, rfs.InitPackage)
 	cmd.Dir = work

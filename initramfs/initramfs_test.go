@@ -126,3 +126,24 @@ func TestPackCaches(t *testing.T) {
 		t.Fatal("changed contents served from the cache")
 	}
 }
+
+// Parallel builds of the same init into an empty cache must not trip over
+// each other's temporary files.
+func TestInitParallelColdCache(t *testing.T) {
+	if _, err := exec.LookPath("go"); err != nil {
+		t.Skip("go command not in PATH")
+	}
+	b := Builder{CacheDir: t.TempDir()}
+	errs := make(chan error, 4)
+	for i := 0; i < 4; i++ {
+		go func() {
+			_, err := b.Init(context.Background(), "arm64")
+			errs <- err
+		}()
+	}
+	for i := 0; i < 4; i++ {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+}
