@@ -154,7 +154,7 @@ func (b Builder) Pack(c Contents) ([]byte, error) {
 	}
 	// The cache is an optimisation: failing to fill it is not an error.
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err == nil {
-		tmp := fmt.Sprintf("%s.tmp-%d", path, os.Getpid())
+		tmp := fmt.Sprintf("%s.tmp-%d-%d", path, os.Getpid(), time.Now().UnixNano())
 		if os.WriteFile(tmp, buf.Bytes(), 0o644) == nil {
 			os.Rename(tmp, path)
 		}
