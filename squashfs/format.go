@@ -27,8 +27,8 @@
 //     a directory index, inodes with xattrs;
 //   - hard links (entries sharing a *rootfs.Node) share one inode;
 //   - identical file contents are stored once (files whose size is unique
-//     are never hashed; candidates up to 1 MiB are read once, larger ones
-//     twice);
+//     are never hashed; files are read, and candidates hashed, ahead on
+//     several goroutines, once up to 8 MiB, twice above);
 //   - all-zero full blocks are holes (size word 0);
 //   - the tail of every file (and every file smaller than a block) is packed
 //     into fragment blocks (mksquashfs -always-use-fragments);
