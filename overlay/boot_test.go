@@ -199,8 +199,9 @@ func setup(t *testing.T, kernelParts bool) fixture {
 
 	fx.loopA, fx.loopB = attach(t, imgA), attach(t, imgB)
 	partx := needTool(t, "partx")
-	for _, p := range []string{fx.loopA + "p1", fx.loopB + "p2"} {
-		loop := strings.TrimSuffix(strings.TrimSuffix(p, "p1"), "p2")
+	for _, lp := range [][2]string{{fx.loopA, fx.loopA + "p1"}, {fx.loopB, fx.loopB + "p2"}} {
+		// (Not TrimSuffix of p: /dev/loop2p1 minus "p1", then "p2", is /dev/loo.)
+		loop, p := lp[0], lp[1]
 		if !kernelParts {
 			// Make the init create the partition devices itself.
 			exec.Command(partx, "-d", loop).Run()
