@@ -49,6 +49,7 @@ type Boot struct {
 	start    time.Time
 	undo     []func() // reverse-order cleanup of the current attempt
 	lower    *RootMatch
+	layers   []*RootMatch // rfs.layers, bottom to top
 	scanner  *BlockScanner
 	lastScan []BlockDevice
 	degraded string     // why this boot is not what was asked for
@@ -357,6 +358,75 @@ func (b *Boot) MountLower(m *RootMatch) error {
 	return nil
 }
 
+// LayerDir is where layer n (1 = the lowest above the root) is mounted.
+func LayerDir(n int) string { return LayersDir + "/" + strconv.Itoa(n) }
+
+// MountLayers finds the squashfs layers of rfs.layers (same scan as the
+// root, up to DataWait each: they are partitions of the same disk) and
+// mounts each read-only at /run/rfs/layers/N. Every layer is required: a
+// merged view without one of them would be wrong, so a missing or invalid
+// layer fails the boot.
+func (b *Boot) MountLayers() error {
+	if b.Params.LayersErr != "" {
+		return stageErr("layers", errors.New(b.Params.LayersErr),
+			"every layer of rfs.layers is required (the merged view would be wrong without it)")
+	}
+	t0 := time.Now()
+	defer func() { b.Status.Timings.Layers = ms(time.Since(t0)) }()
+	for i, spec := range b.Params.Layers {
+		n := i + 1
+		what := "layer " + strconv.Itoa(n)
+		m, err := b.waitDevice(what, spec, DataWait)
+		if err != nil {
+			var se *StageError
+			if errors.As(err, &se) {
+				se.Details = append(se.Details, fmt.Sprintf("rfs.layers names %d layer(s); every one is required (the merged view would be wrong without it)", len(b.Params.Layers)))
+			}
+			return err
+		}
+		if err := checkSquashfs(m.Node); err != nil {
+			return stageErr(what, fmt.Errorf("%s %s (%s): %v", what, spec, m.Path, err))
+		}
+		target := b.P(LayerDir(n))
+		if err := os.MkdirAll(target, 0o755); err != nil {
+			return stageErr(what, err)
+		}
+		if err := unix.Mount(m.Node, target, "squashfs", unix.MS_RDONLY, ""); err != nil {
+			comp := "?"
+			if f, ferr := os.Open(m.Node); ferr == nil {
+				comp, _ = SquashfsInfo(f)
+				f.Close()
+			}
+			return stageErr(what, mountErr("squashfs", m.Path, LayerDir(n), err),
+				"squashfs compressor: "+comp+" (the rfs kernels support gzip only)")
+		}
+		b.umountLater(target)
+		b.layers = append(b.layers, m)
+		b.Status.Lower = append(b.Status.Lower, LayerStatus{Device: m.Path, PARTUUID: m.PARTUUID, Mountpoint: LayerDir(n), FSType: "squashfs"})
+		b.Debugf("mounted %s (squashfs) on %s", m.Path, LayerDir(n))
+	}
+	return nil
+}
+
+// topLower is the real path of the topmost read-only layer: the merged
+// root's attributes come from it.
+func (b *Boot) topLower() string {
+	if len(b.layers) > 0 {
+		return b.P(LayerDir(len(b.layers)))
+	}
+	return b.P(LowerDir)
+}
+
+// lowerDirs is the overlay's lowerdir= value: the top layer first, the
+// root (/run/rfs/lower) last.
+func (b *Boot) lowerDirs() string {
+	dirs := make([]string, 0, len(b.layers)+1)
+	for n := len(b.layers); n >= 1; n-- {
+		dirs = append(dirs, b.P(LayerDir(n)))
+	}
+	return strings.Join(append(dirs, b.P(LowerDir)), ":")
+}
+
 // UpperOptions returns the tmpfs options for the upper layer.
 func (b *Boot) UpperOptions() string {
 	return "size=" + b.Params.Upper.Size + ",mode=0755"
@@ -371,7 +441,7 @@ func (b *Boot) MountUpper() error {
 	if b.Params.Upper.Mode == UpperData && b.data != nil && b.data.usable {
 		b.upperRW = filepath.Join(b.data.staging, DataUpper)
 		b.workRW = filepath.Join(b.data.staging, DataWork)
-		if err := copyRootAttrs(b.P(LowerDir), b.upperRW); err != nil {
+		if err := copyRootAttrs(b.topLower(), b.upperRW); err != nil {
 			return stageErr("upper", err)
 		}
 		b.Status.Mode = UpperData
@@ -395,7 +465,7 @@ func (b *Boot) MountUpper() error {
 			return stageErr("upper", fmt.Errorf("mkdir %s: %v", d, err))
 		}
 	}
-	if err := copyRootAttrs(b.P(LowerDir), up); err != nil {
+	if err := copyRootAttrs(b.topLower(), up); err != nil {
 		return stageErr("upper", err)
 	}
 	b.upperRW, b.workRW = up, work
@@ -429,7 +499,7 @@ func copyRootAttrs(lower, up string) error {
 // OverlayOptions returns the overlay mount options (with real paths).
 // Never "volatile": a persistent upper must survive a power cut.
 func (b *Boot) OverlayOptions() string {
-	return "lowerdir=" + b.P(LowerDir) +
+	return "lowerdir=" + b.lowerDirs() +
 		",upperdir=" + b.upperRW +
 		",workdir=" + b.workRW +
 		",redirect_dir=off,index=off,metacopy=off"
@@ -606,22 +676,30 @@ func deleteTree(dir string, dev uint64, removeSelf bool) int {
 	return n
 }
 
-// ReadyLine is the single line printed when the overlay is in place.
+// ReadyLine is the single line printed when the overlay is in place:
+// "overlay ready (lower=DEV squashfs[ +K layers], upper=..., Nms)".
 func (b *Boot) ReadyLine() string {
-	dev := "?"
+	lower := "?"
 	if b.lower != nil {
-		dev = b.lower.Path
+		lower = b.lower.Path
+	}
+	lower += " squashfs"
+	switch k := len(b.layers); {
+	case k == 1:
+		lower += " +1 layer"
+	case k > 1:
+		lower += fmt.Sprintf(" +%d layers", k)
 	}
 	if b.Status.Mode == UpperData {
-		return fmt.Sprintf("overlay ready (lower=%s squashfs, upper=data %s, %dms)",
-			dev, b.Status.Upper.Device, time.Since(b.start).Milliseconds())
+		return fmt.Sprintf("overlay ready (lower=%s, upper=data %s, %dms)",
+			lower, b.Status.Upper.Device, time.Since(b.start).Milliseconds())
 	}
 	deg := ""
 	if b.degraded != "" {
 		deg = ", DEGRADED"
 	}
-	return fmt.Sprintf("overlay ready (lower=%s squashfs, upper=%s size=%s%s, %dms)",
-		dev, b.Status.Mode, b.Params.Upper.Size, deg, time.Since(b.start).Milliseconds())
+	return fmt.Sprintf("overlay ready (lower=%s, upper=%s size=%s%s, %dms)",
+		lower, b.Status.Mode, b.Params.Upper.Size, deg, time.Since(b.start).Milliseconds())
 }
 
 // Prepare runs everything before switch_root: early mounts must be done
@@ -633,12 +711,15 @@ func (b *Boot) Prepare() (err error) {
 		}
 	}()
 	b.Status = Status{Timings: Timings{Mounts: b.Status.Timings.Mounts}}
-	b.degraded, b.data, b.lastScan = "", nil, nil
+	b.degraded, b.data, b.lastScan, b.layers = "", nil, nil, nil
 	m, err := b.WaitRoot()
 	if err != nil {
 		return err
 	}
 	if err := b.MountLower(m); err != nil {
+		return err
+	}
+	if err := b.MountLayers(); err != nil {
 		return err
 	}
 	b.SetupData()

@@ -31,6 +31,9 @@ func TestMain(m *testing.M) {
 		if len(os.Args) > 1 && os.Args[1] == "persist" {
 			os.Exit(persistChecks(os.Args[2:]))
 		}
+		if len(os.Args) > 1 && os.Args[1] == "layers" {
+			os.Exit(layersChecks(os.Args[2:]))
+		}
 		os.Exit(initChecks(os.Args[1:]))
 	}
 	if os.Args[0] == "rfs-init" { // the installed copy, e.g. the background gc

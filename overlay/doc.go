@@ -13,7 +13,12 @@
 //     If the partition is in a table but the kernel made no device for it
 //     within 250 ms (a kernel without CONFIG_MSDOS_PARTITION or
 //     CONFIG_EFI_PARTITION), the init adds it itself (BLKPG, like partx -a).
-//  4. mount the squashfs read-only at /run/rfs/lower
+//  4. mount the squashfs read-only at /run/rfs/lower; then each layer of
+//     rfs.layers, bottom to top: find it (same scan as the root, up to
+//     DataWait = 3 s each), check the squashfs magic, mount it read-only at
+//     /run/rfs/layers/N (N from 1). A missing, non-squashfs or unmountable
+//     layer (or an unparsable rfs.layers) fails the boot (step 9): the
+//     merged view without it would be wrong, so it is never skipped.
 //  5. with rfs.data: the data partition (see "Data partition" below): find
 //     it (same scan as the root, up to DataWait = 3 s more), check the ext4
 //     magic, mount it at /run/rfs/.data-rw; complete a pending reset, then
@@ -22,7 +27,9 @@
 //     space. Anything wrong degrades the boot to a tmpfs upper (below).
 //  6. the upper: rfs.upper=data and a usable data partition: upper/ and
 //     work/ on it; otherwise a tmpfs at /run/rfs/.upper-rw with upper/ and
-//     work/. Overlay at /sysroot with lowerdir=/run/rfs/lower,upperdir=...,
+//     work/ (the upper dir gets the owner and mode of the topmost lower's
+//     root). Overlay at /sysroot with lowerdir=/run/rfs/layers/K:...:
+//     /run/rfs/layers/1:/run/rfs/lower (top first),upperdir=...,
 //     workdir=...,redirect_dir=off,index=off,metacopy=off (never volatile);
 //     bind the upper read-only at /run/rfs/upper; seed (once) and bind the
 //     volumes; bind the data partition at /run/rfs/data with upper/ and
@@ -34,6 +41,7 @@
 //     initramfs contents (same filesystem only, and only if / is a
 //     ramfs/tmpfs), MS_MOVE /sysroot onto /, chroot, print
 //     "rfs: overlay ready (lower=DEV squashfs, upper=tmpfs size=S, Nms)"
+//     (with layers: "lower=DEV squashfs +K layers", "+1 layer")
 //     (data upper: "upper=data DEV"; a degraded boot: "upper=tmpfs size=S,
 //     DEGRADED" after a "rfs: DEGRADED: why" line), start the background
 //     deletion of wiped files if any (rfs-init gc, nice 19, idle I/O,
@@ -76,6 +84,17 @@
 //	    short for rfs.upper=data rfs.data=PARTUUID=<id>. Unknown modes log a
 //	    warning and use tmpfs. The builder writes rfs.upper=...; giving it
 //	    again at boot overrides it (last wins), e.g. to boot clean once.
+//	rfs.layers=PARTUUID=<id1>,PARTUUID=<id2>,...
+//	    Squashfs layers stacked above the root, bottom to top, each with
+//	    the syntax and search of rfs.root (/dev/NAME allowed). Each is
+//	    mounted read-only at /run/rfs/layers/N; the overlay's lowerdir is
+//	    the top layer first and /run/rfs/lower last. Unlike other
+//	    parameters, an invalid value or a missing layer fails the boot
+//	    (rescue shell) instead of being ignored. Empty: no layers. Whiteouts
+//	    in a layer (char 0/0 devices) hide the entries below; the rfs
+//	    kernels read no squashfs xattrs, so a layer has no opaque dirs
+//	    (rfs commit expands them into whiteouts). Volumes are declared and
+//	    seeded by the root's /etc/rfs/volumes only.
 //	rfs.data=PARTUUID=<id> | rfs.data=/dev/NAME
 //	    The data partition (ext4): upper/, work/, volumes/. Same syntax and
 //	    search as rfs.root.
@@ -161,6 +180,7 @@
 // # Files on the booted device
 //
 //	/run/rfs/lower        the squashfs (read-only)
+//	/run/rfs/layers/N     layer N of rfs.layers (read-only), 1 = lowest
 //	/run/rfs/upper        the upper layer's upper dir, bound read-only
 //	                      (what changed since the factory state)
 //	/run/rfs/data         the data partition (rw: volumes/, rfs-reset-pending),

@@ -71,16 +71,22 @@ const (
 // Params is the parsed kernel command line. See the package documentation
 // for the contract.
 type Params struct {
-	Root     RootSpec
-	Upper    UpperSpec
-	Data     RootSpec // rfs.data: the ext4 data partition (upper, work, volumes)
-	BootPart RootSpec // rfs.boot: the FAT boot partition (reset flag file)
-	Reset    string   // ResetNone, ResetUpper or ResetAll (rfs.reset)
-	Init     string   // absolute path in the new root
-	InitArgs []string // arguments after "--" on the command line
-	Shell    ShellMode
-	RootWait time.Duration
-	Debug    bool
+	Root  RootSpec
+	Upper UpperSpec
+	Data  RootSpec // rfs.data: the ext4 data partition (upper, work, volumes)
+	// Layers are the squashfs layers stacked above the root (rfs.layers),
+	// bottom to top.
+	Layers []RootSpec
+	// LayersErr says why rfs.layers could not be parsed; the boot fails
+	// then (a merged view without a layer would be wrong).
+	LayersErr string
+	BootPart  RootSpec // rfs.boot: the FAT boot partition (reset flag file)
+	Reset     string   // ResetNone, ResetUpper or ResetAll (rfs.reset)
+	Init      string   // absolute path in the new root
+	InitArgs  []string // arguments after "--" on the command line
+	Shell     ShellMode
+	RootWait  time.Duration
+	Debug     bool
 	// Warnings lists ignored or invalid parameters (one line each).
 	Warnings []string
 }
@@ -159,6 +165,11 @@ func ParseCmdline(cmdline string) Params {
 				p.Data = r
 			} else {
 				p.BootPart = r
+			}
+		case "rfs.layers":
+			p.Layers, p.LayersErr = parseLayers(val)
+			if p.LayersErr != "" {
+				warn(p.LayersErr)
 			}
 		case "rfs.reset":
 			switch val {
@@ -242,6 +253,23 @@ func cutPrefixFold(s, prefix string) (string, bool) {
 		return s[len(prefix):], true
 	}
 	return s, false
+}
+
+// parseLayers parses the value of rfs.layers: specs separated by commas,
+// bottom to top. Empty: no layers.
+func parseLayers(v string) ([]RootSpec, string) {
+	if v == "" {
+		return nil, ""
+	}
+	var out []RootSpec
+	for i, s := range strings.Split(v, ",") {
+		r, err := ParseRootSpec(s)
+		if err != "" {
+			return nil, "rfs.layers=" + v + ": layer " + strconv.Itoa(i+1) + " " + strconv.Quote(s) + ": " + err
+		}
+		out = append(out, r)
+	}
+	return out, ""
 }
 
 // parseUpper parses the value of rfs.upper. It returns the spec to use,

@@ -73,6 +73,20 @@ func TestParseCmdline(t *testing.T) {
 			def(func(p *Params) { p.Upper.Size = "1G" }), nil},
 		{"upper data bad device", "rfs.upper=data:LABEL=x", def(func(p *Params) { p.Upper.Mode = UpperData }), []string{"expected PARTUUID"}},
 		{"bad data", "rfs.data=LABEL=x", def(nil), []string{"rfs.data=LABEL=x: expected PARTUUID"}},
+		{"layers", "rfs.layers=PARTUUID=" + strings.ToUpper(guid) + ",PARTUUID=1a2b3c4d-03,/dev/vda4",
+			def(func(p *Params) {
+				p.Layers = []RootSpec{{RootPARTUUID, guid}, {RootPARTUUID, "1a2b3c4d-03"}, {RootDevice, "/dev/vda4"}}
+			}), nil},
+		{"one layer", "rfs.layers=PARTUUID=" + guid, def(func(p *Params) { p.Layers = []RootSpec{{RootPARTUUID, guid}} }), nil},
+		{"layers empty (last wins)", "rfs.layers=PARTUUID=" + guid + " rfs.layers=", def(nil), nil},
+		{"layers bad", "rfs.layers=PARTUUID=" + guid + ",LABEL=x",
+			def(func(p *Params) {
+				p.LayersErr = `rfs.layers=PARTUUID=` + guid + `,LABEL=x: layer 2 "LABEL=x": expected PARTUUID=<id> or /dev/NAME`
+			}), []string{`layer 2 "LABEL=x": expected PARTUUID`}},
+		{"layers empty entry", "rfs.layers=PARTUUID=" + guid + ",",
+			def(func(p *Params) {
+				p.LayersErr = `rfs.layers=PARTUUID=` + guid + `,: layer 2 "": expected PARTUUID=<id> or /dev/NAME`
+			}), []string{`layer 2 ""`}},
 		{"reset", "rfs.reset", def(func(p *Params) { p.Reset = ResetUpper }), nil},
 		{"reset all", "rfs.reset=all", def(func(p *Params) { p.Reset = ResetAll }), nil},
 		{"reset off (last wins)", "rfs.reset=all rfs.reset=0", def(nil), nil},

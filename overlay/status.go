@@ -9,6 +9,7 @@ import (
 const (
 	RunDir     = "/run/rfs"
 	LowerDir   = "/run/rfs/lower"       // the squashfs, read-only
+	LayersDir  = "/run/rfs/layers"      // rfs.layers: N/ is layer N (1 = lowest above the root), read-only
 	UpperDir   = "/run/rfs/upper"       // upper layer's upper dir, read-only view
 	StagingDir = "/run/rfs/.upper-rw"   // rw upper tmpfs during boot only (detached)
 	StatusPath = "/run/rfs/status.json" // Status
@@ -21,8 +22,8 @@ var Version = "dev"
 // Status is what the init did, written to /run/rfs/status.json.
 type Status struct {
 	Version  string        `json:"version"`
-	Mode     string        `json:"mode"` // upper mode: "tmpfs"
-	Lower    []LayerStatus `json:"lower"`
+	Mode     string        `json:"mode"`  // upper mode: "tmpfs"
+	Lower    []LayerStatus `json:"lower"` // the root first, then rfs.layers bottom to top
 	Upper    UpperStatus   `json:"upper"`
 	Overlay  OverlayStatus `json:"overlay"`
 	Init     string        `json:"init"`
@@ -78,6 +79,7 @@ type Timings struct {
 	Mounts     float64 `json:"mounts"`      // /dev /proc /sys /run
 	RootWait   float64 `json:"root_wait"`   // finding the root device
 	Lower      float64 `json:"lower"`       // squashfs mount
+	Layers     float64 `json:"layers"`      // rfs.layers: finding and mounting them
 	Data       float64 `json:"data"`        // data partition: find, mount, reset, grow, checks
 	DataMount  float64 `json:"data_mount"`  // data partition: find + mount only
 	Reset      float64 `json:"reset"`       // factory reset (pending or requested)
