@@ -21,7 +21,9 @@ type layerFixture struct {
 	guids [3]string
 }
 
-func (fx *layerFixture) dev(n int) string { return "/dev/" + filepath.Base(fx.loop) + "p" + strconv.Itoa(n) }
+func (fx *layerFixture) dev(n int) string {
+	return "/dev/" + filepath.Base(fx.loop) + "p" + strconv.Itoa(n)
+}
 
 // makeLayerSquashfs writes files (path -> content; "WHITEOUT" makes a
 // char 0/0 device, overlayfs's whiteout) into a squashfs whose root has
