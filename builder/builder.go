@@ -8,6 +8,7 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -118,6 +119,10 @@ type Config struct {
 	// on; empty: the board's default (systemd-boot-efi's). Other boards
 	// ignore it.
 	EFIStub string
+	// Layers are squashfs files stacked above the base root, bottom to
+	// top (rfs build --layer, e.g. made by rfs commit). Each gets its own
+	// partition rfs-layer-N between the root and the data partition.
+	Layers []string
 
 	Fetcher modfetch.Fetcher
 	Init    initramfs.Builder
@@ -178,6 +183,13 @@ func Build(ctx context.Context, c Config) (*Result, error) {
 		}
 	}
 	arch := c.Board.Arch
+	if c.Board.Table == "mbr" && len(c.Layers) > 1 {
+		return nil, fmt.Errorf("board %s: %d layers, at most 1 fits: its MBR partition table (the Raspberry Pi boot ROM reads only MBR) has 4 primary slots and boot, root and data take 3; flatten them into one first (rfs commit --flatten, or commit a device built with the lower layers)", c.Board.Name, len(c.Layers))
+	}
+	layers, err := c.checkLayers()
+	if err != nil {
+		return nil, err
+	}
 
 	// Kernel first: a wrong kernel should fail before any work is done.
 	kernelPath, kernelOrigin, err := c.kernel(ctx)
@@ -272,6 +284,10 @@ func Build(ctx context.Context, c Config) (*Result, error) {
 	h.Write(digest[:])
 	h.Write(bootDigest[:])
 	h.Write(ukiDigest)
+	for _, l := range layers {
+		// Only with layers, so images without any keep their build IDs.
+		fmt.Fprintf(h, "layer=%s\n", l.SHA256)
+	}
 	buildID := hex.EncodeToString(h.Sum(nil))[:32]
 	skel.BuildID = buildID
 	if err := skel.AddOSRelease(tree); err != nil {
@@ -287,19 +303,33 @@ func Build(ctx context.Context, c Config) (*Result, error) {
 	if layout.Table == "mbr" {
 		id, _ := hex.DecodeString(DeriveGUID(buildID, "disk")[:8])
 		layout.DiskID = binary.BigEndian.Uint32(id)
-		bootID, rootID, dataID = image.MBRPartUUID(layout.DiskID, 1), image.MBRPartUUID(layout.DiskID, 2), image.MBRPartUUID(layout.DiskID, 3)
+		bootID, rootID, dataID = image.MBRPartUUID(layout.DiskID, 1), image.MBRPartUUID(layout.DiskID, 2), image.MBRPartUUID(layout.DiskID, 3+len(layers))
+		for i := range layers {
+			layers[i].PARTUUID = image.MBRPartUUID(layout.DiskID, 3+i)
+		}
 	} else {
 		layout.DiskGUID = DeriveGUID(buildID, "disk")
 		bootID, rootID, dataID = DeriveGUID(buildID, "boot"), DeriveGUID(buildID, "root"), DeriveGUID(buildID, "data")
+		for i := range layers {
+			layers[i].PARTUUID = DeriveGUID(buildID, fmt.Sprintf("layer-%d", i+1))
+		}
 	}
 
 	var cmdline []string
 	for _, con := range append(slices.Clone(c.Board.ExtraConsoles), c.Board.Console) {
 		cmdline = append(cmdline, "console="+con)
 	}
-	cmdline = append(cmdline, "rfs.root=PARTUUID="+rootID, "rfs.data=PARTUUID="+dataID, "rfs.boot=PARTUUID="+bootID, "rfs.upper="+c.Upper)
+	cmdline = append(cmdline, "rfs.root=PARTUUID="+rootID)
+	if len(layers) > 0 {
+		ids := make([]string, len(layers))
+		for i, l := range layers {
+			ids[i] = "PARTUUID=" + l.PARTUUID
+		}
+		cmdline = append(cmdline, "rfs.layers="+strings.Join(ids, ","))
+	}
+	cmdline = append(cmdline, "rfs.data=PARTUUID="+dataID, "rfs.boot=PARTUUID="+bootID, "rfs.upper="+c.Upper)
 	cmdline = append(cmdline, strings.Fields(c.Cmdline)...)
-	meta := image.Meta{Board: c.Board.Name, Arch: arch, RFSVersion: rfs.Version(), BuildID: buildID, Kernel: kernelOrigin, KernelFile: c.kernelName(), Upper: c.Upper, RootGUID: rootID, DataGUID: dataID, BootGUID: bootID, Userland: c.Userland}
+	meta := image.Meta{Board: c.Board.Name, Arch: arch, RFSVersion: rfs.Version(), BuildID: buildID, Kernel: kernelOrigin, KernelFile: c.kernelName(), Upper: c.Upper, RootGUID: rootID, DataGUID: dataID, BootGUID: bootID, Userland: c.Userland, Layers: layers}
 	files := map[string][]byte{
 		image.CmdlineFile: []byte(strings.Join(cmdline, " ") + "\n"),
 		image.MetaFile:    meta.Marshal(),
@@ -339,7 +369,15 @@ func Build(ctx context.Context, c Config) (*Result, error) {
 				return n, err
 			},
 		},
-		{
+	}
+	for i, l := range layers {
+		layout.Partitions = append(layout.Partitions, image.Partition{
+			Name: image.LayerPartition(i + 1), Type: image.TypeLinuxData, GUID: l.PARTUUID, MBRType: image.MBRTypeLinux,
+			Write: func(ctx context.Context, w io.WriterAt) (int64, error) { return copyFile(w, c.Layers[i]) },
+		})
+	}
+	layout.Partitions = append(layout.Partitions,
+		image.Partition{
 			// Last, so the first boot can grow it to the end of the medium.
 			Name: image.DataPartition, Type: image.TypeLinuxData, GUID: dataID, MBRType: image.MBRTypeLinux, Size: c.DataSize,
 			Write: func(ctx context.Context, w io.WriterAt) (int64, error) {
@@ -349,7 +387,7 @@ func Build(ctx context.Context, c Config) (*Result, error) {
 				return c.DataSize, err
 			},
 		},
-	}
+	)
 	parts, err := layout.WriteFile(ctx, c.Output)
 	if err != nil {
 		return nil, err
@@ -359,8 +397,75 @@ func Build(ctx context.Context, c Config) (*Result, error) {
 		return nil, err
 	}
 	res := &Result{Path: c.Output, BuildID: buildID, Size: st.Size(), Parts: parts, RootSize: rootSize, Duration: time.Since(start)}
-	c.logf("wrote %s (%s: boot %s, root squashfs %s, data %s) in %s", c.Output, image.HumanSize(res.Size), image.HumanSize(bootSize), image.HumanSize(rootSize), image.HumanSize(c.DataSize), res.Duration.Round(time.Millisecond))
+	var lsizes string
+	for i, l := range layers {
+		lsizes += fmt.Sprintf(", layer %d %s", i+1, image.HumanSize(l.Size))
+	}
+	c.logf("wrote %s (%s: boot %s, root squashfs %s%s, data %s) in %s", c.Output, image.HumanSize(res.Size), image.HumanSize(bootSize), image.HumanSize(rootSize), lsizes, image.HumanSize(c.DataSize), res.Duration.Round(time.Millisecond))
 	return res, nil
+}
+
+// checkLayers checks every --layer file: a squashfs our reader reads,
+// compressed with what the kernel supports; it returns their records for
+// rfs.json (PARTUUIDs still empty).
+func (c *Config) checkLayers() ([]image.LayerMeta, error) {
+	var out []image.LayerMeta
+	for i, p := range c.Layers {
+		m, err := c.checkLayer(p)
+		if err != nil {
+			return nil, fmt.Errorf("layer %d (%s): %w", i+1, p, err)
+		}
+		out = append(out, m)
+	}
+	return out, nil
+}
+
+func (c *Config) checkLayer(p string) (image.LayerMeta, error) {
+	f, err := os.Open(p)
+	if err != nil {
+		return image.LayerMeta{}, err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return image.LayerMeta{}, err
+	}
+	if !st.Mode().IsRegular() {
+		return image.LayerMeta{}, errors.New("not a regular file (want a squashfs file, e.g. from rfs commit)")
+	}
+	var magic [4]byte
+	if _, err := f.ReadAt(magic[:], 0); err != nil || string(magic[:]) != "hsqs" {
+		return image.LayerMeta{}, fmt.Errorf("not a squashfs (magic %q, want \"hsqs\")", magic[:])
+	}
+	r, err := squashfs.Open(f)
+	if err != nil {
+		return image.LayerMeta{}, err
+	}
+	info := r.Info()
+	if info.Compressor != "gzip" {
+		if c.Kernel == "" {
+			return image.LayerMeta{}, fmt.Errorf("compressed with %s: the %s kernel reads gzip squashfs only (rebuild it with gzip, or bring a kernel that has it with --kernel)", info.Compressor, c.Board.Name)
+		}
+		c.logf("layer %s: compressed with %s; your --kernel must support it", p, info.Compressor)
+	}
+	if info.Xattrs && c.Kernel == "" {
+		c.logf("layer %s has xattrs; the %s kernel ignores them (opaque directories need explicit whiteouts, as rfs commit writes)", p, c.Board.Name)
+	}
+	h := sha256.New()
+	if _, err := io.Copy(h, io.NewSectionReader(f, 0, st.Size())); err != nil {
+		return image.LayerMeta{}, err
+	}
+	return image.LayerMeta{File: p, SHA256: hex.EncodeToString(h.Sum(nil)), Size: st.Size()}, nil
+}
+
+// copyFile writes the file at p to w from offset 0.
+func copyFile(w io.WriterAt, p string) (int64, error) {
+	f, err := os.Open(p)
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	return io.Copy(io.NewOffsetWriter(w, 0), f)
 }
 
 // addVolumes writes the volume list the init reads from the lower.

@@ -20,6 +20,19 @@ const (
 	MetaFile    = "rfs.json"
 )
 
+// LayerPartition is the name of the partition holding lower layer n
+// (1 = the lowest above the root), between the root and the data
+// partition.
+func LayerPartition(n int) string { return fmt.Sprintf("rfs-layer-%d", n) }
+
+// LayerMeta is one lower layer stacked above the root (rfs build --layer).
+type LayerMeta struct {
+	File     string `json:"file"`   // the file it was built from, as given
+	SHA256   string `json:"sha256"` // of the file's bytes
+	Size     int64  `json:"size"`   // bytes
+	PARTUUID string `json:"partuuid"`
+}
+
 // Meta describes an image; it is stored as rfs.json on the boot partition.
 type Meta struct {
 	Board      string `json:"board"`
@@ -33,6 +46,8 @@ type Meta struct {
 	DataGUID   string `json:"data_partuuid"`
 	BootGUID   string `json:"boot_partuuid"`
 	Userland   string `json:"userland"`
+	// Layers are the lower layers above the root, bottom to top.
+	Layers []LayerMeta `json:"layers,omitempty"`
 }
 
 // Marshal encodes m as indented JSON.

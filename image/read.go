@@ -22,9 +22,20 @@ type Disk struct {
 	Partitions []Placed
 }
 
-// mbrNames are rfs's partition names by position on MBR disks, which have
-// no names of their own.
-var mbrNames = []string{BootPartition, RootPartition, DataPartition}
+// mbrName is rfs's name of MBR partition i (1-4) of n: MBR partitions
+// have no names of their own. Boot, root, then layers, and the data
+// partition last.
+func mbrName(i, n int) string {
+	switch {
+	case i == 1:
+		return BootPartition
+	case i == 2:
+		return RootPartition
+	case i == n && n >= 3:
+		return DataPartition
+	}
+	return LayerPartition(i - 2)
+}
 
 func (d *Disk) readMBR() error {
 	var sector [512]byte
@@ -45,17 +56,16 @@ func (d *Disk) readMBR() error {
 			}
 			continue
 		}
-		name := fmt.Sprintf("p%d", i+1)
-		if i < len(mbrNames) {
-			name = mbrNames[i]
-		}
 		start := int64(binary.LittleEndian.Uint32(e[8:])) * 512
 		size := int64(binary.LittleEndian.Uint32(e[12:])) * 512
 		d.Partitions = append(d.Partitions, Placed{
-			Partition: Partition{Name: name, GUID: MBRPartUUID(d.DiskID, i+1), MBRType: typ, Bootable: e[0] == 0x80, Size: size},
+			Partition: Partition{GUID: MBRPartUUID(d.DiskID, i+1), MBRType: typ, Bootable: e[0] == 0x80, Size: size},
 			Index:     i + 1,
 			Start:     start,
 		})
+	}
+	for i := range d.Partitions {
+		d.Partitions[i].Name = mbrName(d.Partitions[i].Index, d.Partitions[len(d.Partitions)-1].Index)
 	}
 	if len(d.Partitions) == 0 {
 		return errors.New("empty MBR")
@@ -134,6 +144,14 @@ func (d *Disk) ReadFile(p Placed, name string) ([]byte, error) {
 	data, err := io.ReadAll(fh)
 	if err != nil {
 		return nil, fmt.Errorf("%s partition: read %s: %w", p.Name, name, err)
+	}
+	// go-diskfs v1.9.4 can return a file padded with zeros to a whole
+	// number of sectors (seen: 924 bytes read as 1024): cut it to the
+	// size in the directory entry.
+	if st, ok := fh.(interface{ Stat() (os.FileInfo, error) }); ok {
+		if info, err := st.Stat(); err == nil && info.Size() < int64(len(data)) {
+			data = data[:info.Size()]
+		}
 	}
 	return data, nil
 }
