@@ -39,6 +39,8 @@ type File struct {
 	ConfigTxt []string `yaml:"config_txt"`
 	// EFIStub is the EFI stub UEFI boards build their Unified Kernel Image on.
 	EFIStub string `yaml:"efi_stub"`
+	// Layers are squashfs files stacked above the root, bottom to top.
+	Layers []string `yaml:"layers"`
 
 	// Dir is the directory the file was read from.
 	Dir string `yaml:"-"`
@@ -158,6 +160,11 @@ login: false
 # UEFI boards (pc): the EFI stub the Unified Kernel Image is built on
 # (default: systemd-boot-efi's, /usr/lib/systemd/boot/efi/linuxx64.efi.stub).
 # efi_stub: ./linuxx64.efi.stub
+
+# Lower layers: squashfs files (e.g. from 'rfs commit') stacked above the
+# root, bottom to top; a partition each. Raspberry Pi boards: at most one.
+# layers:
+#   - layers/site.sqfs
 
 # Image size: empty for "just fit"; e.g. 1G leaves free space at the end.
 # size: 1G

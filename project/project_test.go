@@ -19,6 +19,7 @@ func TestParse(t *testing.T) {
 			return f.Board == "qemu-arm64" && f.Upper == "data" && f.Login != nil && !*f.Login
 		}, ""},
 		{"files", "files:\n  - a\n  - b:/opt\n", func(f *File) bool { return len(f.Files) == 2 && f.Files[1] == "b:/opt" }, ""},
+		{"layers", "layers:\n  - a.sqfs\n  - b.sqfs\n", func(f *File) bool { return len(f.Layers) == 2 && f.Layers[1] == "b.sqfs" }, ""},
 		{"unknown key", "board: qemu-arm64\n\nbaord: x\n", nil, `line 3: unknown key "baord"`},
 		{"wrong type", "login: maybe\n", nil, "line 1"},
 		{"syntax", "board: [\n", nil, "line"},

@@ -35,6 +35,7 @@ type buildFlags struct {
 	epoch    int64
 	quiet    bool
 	efiStub  string
+	layers   []string
 }
 
 func newBuildCmd() *cobra.Command {
@@ -62,7 +63,8 @@ The image is written to a temporary name and renamed when complete.`,
   rfs build --files ./overlay --files ./app:/opt/app --hostname kiosk
   rfs build --kernel ~/linux/arch/arm64/boot/Image --cmdline quiet
   rfs build --upper tmpfs:size=256M --size 1G
-  rfs build --volume /var/lib/app --volume wifi:/etc/wpa_supplicant`,
+  rfs build --volume /var/lib/app --volume wifi:/etc/wpa_supplicant
+  rfs build --layer changes.sqfs             # stack a layer made by rfs commit`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			cfg, err := resolveBuild(cmd, *f)
@@ -99,6 +101,7 @@ The image is written to a temporary name and renamed when complete.`,
 	fl.BoolVar(&f.login, "login", false, "ask for a login on the console instead of starting a root shell")
 	fl.Int64Var(&f.epoch, "epoch", 0, "timestamp of every file, seconds since 1970 (default $SOURCE_DATE_EPOCH or 2026-01-01)")
 	fl.BoolVarP(&f.quiet, "quiet", "q", false, "print only the image path")
+	fl.StringArrayVar(&f.layers, "layer", nil, "stack squashfs FILE (e.g. from rfs commit) above the root, in order, bottom to top; repeatable (Raspberry Pi: at most one)")
 	fl.StringVar(&f.efiStub, "efi-stub", "", "UEFI boards: EFI stub of the unified kernel image (default: systemd-boot-efi's, e.g. /usr/lib/systemd/boot/efi/linuxx64.efi.stub)")
 	cmd.RegisterFlagCompletionFunc("board", func(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {
 		return boards.Names(), cobra.ShellCompDirectiveNoFileComp
@@ -164,6 +167,13 @@ func resolveBuild(cmd *cobra.Command, f buildFlags) (*builder.Config, error) {
 		cfg.EFIStub = f.efiStub
 	} else {
 		cfg.EFIStub = rel(p.EFIStub)
+	}
+	if changed("layer") {
+		cfg.Layers = f.layers
+	} else {
+		for _, l := range p.Layers {
+			cfg.Layers = append(cfg.Layers, rel(l))
+		}
 	}
 	if changed("files") {
 		for _, s := range f.files {

@@ -139,7 +139,14 @@ type rfsImage struct {
 	disk  *image.Disk
 	root  image.Placed
 	sqfs  *squashfs.Reader
-	lower *rootfs.Tree
+	lower *rootfs.Tree // the root with the layers stacked above it
+	// layers are the rfs-layer-N partitions, bottom to top.
+	layers []imgLayer
+}
+
+type imgLayer struct {
+	part image.Placed
+	sqfs *squashfs.Reader
 }
 
 func openImage(p string) (*rfsImage, error) {
@@ -164,6 +171,28 @@ func openImage(p string) (*rfsImage, error) {
 	if img.lower, err = img.sqfs.ToTree(); err != nil {
 		img.Close()
 		return nil, fmt.Errorf("%s: root partition: %w", p, err)
+	}
+	// The lower the upper sits on is the root with the layers stacked
+	// above it (whiteouts of a layer hide what is below).
+	for n := 1; ; n++ {
+		part, err := disk.Partition(image.LayerPartition(n))
+		if err != nil {
+			break
+		}
+		r, err := squashfs.Open(io.NewSectionReader(f, part.Start, part.Size))
+		if err != nil {
+			img.Close()
+			return nil, fmt.Errorf("%s: %s: %w", p, part.Name, err)
+		}
+		t, err := r.ToTree()
+		if err == nil {
+			img.lower, err = layer.Flatten(img.lower, t)
+		}
+		if err != nil {
+			img.Close()
+			return nil, fmt.Errorf("%s: %s: %w", p, part.Name, err)
+		}
+		img.layers = append(img.layers, imgLayer{part: part, sqfs: r})
 	}
 	return img, nil
 }

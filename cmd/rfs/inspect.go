@@ -139,6 +139,19 @@ func inspect(p string) (*Inspection, error) {
 		origin = "base (build " + in.Meta.BuildID + ")"
 	}
 	in.Layers = append(in.Layers, InspectedLyr{Partition: img.root.Name, Size: int64(info.BytesUsed), Digest: "sha256:" + hex.EncodeToString(h.Sum(nil)), Origin: origin, Compressor: info.Compressor, Inodes: info.Inodes})
+	for i, l := range img.layers {
+		info := l.sqfs.Info()
+		h := sha256.New()
+		if _, err := io.Copy(h, io.NewSectionReader(img.f, l.part.Start, int64(info.BytesUsed))); err != nil {
+			return nil, err
+		}
+		origin := "?"
+		if in.Meta != nil && i < len(in.Meta.Layers) {
+			m := in.Meta.Layers[i]
+			origin = m.File + " (sha256:" + m.SHA256 + ")"
+		}
+		in.Layers = append(in.Layers, InspectedLyr{Partition: l.part.Name, Size: int64(info.BytesUsed), Digest: "sha256:" + hex.EncodeToString(h.Sum(nil)), Origin: origin, Compressor: info.Compressor, Inodes: info.Inodes})
+	}
 	if data, err := img.disk.Partition(image.DataPartition); err == nil {
 		if in.Data, err = ext4Usage(img.f, data.Start); err != nil {
 			return nil, fmt.Errorf("%s: data partition: %w", p, err)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -93,5 +94,30 @@ func TestBuildBadInput(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), tt.want) {
 			t.Errorf("rfs %s: error %v, want %q", strings.Join(tt.args, " "), err, tt.want)
 		}
+	}
+}
+
+// layers: in rfs.yaml are relative to the file, in order; --layer replaces
+// them.
+func TestBuildLayersResolve(t *testing.T) {
+	dir := t.TempDir()
+	cfgFile := filepath.Join(dir, "rfs.yaml")
+	os.WriteFile(cfgFile, []byte("layers:\n  - a.sqfs\n  - /abs/b.sqfs\n"), 0o644)
+	cmd, flags := buildCommand()
+	cmd.ParseFlags([]string{"--config", cfgFile})
+	cfg, err := resolveBuild(cmd, *flags)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{filepath.Join(dir, "a.sqfs"), "/abs/b.sqfs"}; !slices.Equal(cfg.Layers, want) {
+		t.Errorf("layers from the file = %q, want %q", cfg.Layers, want)
+	}
+	cmd, flags = buildCommand()
+	cmd.ParseFlags([]string{"--config", cfgFile, "--layer", "x.sqfs", "--layer", "y.sqfs"})
+	if cfg, err = resolveBuild(cmd, *flags); err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"x.sqfs", "y.sqfs"}; !slices.Equal(cfg.Layers, want) {
+		t.Errorf("layers from flags = %q, want %q", cfg.Layers, want)
 	}
 }
