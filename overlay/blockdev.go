@@ -7,6 +7,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -35,7 +36,23 @@ type BlockScanner struct {
 	// cache of parsed tables, keyed by name+dev+size
 	tables  map[string]*Table
 	noTable map[string]string
+	// reads still running: a hung device (QEMU's second Pi SD controller,
+	// a dying USB stick) must not stall the scan of every other disk.
+	pending map[string]*tableRead
+	readFn  func(BlockDevice) (*Table, error) // tests: stands in for readTable
 }
+
+// tableRead is a partition table read running in the background.
+type tableRead struct {
+	done  chan struct{}
+	table *Table
+	err   error
+}
+
+// readWait is how long a scan waits for a disk's table before reporting it
+// as not answering and moving on; the read goes on and a later scan picks
+// up its result.
+const readWait = 750 * time.Millisecond
 
 func readSysString(p string) string {
 	b, err := os.ReadFile(p)
@@ -69,6 +86,10 @@ func (s *BlockScanner) Scan() []BlockDevice {
 	if s.tables == nil {
 		s.tables, s.noTable = map[string]*Table{}, map[string]string{}
 	}
+	if s.pending == nil {
+		s.pending = map[string]*tableRead{}
+	}
+	deadline := time.Now().Add(readWait) // for all table reads of this scan together
 	var disks []string
 	for _, e := range ents {
 		if _, err := os.Stat(filepath.Join(s.SysBlock, e.Name(), "partition")); err == nil {
@@ -77,7 +98,12 @@ func (s *BlockScanner) Scan() []BlockDevice {
 		disks = append(disks, e.Name())
 	}
 	sort.Strings(disks)
-	var out []BlockDevice
+	type diskEntry struct {
+		disk  BlockDevice
+		parts []BlockDevice
+		key   string
+	}
+	var entries []diskEntry
 	for _, d := range disks {
 		dir := filepath.Join(s.SysBlock, d)
 		sectors, _ := readSysInt(filepath.Join(dir, "size"))
@@ -99,23 +125,29 @@ func (s *BlockScanner) Scan() []BlockDevice {
 			}
 		}
 		sort.Slice(parts, func(i, j int) bool { return parts[i].PartN < parts[j].PartN })
+		key := d + "|" + disk.Dev + "|" + strconv.FormatInt(disk.Size, 10)
+		if disk.Size > 0 && s.tables[key] == nil && s.noTable[key] == "" {
+			s.startRead(key, disk) // all reads run at once; collected below
+		}
+		entries = append(entries, diskEntry{disk, parts, key})
+	}
+	var out []BlockDevice
+	for _, e := range entries {
+		disk, parts, key := e.disk, e.parts, e.key
 		if disk.Size == 0 {
 			disk.TableErr = "empty (size 0)"
-		} else {
-			key := d + "|" + disk.Dev + "|" + strconv.FormatInt(disk.Size, 10)
-			if t := s.tables[key]; t != nil {
-				disk.Table = t
-			} else if msg := s.noTable[key]; msg != "" {
-				disk.TableErr = msg
-			} else if t, err := s.readTable(disk); err != nil {
-				disk.TableErr = err.Error()
-				if errors.Is(err, ErrNoTable) {
-					s.noTable[key] = disk.TableErr // read fine, nothing there: don't reread every poll
-				}
-			} else {
-				disk.Table = t
-				s.tables[key] = t
+		} else if t := s.tables[key]; t != nil {
+			disk.Table = t
+		} else if msg := s.noTable[key]; msg != "" {
+			disk.TableErr = msg
+		} else if t, err := s.waitRead(key, deadline); err != nil {
+			disk.TableErr = err.Error()
+			if errors.Is(err, ErrNoTable) {
+				s.noTable[key] = disk.TableErr // read fine, nothing there: don't reread every poll
 			}
+		} else {
+			disk.Table = t
+			s.tables[key] = t
 		}
 		if disk.Table != nil {
 			for i := range parts {
@@ -130,6 +162,49 @@ func (s *BlockScanner) Scan() []BlockDevice {
 		out = append(out, parts...)
 	}
 	return out
+}
+
+// errNoAnswer is reported for a disk whose table read has not returned yet.
+var errNoAnswer = errors.New("no answer from the device yet (still reading its partition table)")
+
+// startRead reads d's table in the background, unless a read is already
+// running: a read that outlives a scan stays pending (one per disk) and a
+// later scan uses its result.
+func (s *BlockScanner) startRead(key string, d BlockDevice) {
+	if s.pending[key] != nil {
+		return
+	}
+	r := &tableRead{done: make(chan struct{})}
+	s.pending[key] = r
+	read := s.readTable
+	if s.readFn != nil {
+		read = s.readFn
+	}
+	go func() {
+		r.table, r.err = read(d)
+		close(r.done)
+	}()
+}
+
+// waitRead waits for a started read until deadline.
+func (s *BlockScanner) waitRead(key string, deadline time.Time) (*Table, error) {
+	r := s.pending[key]
+	if r == nil {
+		return nil, errNoAnswer
+	}
+	timer := time.NewTimer(max(time.Until(deadline), 0))
+	defer timer.Stop()
+	select {
+	case <-r.done:
+	case <-timer.C:
+		select {
+		case <-r.done: // finished just now
+		default:
+			return nil, errNoAnswer
+		}
+	}
+	delete(s.pending, key)
+	return r.table, r.err
 }
 
 func (s *BlockScanner) readTable(d BlockDevice) (*Table, error) {
