@@ -6,7 +6,7 @@ GO      ?= go
 BOARD   ?= qemu-arm64
 IMAGE   ?= out/$(BOARD).img
 
-.PHONY: all build deps demo test e2e unit bench lint clean
+.PHONY: all build deps demo test e2e unit bench soak lint clean
 
 all: build
 
@@ -31,6 +31,12 @@ unit:
 
 e2e: deps
 	$(GO) test -timeout 20m -v -run . ./e2e/
+
+# Power-loss soak: QEMU killed at random moments during factory reset and
+# first-boot growth, SOAK trials more than the suite's 20 (seed: RFS_E2E_SEED).
+SOAK ?= 200
+soak: deps
+	RFS_E2E_SOAK=$(SOAK) $(GO) test -timeout 0 -v -run 'TestPowerLoss' ./e2e/
 
 bench: deps build
 	./bench/run.sh
