@@ -1,0 +1,232 @@
+// Package apps cross-compiles the user's own Go programs for a board and
+// installs them into the root tree, optionally as services the userland's
+// init starts at boot and restarts when they exit.
+//
+// An app is either a package path in the user's module, relative to the
+// project directory (./cmd/hello), or a remote package at a version
+// (example.com/tool/cmd/x@v1.2.3). Both are built with CGO_ENABLED=0,
+// -trimpath, -buildvcs=false and -ldflags '-s -w -buildid=', so equal
+// sources give equal bytes, and installed as /usr/bin/NAME.
+//
+// Services: with busybox, an inittab line "::respawn:/usr/bin/NAME", so
+// busybox init starts it after rcS with stdin/stdout/stderr on the console
+// and starts it again whenever it exits. u-root's init runs a uinit once
+// and then a shell, and restarts nothing: services need the busybox
+// userland.
+package apps
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path"
+	"path/filepath"
+	"regexp"
+	"strings"
+
+	"github.com/rfsbuild/rfs/rootfs"
+)
+
+// App is one program.
+type App struct {
+	// Path is "./rel/pkg" (relative to Dir), an absolute directory, or
+	// "import/path@version".
+	Path string `yaml:"path"`
+	// Name is the installed name in /usr/bin; default: the package's last
+	// path element ("." needs a name).
+	Name string `yaml:"name"`
+	// Service starts it at boot and restarts it when it exits.
+	Service bool `yaml:"service"`
+}
+
+// BinDir is where apps are installed, whatever the userland.
+const BinDir = "/usr/bin"
+
+var nameRE = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.+-]*$`)
+
+// Local reports whether the app is built from a directory on the host.
+func (a App) Local() bool {
+	return a.Path == "." || a.Path == ".." || strings.HasPrefix(a.Path, "./") || strings.HasPrefix(a.Path, "../") || filepath.IsAbs(a.Path)
+}
+
+// BinName is the name the app is installed under.
+func (a App) BinName() (string, error) {
+	n := a.Name
+	if n == "" {
+		p := a.Path
+		if !a.Local() {
+			p, _, _ = strings.Cut(p, "@")
+		}
+		n = path.Base(filepath.ToSlash(filepath.Clean(p)))
+		if !a.Local() && regexp.MustCompile(`^v[0-9]+$`).MatchString(n) {
+			// example.com/x/v2 is the program x.
+			n = path.Base(path.Dir(p))
+		}
+	}
+	if !nameRE.MatchString(n) || n == "." || n == ".." {
+		return "", fmt.Errorf("app %s: %q is not a usable program name (set name:)", a.Path, n)
+	}
+	return n, nil
+}
+
+// Check validates an app spec without building it.
+func (a App) Check() error {
+	if a.Path == "" {
+		return fmt.Errorf("app without a path")
+	}
+	if !a.Local() {
+		p, v, ok := strings.Cut(a.Path, "@")
+		if !ok || p == "" || v == "" || v == "latest" || strings.ContainsAny(a.Path, " \t\n") {
+			return fmt.Errorf("app %s: want ./pkg (relative to the project), or import/path@version with a pinned version (not @latest)", a.Path)
+		}
+	}
+	_, err := a.BinName()
+	return err
+}
+
+// Builder compiles apps. Its zero value uses "go" from PATH.
+type Builder struct {
+	GoBin string // default "go"
+	// Dir is what relative app paths are relative to (the project
+	// directory); default ".".
+	Dir string
+	Log func(format string, args ...any)
+}
+
+// Build compiles a for arch (GOARCH) and returns the binary's bytes. The Go
+// build cache makes a rebuild of unchanged sources fast.
+func (b Builder) Build(ctx context.Context, arch string, a App) ([]byte, error) {
+	if err := a.Check(); err != nil {
+		return nil, err
+	}
+	gobin := b.GoBin
+	if gobin == "" {
+		gobin = "go"
+	}
+	tmpDir, err := os.MkdirTemp("", "rfs-app-")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(tmpDir)
+	out := filepath.Join(tmpDir, "app.bin")
+	env := append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH="+arch, "GOWORK=off")
+	args := []string{"build", "-trimpath", "-buildvcs=false", "-ldflags", "-s -w -buildid=", "-o", out}
+	var dir string
+	if a.Local() {
+		dir = a.Path
+		if !filepath.IsAbs(dir) {
+			base := b.Dir
+			if base == "" {
+				base = "."
+			}
+			dir = filepath.Join(base, dir)
+		}
+		if st, err := os.Stat(dir); err != nil || !st.IsDir() {
+			return nil, fmt.Errorf("app %s: %s is not a directory", a.Path, dir)
+		}
+		args = append(args, ".")
+	} else {
+		// A throwaway module that requires the app's module at the pinned
+		// version; go.sum and the checksum database verify it.
+		dir = filepath.Join(tmpDir, "mod")
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return nil, err
+		}
+		if err := os.WriteFile(filepath.Join(dir, "go.mod"), []byte("module rfs.local/app\n"), 0o644); err != nil {
+			return nil, err
+		}
+		get := exec.CommandContext(ctx, gobin, "get", a.Path)
+		get.Dir, get.Env = dir, append(env, "GOFLAGS=-mod=mod")
+		if o, err := get.CombinedOutput(); err != nil {
+			return nil, fmt.Errorf("app %s: go get: %w\n%s", a.Path, err, bytes.TrimSpace(o))
+		}
+		pkg, _, _ := strings.Cut(a.Path, "@")
+		args = append(args, pkg)
+		env = append(env, "GOFLAGS=-mod=mod")
+	}
+	cmd := exec.CommandContext(ctx, gobin, args...)
+	cmd.Dir, cmd.Env = dir, env
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Run(); err != nil {
+		return nil, fmt.Errorf("app %s: build for %s: %w\n%s", a.Path, arch, err, bytes.TrimSpace(stderr.Bytes()))
+	}
+	return os.ReadFile(out)
+}
+
+// Install builds every app and adds it to t as /usr/bin/NAME (replacing a
+// userland link of that name). Services get an inittab respawn line when
+// the userland is busybox; with u-root, a service is an error.
+func (b Builder) Install(ctx context.Context, t *rootfs.Tree, arch, userland string, list []App) error {
+	seen := map[string]bool{}
+	var services []string
+	for _, a := range list {
+		if err := a.Check(); err != nil {
+			return err
+		}
+		name, _ := a.BinName()
+		if seen[name] {
+			return fmt.Errorf("two apps named %s (set name: on one)", name)
+		}
+		seen[name] = true
+		if a.Service && userland != "busybox" {
+			return fmt.Errorf("app %s: service: true needs the busybox userland (u-root's init runs a shell and restarts nothing); start it from the shell or use busybox", a.Path)
+		}
+		bin, err := b.Build(ctx, arch, a)
+		if err != nil {
+			return err
+		}
+		p := BinDir + "/" + name
+		if old := t.Lookup(p); old != nil && old.Type != rootfs.Regular {
+			if err := t.Remove(p); err != nil {
+				return err
+			}
+		}
+		if err := t.Add(p, &rootfs.Node{Type: rootfs.Regular, Perm: 0o755, MTime: t.MTime, Content: rootfs.Bytes(bin)}); err != nil {
+			return fmt.Errorf("app %s: %w", a.Path, err)
+		}
+		if b.Log != nil {
+			b.Log("app %s -> %s (%d KiB)%s", a.Path, p, len(bin)/1024, map[bool]string{true: ", service"}[a.Service])
+		}
+		if a.Service {
+			services = append(services, p)
+		}
+	}
+	return AddServices(t, services)
+}
+
+// AddServices appends a busybox inittab respawn line per program to
+// /etc/inittab: started after sysinit, output on the console, restarted
+// when it exits.
+func AddServices(t *rootfs.Tree, bins []string) error {
+	if len(bins) == 0 {
+		return nil
+	}
+	n := t.Lookup("/etc/inittab")
+	if n == nil || n.Type != rootfs.Regular || n.Content == nil {
+		return fmt.Errorf("services: no /etc/inittab in the tree")
+	}
+	r, err := n.Content.Open()
+	if err != nil {
+		return err
+	}
+	old, err := io.ReadAll(r)
+	r.Close()
+	if err != nil {
+		return err
+	}
+	var buf bytes.Buffer
+	buf.Write(old)
+	if len(old) > 0 && old[len(old)-1] != '\n' {
+		buf.WriteByte('\n')
+	}
+	buf.WriteString("# Apps with service: true (rfs.yaml): restarted whenever they exit.\n")
+	for _, p := range bins {
+		fmt.Fprintf(&buf, "::respawn:%s\n", p)
+	}
+	n.Content = rootfs.Bytes(buf.Bytes())
+	return nil
+}
