@@ -19,8 +19,8 @@ import (
 	"time"
 
 	"github.com/rfsbuild/rfs"
+	"github.com/rfsbuild/rfs/apps"
 	"github.com/rfsbuild/rfs/boards"
-	"github.com/rfsbuild/rfs/busybox"
 	"github.com/rfsbuild/rfs/image"
 	"github.com/rfsbuild/rfs/image/ext4"
 	"github.com/rfsbuild/rfs/image/fat"
@@ -94,7 +94,13 @@ func ParseVolume(spec string) (Volume, error) {
 // Config is a fully resolved build.
 type Config struct {
 	Board    boards.Board
-	Userland string // "busybox"
+	Userland string // "busybox" or "u-root"
+	// URootCommands is the u-root command set (empty: uroot.DefaultCommands).
+	URootCommands []string
+	// Apps are the user's Go programs, built for the board; relative
+	// paths are relative to AppsDir (the project directory).
+	Apps     []apps.App
+	AppsDir  string
 	Kernel   string // kernel image file or directory holding vmlinuz; empty: the board's pinned kernel
 	Files    []Files
 	Owner    *rootfs.Owner // owner of Files entries; nil keeps the host's
@@ -154,8 +160,8 @@ func Build(ctx context.Context, c Config) (*Result, error) {
 	if c.Userland == "" {
 		c.Userland = "busybox"
 	}
-	if c.Userland != "busybox" {
-		return nil, fmt.Errorf("userland %q is not supported yet (supported: busybox)", c.Userland)
+	if !slices.Contains(Userlands, c.Userland) {
+		return nil, fmt.Errorf("userland %q is not supported (supported: %s)", c.Userland, strings.Join(Userlands, ", "))
 	}
 	if c.Upper == "" {
 		c.Upper = "data"
@@ -215,7 +221,7 @@ func Build(ctx context.Context, c Config) (*Result, error) {
 	if err := skel.Add(tree); err != nil {
 		return nil, err
 	}
-	applets, err := busybox.Install(tree, bbPath)
+	userland, err := c.installUserland(ctx, tree, bbPath)
 	if err != nil {
 		return nil, err
 	}
@@ -255,7 +261,7 @@ func Build(ctx context.Context, c Config) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	c.logf("userland busybox (%d applets), init %s, initramfs %s", len(applets), image.HumanSize(int64(len(initBin))), image.HumanSize(int64(len(initrd))))
+	c.logf("userland %s, init %s, initramfs %s", userland, image.HumanSize(int64(len(initBin))), image.HumanSize(int64(len(initrd))))
 
 	// The boot partition, but for the files that name the build.
 	boot, err := c.bootFiles(ctx, kernelPath, initrd)
