@@ -12,6 +12,8 @@ import (
 	"strings"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/rfsbuild/rfs/apps"
 )
 
 // DefaultFile is the project file `rfs build` reads when it exists.
@@ -41,6 +43,10 @@ type File struct {
 	EFIStub string `yaml:"efi_stub"`
 	// Layers are squashfs files stacked above the root, bottom to top.
 	Layers []string `yaml:"layers"`
+	// URootCommands is the u-root command set (userland: u-root).
+	URootCommands []string `yaml:"uroot_commands"`
+	// Apps are Go programs built for the board and put in /usr/bin.
+	Apps []apps.App `yaml:"apps"`
 
 	// Dir is the directory the file was read from.
 	Dir string `yaml:"-"`
@@ -110,8 +116,22 @@ const Starter = `# rfs project file. Every key is optional; command-line flags o
 # Target board: see 'rfs boards'.
 board: qemu-arm64
 
-# Userland: busybox (static busybox 1.34.1 with a link for every applet).
+# Userland: busybox (static busybox 1.34.1 with a link for every applet), or
+# u-root (u-root 0.16.0's Go commands in one binary, /bbin; shell: gosh).
 userland: busybox
+# u-root only: the commands (default: a core set with init and gosh, which
+# are always included). Names from u-root's cmds/core, or exp/NAME.
+# uroot_commands: [ls, cat, cp, mount, ps, kill, exp/ed]
+
+# Your Go programs, built for the board (static, reproducible) into
+# /usr/bin/NAME: a package in your module, relative to this file, or
+# import/path@version. service: true starts it at boot and restarts it when
+# it exits (busybox userland; output on the console).
+# apps:
+#   - path: ./cmd/hello
+#     service: true
+#   - path: example.com/tool/cmd/x@v1.2.3
+#     name: x
 
 # Kernel: empty for the board's pinned kernel, or a kernel image file or a
 # directory holding vmlinuz (bring your own).

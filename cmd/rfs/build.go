@@ -87,7 +87,7 @@ The image is written to a temporary name and renamed when complete.`,
 	fl := cmd.Flags()
 	fl.StringVarP(&f.config, "config", "c", "", "project file (default ./rfs.yaml if it exists)")
 	fl.StringVarP(&f.board, "board", "b", "", "target board, see 'rfs boards' (default "+boards.Default+")")
-	fl.StringVar(&f.userland, "userland", "", "userland: busybox (default busybox)")
+	fl.StringVar(&f.userland, "userland", "", "userland: busybox or u-root (default busybox)")
 	fl.StringVar(&f.kernel, "kernel", "", "kernel image file, or a directory holding vmlinuz (default: the board's pinned kernel)")
 	fl.StringArrayVar(&f.files, "files", nil, "merge host directory DIR (or DIR:/dest) into the root; repeatable")
 	fl.StringVar(&f.owner, "owner", "", `owner of --files entries: "uid:gid", or "keep" (default 0:0)`)
@@ -158,6 +158,7 @@ func resolveBuild(cmd *cobra.Command, f buildFlags) (*builder.Config, error) {
 		ConfigTxt: p.ConfigTxt,
 		Owner:     &rootfs.Owner{},
 	}
+	cfg.URootCommands, cfg.Apps, cfg.AppsDir = p.URootCommands, p.Apps, p.Dir
 	if changed("kernel") {
 		cfg.Kernel = f.kernel
 	} else {
