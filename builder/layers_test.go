@@ -65,7 +65,7 @@ func TestBuildLayers(t *testing.T) {
 		PartitionTable struct {
 			Partitions []struct {
 				Node, Name, Type, UUID string
-				Start, Size           int64
+				Start, Size            int64
 			}
 		}
 	}
