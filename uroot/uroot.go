@@ -49,6 +49,12 @@ const (
 	GobusyboxVer    = "v0.0.0-20250101170133-2e884e4509c7"
 )
 
+// BuildTags are the Go build tags of the u-root binary. goshsmall gives
+// gosh a plain line reader (the console tty's line discipline edits the
+// line): its default editor, bubbline, draws a TUI that hangs on a serial
+// console (seen on qemu-arm64's ttyAMA0: a prompt, then no input read).
+var BuildTags = []string{"goshsmall"}
+
 // Required commands are always built in: the init the rfs init hands over
 // to, and the shell it starts.
 var Required = []string{"init", "gosh"}
@@ -138,7 +144,7 @@ func (b Builder) Build(ctx context.Context, arch string, cmds []string) (string,
 		return "", fmt.Errorf("build u-root: the go command is needed: %w", err)
 	}
 	h := sha256.New()
-	fmt.Fprintf(h, "uroot-v1\n%s@%s\n%s@%s\ngo=%s\narch=%s\n", Module, Version, GobusyboxModule, GobusyboxVer, bytes.TrimSpace(goVersion), arch)
+	fmt.Fprintf(h, "uroot-v1\n%s@%s\n%s@%s\ngo=%s\narch=%s\ntags=%s\n", Module, Version, GobusyboxModule, GobusyboxVer, bytes.TrimSpace(goVersion), arch, strings.Join(BuildTags, ","))
 	for _, p := range pkgs {
 		fmt.Fprintln(h, p)
 	}
@@ -175,7 +181,7 @@ func (b Builder) Build(ctx context.Context, arch string, cmds []string) (string,
 		return "", fmt.Errorf("build u-root: go mod download %s@%s: %w\n%s", Module, Version, err, o)
 	}
 	// go/packages resolves the imports with -mod=mod, which fills go.sum.
-	genv := golang.Default(golang.WithGOARCH(arch), golang.WithGOOS("linux"), golang.WithWorkingDir(work), golang.WithGO111MODULE("on"), golang.WithMod(golang.ModOnly))
+	genv := golang.Default(golang.WithGOARCH(arch), golang.WithGOOS("linux"), golang.WithWorkingDir(work), golang.WithGO111MODULE("on"), golang.WithMod(golang.ModOnly), golang.WithBuildTag(BuildTags...))
 	genv.CgoEnabled = false
 	if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
 		return "", fmt.Errorf("build u-root: %w", err)
