@@ -153,6 +153,10 @@ func TestBootOverlay(t *testing.T) {
 			if _, err := vm.Run("test -e /run/rfs/lower/etc/rfs-e2e", 30*time.Second); err == nil {
 				t.Error("the new file is visible in the lower")
 			}
+			// The on-device diff sees it (docker diff's A, and C for its parent).
+			if out := run(t, vm, "rfs-init diff"); !strings.Contains(out, "A /etc/rfs-e2e\n") || !strings.Contains(out, "C /etc\n") {
+				t.Errorf("rfs-init diff:\n%s", out)
+			}
 			// The lower and the exposed upper are read-only.
 			if out, err := vm.Run("touch /run/rfs/lower/x 2>&1", 30*time.Second); err == nil || !strings.Contains(out, "Read-only file system") {
 				t.Errorf("writing to the lower: %q, %v", out, err)

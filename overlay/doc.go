@@ -187,7 +187,9 @@
 //	                      its upper/ and work/ covered by read-only binds
 //	/run/rfs/status.json  Status, JSON
 //	/run/rfs/bin/rfs-init the init, as helper: rfs-init status [--json],
-//	                      rfs-init reset [--all] [--no-reboot]
+//	                      rfs-init reset [--all] [--no-reboot],
+//	                      rfs-init diff [--json] (the live system's changes,
+//	                      with rfs diff's A/C/D rules)
 //	/run/rfs/gc.log       the background deletion of wiped files
 //
 // Note: /proc/self/mountinfo shows the overlay's upperdir= and workdir= as

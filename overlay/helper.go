@@ -15,6 +15,7 @@ import (
 // HelperUsage is printed by `rfs-init help`.
 const HelperUsage = `usage (on the booted device, not as PID 1):
   rfs-init status [--json]          upper mode, data partition size/free, last reset, degraded reason
+  rfs-init diff [--json]            what changed since the factory state: A added, C changed, D deleted
   rfs-init reset [--all] [--no-reboot]
                                     schedule a factory reset (upper and work; --all: also volumes)
                                     on the data partition and reboot; the init performs it at boot
@@ -34,6 +35,8 @@ func Helper(args []string, stdout, stderr io.Writer) int {
 		return helperReset(args[1:], stdout, stderr)
 	case "gc":
 		return helperGC(args[1:], stdout, stderr)
+	case "diff":
+		return helperDiff(args[1:], stdout, stderr)
 	case "help", "-h", "--help":
 		io.WriteString(stdout, HelperUsage)
 		return 0
@@ -48,7 +51,7 @@ func IsHelperCommand(args []string) bool {
 		return false
 	}
 	switch args[0] {
-	case "status", "reset", "gc", "help", "-h", "--help":
+	case "status", "reset", "gc", "diff", "help", "-h", "--help":
 		return true
 	}
 	return false

@@ -5,7 +5,7 @@
 //
 // Not as PID 1, the same binary is the on-device helper (the init installs
 // a copy at /run/rfs/bin/rfs-init): rfs-init status [--json],
-// rfs-init reset [--all] [--no-reboot].
+// rfs-init reset [--all] [--no-reboot], rfs-init diff [--json].
 //
 // Build (as rfs does):
 //
