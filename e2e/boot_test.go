@@ -89,15 +89,26 @@ func waitShell(t *testing.T, vm *qemu.VM) {
 	if _, err := vm.Expect(regexp.MustCompile(`rfs: overlay ready \([^)]*\)`), bootTimeout); err != nil {
 		t.Fatal(err)
 	}
-	// The shell may start before or after we look; ask it something.
+	shellUp(t, vm)
+}
+
+// shellUp waits for a shell on the console once the overlay is ready (it
+// may start before or after we look, so ask it something), then keeps the
+// kernel's informational messages off the console: they would interleave
+// with command output ("cat used greatest stack depth ...").
+func shellUp(t *testing.T, vm *qemu.VM) {
+	t.Helper()
 	deadline := time.Now().Add(60 * time.Second)
 	for {
 		if _, err := vm.Run("true", 5*time.Second); err == nil {
-			return
+			break
 		}
 		if time.Now().After(deadline) {
 			t.Fatal("no shell on the console")
 		}
+	}
+	if _, err := vm.Run("dmesg -n 1", 10*time.Second); err != nil {
+		t.Fatal(err)
 	}
 }
 

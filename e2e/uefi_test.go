@@ -70,20 +70,6 @@ func bootUEFI(t *testing.T, img string, persist bool) *qemu.VM {
 	return vm
 }
 
-// shellUp waits for a shell on the console once the overlay is ready.
-func shellUp(t *testing.T, vm *qemu.VM) {
-	t.Helper()
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		if _, err := vm.Run("true", 5*time.Second); err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("no shell on the console")
-		}
-	}
-}
-
 var readyRE = regexp.MustCompile(`rfs: overlay ready \(lower=(\S+) squashfs, upper=([^,]*), (\d+)ms\)`)
 
 // TestBootUEFI builds the pc board and boots it under OVMF: the UKI on the
