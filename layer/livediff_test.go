@@ -1,4 +1,4 @@
-package overlay_test
+package layer_test
 
 import (
 	"os"
@@ -12,7 +12,7 @@ import (
 	"github.com/rfsbuild/rfs/overlay"
 )
 
-// The on-device diff must agree with the host's (package layer) on the
+// The on-device diff (overlay.LiveDiff, in the init) must agree with the host's (package layer) on the
 // same lower and upper: whiteouts, an opaque directory, added, changed and
 // unchanged copied-up files.
 func TestLiveDiffMatchesHostDiff(t *testing.T) {
