@@ -10,13 +10,22 @@ import (
 	"github.com/rfsbuild/rfs/builder"
 )
 
-// TestURootUserland boots the u-root userland: the rfs init mounts the
+// TestURootUserland boots the u-root userland on both QEMU boards: the rfs init mounts the
 // overlay and hands over to u-root's init, which starts gosh on the console.
 func TestURootUserland(t *testing.T) {
 	if testing.Short() {
 		t.Skip("boots QEMU; skipped in -short mode")
 	}
-	img := buildImage(t, "qemu-arm64", func(c *builder.Config) {
+	for _, board := range []string{"qemu-arm64", "qemu-amd64"} {
+		t.Run(board, func(t *testing.T) {
+			t.Parallel()
+			testURoot(t, board)
+		})
+	}
+}
+
+func testURoot(t *testing.T, board string) {
+	img := buildImage(t, board, func(c *builder.Config) {
 		c.Userland = "u-root"
 		c.Upper = "tmpfs"
 	})
