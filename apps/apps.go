@@ -157,12 +157,10 @@ func (b Builder) Build(ctx context.Context, arch string, a App) ([]byte, error) 
 	return os.ReadFile(out)
 }
 
-// Install builds every app and adds it to t as /usr/bin/NAME (replacing a
-// userland link of that name). Services get an inittab respawn line when
-// the userland is busybox; with u-root, a service is an error.
-func (b Builder) Install(ctx context.Context, t *rootfs.Tree, arch, userland string, list []App) error {
+// Validate checks the list for a userland before anything is built:
+// specs, duplicate names, and services on a userland that cannot run them.
+func Validate(list []App, userland string) error {
 	seen := map[string]bool{}
-	var services []string
 	for _, a := range list {
 		if err := a.Check(); err != nil {
 			return err
@@ -175,6 +173,20 @@ func (b Builder) Install(ctx context.Context, t *rootfs.Tree, arch, userland str
 		if a.Service && userland != "busybox" {
 			return fmt.Errorf("app %s: service: true needs the busybox userland (u-root's init runs a shell and restarts nothing); start it from the shell or use busybox", a.Path)
 		}
+	}
+	return nil
+}
+
+// Install builds every app and adds it to t as /usr/bin/NAME (replacing a
+// userland link of that name). Services get an inittab respawn line when
+// the userland is busybox; with u-root, a service is an error.
+func (b Builder) Install(ctx context.Context, t *rootfs.Tree, arch, userland string, list []App) error {
+	if err := Validate(list, userland); err != nil {
+		return err
+	}
+	var services []string
+	for _, a := range list {
+		name, _ := a.BinName()
 		bin, err := b.Build(ctx, arch, a)
 		if err != nil {
 			return err

@@ -17,6 +17,10 @@ var Userlands = []string{"busybox", "u-root"}
 // busybox-mode binary) and then the apps into the lower tree; it returns a
 // word for the log.
 func (c *Config) installUserland(ctx context.Context, t *rootfs.Tree, bbPath string) (string, error) {
+	// App mistakes fail before a u-root compile.
+	if err := apps.Validate(c.Apps, c.Userland); err != nil {
+		return "", err
+	}
 	var desc string
 	switch c.Userland {
 	case "busybox":
