@@ -10,9 +10,10 @@
 //
 // Services: with busybox, an inittab line "::respawn:/usr/bin/NAME", so
 // busybox init starts it after rcS with stdin/stdout/stderr on the console
-// and starts it again whenever it exits. u-root's init runs a uinit once
-// and then a shell, and restarts nothing: services need the busybox
-// userland.
+// and starts it again whenever it exits. u-root's init restarts nothing:
+// there the program goes into /etc/rfs/services and /bbin/uinit links to
+// the rfs init, which (as u-root's uinit) starts a supervisor per service
+// and then the shell.
 package apps
 
 import (
@@ -27,6 +28,7 @@ import (
 	"regexp"
 	"strings"
 
+	"github.com/rfsbuild/rfs/overlay"
 	"github.com/rfsbuild/rfs/rootfs"
 )
 
@@ -158,7 +160,7 @@ func (b Builder) Build(ctx context.Context, arch string, a App) ([]byte, error) 
 }
 
 // Validate checks the list for a userland before anything is built:
-// specs, duplicate names, and services on a userland that cannot run them.
+// specs and duplicate names.
 func Validate(list []App, userland string) error {
 	seen := map[string]bool{}
 	for _, a := range list {
@@ -170,16 +172,14 @@ func Validate(list []App, userland string) error {
 			return fmt.Errorf("two apps named %s (set name: on one)", name)
 		}
 		seen[name] = true
-		if a.Service && userland != "busybox" {
-			return fmt.Errorf("app %s: service: true needs the busybox userland (u-root's init runs a shell and restarts nothing); start it from the shell or use busybox", a.Path)
-		}
+
 	}
 	return nil
 }
 
 // Install builds every app and adds it to t as /usr/bin/NAME (replacing a
 // userland link of that name). Services get an inittab respawn line when
-// the userland is busybox; with u-root, a service is an error.
+// the userland is busybox; with u-root, the rfs init supervises them.
 func (b Builder) Install(ctx context.Context, t *rootfs.Tree, arch, userland string, list []App) error {
 	if err := Validate(list, userland); err != nil {
 		return err
@@ -207,7 +207,27 @@ func (b Builder) Install(ctx context.Context, t *rootfs.Tree, arch, userland str
 			services = append(services, p)
 		}
 	}
-	return AddServices(t, services)
+	if userland == "busybox" {
+		return AddServices(t, services)
+	}
+	return AddSupervisedServices(t, services)
+}
+
+// AddSupervisedServices is for userlands whose init restarts nothing
+// (u-root): the programs go into the init's services list and u-root's
+// /bbin/uinit becomes the rfs init's helper, which supervises them.
+func AddSupervisedServices(t *rootfs.Tree, bins []string) error {
+	if len(bins) == 0 {
+		return nil
+	}
+	content := "# Apps with service: true (rfs.yaml): started by rfs-init (as u-root's\n# uinit) and restarted whenever they exit.\n" + strings.Join(bins, "\n") + "\n"
+	if err := t.Add(overlay.ServicesFile, &rootfs.Node{Type: rootfs.Regular, Perm: 0o644, MTime: t.MTime, Content: rootfs.Bytes(content)}); err != nil {
+		return fmt.Errorf("services: %w", err)
+	}
+	if err := t.Add("/bbin/uinit", &rootfs.Node{Type: rootfs.Symlink, Perm: 0o777, MTime: t.MTime, Target: "/run/rfs/bin/rfs-init"}); err != nil {
+		return fmt.Errorf("services: %w", err)
+	}
+	return nil
 }
 
 // AddServices appends a busybox inittab respawn line per program to

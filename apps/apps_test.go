@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/rfsbuild/rfs/overlay"
 	"github.com/rfsbuild/rfs/rootfs"
 )
 
@@ -90,8 +91,24 @@ func TestInstall(t *testing.T) {
 		t.Error("two builds differ")
 	}
 
-	if err := b.Install(context.Background(), testTree(t), "arm64", "u-root", list); err == nil || !strings.Contains(err.Error(), "busybox") {
-		t.Errorf("u-root service: %v", err)
+	// u-root restarts nothing itself: services go to the rfs init's list,
+	// and u-root's uinit becomes the rfs init's supervisor.
+	ut := testTree(t)
+	if err := b.Install(context.Background(), ut, "arm64", "u-root", list); err != nil {
+		t.Fatalf("u-root service: %v", err)
+	}
+	if l := ut.Lookup("/bbin/uinit"); l == nil || l.Target != "/run/rfs/bin/rfs-init" {
+		t.Errorf("/bbin/uinit = %+v", l)
+	}
+	sf := ut.Lookup(overlay.ServicesFile)
+	if sf == nil {
+		t.Fatal("no services file")
+	}
+	rc, _ := sf.Content.Open()
+	progs, err := overlay.ReadServices(rc)
+	rc.Close()
+	if err != nil || len(progs) != 1 || progs[0] != "/usr/bin/hello" {
+		t.Errorf("services = %q, %v", progs, err)
 	}
 	if err := b.Install(context.Background(), testTree(t), "arm64", "busybox", []App{{Path: "./hello"}, {Path: "./hello"}}); err == nil {
 		t.Error("two apps with one name accepted")

@@ -107,7 +107,8 @@ func shellUp(t *testing.T, vm *qemu.VM) {
 			t.Fatal("no shell on the console")
 		}
 	}
-	if _, err := vm.Run("dmesg -n 1", 10*time.Second); err != nil {
+	// Plain shell, no dmesg -n: u-root's dmesg has no such flag.
+	if _, err := vm.Run("echo 1 > /proc/sys/kernel/printk", 10*time.Second); err != nil {
 		t.Fatal(err)
 	}
 }

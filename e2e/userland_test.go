@@ -52,14 +52,26 @@ func testURoot(t *testing.T, board string) {
 	}
 }
 
-// TestAppService boots busybox with the hello app as a service: its output
-// is on the console after boot, and busybox init restarts it when killed.
+// TestAppService boots the hello app as a service: its output is on the
+// console after boot, and it is restarted when killed — by busybox init's
+// respawn, or on u-root (whose init restarts nothing) by the rfs init's
+// supervisor started as u-root's uinit.
 func TestAppService(t *testing.T) {
 	if testing.Short() {
 		t.Skip("boots QEMU; skipped in -short mode")
 	}
+	for _, userland := range []string{"busybox", "u-root"} {
+		t.Run(userland, func(t *testing.T) {
+			t.Parallel()
+			testAppService(t, userland)
+		})
+	}
+}
+
+func testAppService(t *testing.T, userland string) {
 	img := buildImage(t, "qemu-arm64", func(c *builder.Config) {
 		c.Upper = "tmpfs"
+		c.Userland = userland
 		c.Apps = []apps.App{{Path: "./hello", Service: true}}
 		c.AppsDir = "testdata"
 	})
@@ -79,8 +91,10 @@ func TestAppService(t *testing.T) {
 			time.Sleep(200 * time.Millisecond)
 		}
 	}
-	if out := run(t, vm, "pidof hello"); strings.TrimSpace(out) != first {
-		t.Errorf("pidof hello = %q, want %s", out, first)
+	if userland == "busybox" {
+		if out := run(t, vm, "pidof hello"); strings.TrimSpace(out) != first {
+			t.Errorf("pidof hello = %q, want %s", out, first)
+		}
 	}
 	run(t, vm, "kill "+first)
 	deadline = time.Now().Add(30 * time.Second)
@@ -95,7 +109,9 @@ func TestAppService(t *testing.T) {
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
-	if out := run(t, vm, "pidof hello"); strings.TrimSpace(out) == first || strings.TrimSpace(out) == "" {
-		t.Errorf("after the restart pidof hello = %q", out)
+	if userland == "busybox" {
+		if out := run(t, vm, "pidof hello"); strings.TrimSpace(out) == first || strings.TrimSpace(out) == "" {
+			t.Errorf("after the restart pidof hello = %q", out)
+		}
 	}
 }

@@ -37,6 +37,10 @@ func Helper(args []string, stdout, stderr io.Writer) int {
 		return helperGC(args[1:], stdout, stderr)
 	case "diff":
 		return helperDiff(args[1:], stdout, stderr)
+	case "services":
+		return helperServices(stdout, stderr)
+	case "supervise":
+		return helperSupervise(args[1:], stdout, stderr)
 	case "help", "-h", "--help":
 		io.WriteString(stdout, HelperUsage)
 		return 0
@@ -51,7 +55,7 @@ func IsHelperCommand(args []string) bool {
 		return false
 	}
 	switch args[0] {
-	case "status", "reset", "gc", "diff", "help", "-h", "--help":
+	case "status", "reset", "gc", "diff", "services", "supervise", "help", "-h", "--help":
 		return true
 	}
 	return false

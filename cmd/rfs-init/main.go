@@ -15,11 +15,17 @@ package main
 
 import (
 	"os"
+	"path/filepath"
 
 	"github.com/rfsbuild/rfs/overlay"
 )
 
 func main() {
+	if os.Getpid() != 1 && filepath.Base(os.Args[0]) == "uinit" {
+		// u-root's init runs /bbin/uinit (a link to this binary) instead of
+		// its shell: start the services u-root cannot restart, then the shell.
+		os.Exit(overlay.UInit(os.Stdout, os.Stderr))
+	}
 	if os.Getpid() != 1 && overlay.IsHelperCommand(os.Args[1:]) {
 		// On the booted device: /run/rfs/bin/rfs-init status|reset.
 		os.Exit(overlay.Helper(os.Args[1:], os.Stdout, os.Stderr))

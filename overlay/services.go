@@ -1,0 +1,114 @@
+package overlay
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// ServicesFile lists programs to keep running on userlands whose init
+// restarts nothing (u-root): one absolute program path per line, # comments.
+// u-root's init runs /bbin/uinit before its shell; rfs links that to this
+// binary, which then starts one supervisor per line and returns.
+const ServicesFile = "/etc/rfs/services"
+
+// ReadServices parses ServicesFile content.
+func ReadServices(r io.Reader) ([]string, error) {
+	var progs []string
+	sc := bufio.NewScanner(r)
+	for n := 1; sc.Scan(); n++ {
+		line := sc.Text()
+		if i := strings.IndexByte(line, '#'); i >= 0 {
+			line = line[:i]
+		}
+		line = strings.TrimSpace(line)
+		if line == "" {
+			continue
+		}
+		if !strings.HasPrefix(line, "/") || strings.ContainsAny(line, " \t") {
+			return nil, fmt.Errorf("%s line %d: want one absolute program path, got %q", ServicesFile, n, line)
+		}
+		progs = append(progs, line)
+	}
+	return progs, sc.Err()
+}
+
+// servicesStarted marks that the supervisors run: u-root's init tries
+// /bbin/uinit and /bin/uinit (the same file through /bin -> bbin) and runs
+// uinit again whenever it exits.
+const servicesStarted = RunDir + "/services.started"
+
+// UInit is rfs-init started as u-root's uinit: start the services once,
+// then become the shell u-root would have started, so the console behaves
+// as without services.
+func UInit(stdout, stderr io.Writer) int {
+	if _, err := os.Stat(servicesStarted); err != nil {
+		helperServices(stdout, stderr)
+		os.WriteFile(servicesStarted, nil, 0o644)
+	}
+	for _, sh := range []string{"/bin/defaultsh", "/bin/sh"} {
+		if _, err := os.Stat(sh); err == nil {
+			err = syscall.Exec(sh, []string{sh}, os.Environ())
+			fmt.Fprintf(stderr, "rfs: uinit: exec %s: %v\n", sh, err)
+		}
+	}
+	return 1
+}
+
+// helperServices starts a detached supervisor for each line of
+// ServicesFile.
+func helperServices(stdout, stderr io.Writer) int {
+	f, err := os.Open(ServicesFile)
+	if os.IsNotExist(err) {
+		return 0
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "rfs: services: %v\n", err)
+		return 1
+	}
+	progs, err := ReadServices(f)
+	f.Close()
+	if err != nil {
+		fmt.Fprintf(stderr, "rfs: services: %v\n", err)
+		return 1
+	}
+	self, err := os.Executable()
+	if err != nil {
+		fmt.Fprintf(stderr, "rfs: services: %v\n", err)
+		return 1
+	}
+	status := 0
+	for _, p := range progs {
+		cmd := exec.Command(self, "supervise", p)
+		cmd.Stdout, cmd.Stderr = stdout, stderr
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+		if err := cmd.Start(); err != nil {
+			fmt.Fprintf(stderr, "rfs: service %s: %v\n", p, err)
+			status = 1
+			continue
+		}
+		cmd.Process.Release()
+	}
+	return status
+}
+
+// helperSupervise runs prog forever, restarting it a second after it exits
+// (busybox init's respawn, for userlands without one).
+func helperSupervise(args []string, stdout, stderr io.Writer) int {
+	if len(args) != 1 || !strings.HasPrefix(args[0], "/") {
+		fmt.Fprintln(stderr, "usage: rfs-init supervise /absolute/program")
+		return 2
+	}
+	for {
+		cmd := exec.Command(args[0])
+		cmd.Stdout, cmd.Stderr = stdout, stderr
+		err := cmd.Run()
+		fmt.Fprintf(stderr, "rfs: service %s exited (%v); restarting in 1s\n", args[0], err)
+		time.Sleep(time.Second)
+	}
+}
