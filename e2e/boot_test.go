@@ -58,6 +58,13 @@ func boot(t *testing.T, img, extraCmdline string, otherDisks ...string) *qemu.VM
 	}
 	cfg.Append = strings.TrimSpace(cfg.Append + " " + extraCmdline)
 	cfg.OtherDisks = otherDisks
+	return startVM(t, cfg, dir)
+}
+
+// startVM starts QEMU with the console logged to dir/console.log, stops it
+// when the test ends, and shows the console's tail if the test failed.
+func startVM(t *testing.T, cfg qemu.Config, dir string) *qemu.VM {
+	t.Helper()
 	logf, err := os.Create(filepath.Join(dir, "console.log"))
 	if err != nil {
 		t.Fatal(err)

@@ -1,10 +1,8 @@
 package e2e
 
 import (
-	"context"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -52,22 +50,7 @@ func bootUEFI(t *testing.T, img string, persist bool) *qemu.VM {
 	if args := strings.Join(cfg.Args(), " "); strings.Contains(args, "-kernel") || !strings.Contains(args, "if=pflash") {
 		t.Fatalf("not a firmware boot: %s", args)
 	}
-	logf, err := os.Create(filepath.Join(dir, "console.log"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	vm, err := qemu.Start(context.Background(), cfg, logf)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		vm.Close()
-		logf.Close()
-		if t.Failed() {
-			t.Logf("console:\n%s", tail(vm.Output(), 6000))
-		}
-	})
-	return vm
+	return startVM(t, cfg, dir)
 }
 
 var readyRE = regexp.MustCompile(`rfs: overlay ready \(lower=(\S+) squashfs, upper=([^,]*), (\d+)ms\)`)
