@@ -127,15 +127,7 @@ func TestBuildLayout(t *testing.T) {
 				}
 			}
 
-			disk, err := image.Open(res.Path)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer disk.Close()
-			boot, err := disk.ReadBoot()
-			if err != nil {
-				t.Fatal(err)
-			}
+			disk, boot := openBoot(t, res.Path)
 			if boot.Meta.Board != board || boot.Meta.BuildID != res.BuildID {
 				t.Errorf("rfs.json = %+v", boot.Meta)
 			}
@@ -471,4 +463,20 @@ func TestVolumesFileInLower(t *testing.T) {
 	if _, err := Build(context.Background(), c); err == nil || !strings.Contains(err.Error(), "given twice") {
 		t.Fatalf("duplicate volume name: %v", err)
 	}
+}
+
+// openBoot opens a built image and reads its boot partition's files; the
+// disk is closed when the test ends.
+func openBoot(t *testing.T, path string) (*image.Disk, *image.Boot) {
+	t.Helper()
+	disk, err := image.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { disk.Close() })
+	boot, err := disk.ReadBoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return disk, boot
 }

@@ -9,7 +9,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/rfsbuild/rfs/image"
 	"github.com/rfsbuild/rfs/uki"
 )
 
@@ -20,15 +19,7 @@ import (
 func TestBuildUEFI(t *testing.T) {
 	c := config(t, "pc")
 	res := build(t, c)
-	disk, err := image.Open(res.Path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer disk.Close()
-	boot, err := disk.ReadBoot()
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, boot := openBoot(t, res.Path)
 	if boot.Meta.KernelFile != "EFI/BOOT/BOOTX64.EFI" {
 		t.Errorf("rfs.json kernel_file = %q", boot.Meta.KernelFile)
 	}
