@@ -2,8 +2,8 @@
 // refuses the system disk, mounted disks, disks that are not removable
 // unless forced, and anything too small), sparsely (only the image's data
 // and the regions that must read as zeros are written) and verified (every
-// written range is read back bypassing the page cache and its SHA-256
-// compared).
+// written range is read back bypassing the page cache and compared byte for
+// byte with the image).
 //
 // The host's view of its disks comes from sysfs and mountinfo through a
 // System, whose paths tests point at fake trees. A Job does the I/O:

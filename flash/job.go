@@ -1,8 +1,8 @@
 package flash
 
 import (
+	"bytes"
 	"context"
-	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io"
@@ -45,7 +45,6 @@ type chunk struct {
 	off  int64
 	n    int
 	zero bool
-	sum  [sha256.Size]byte
 }
 
 // Job writes one image to one target.
@@ -56,9 +55,10 @@ type Job struct {
 	Direct        bool // writes use O_DIRECT
 
 	img    *os.File
-	dev    *os.File // the write descriptor (O_DIRECT when Direct)
-	devBuf *os.File // buffered descriptor for writes O_DIRECT cannot do
-	lbs    int      // logical block size
+	imgSt  os.FileInfo // the image when opened: a change shows in a failed verify
+	dev    *os.File    // the write descriptor (O_DIRECT when Direct)
+	devBuf *os.File    // buffered descriptor for writes O_DIRECT cannot do
+	lbs    int         // logical block size
 	opts   Options
 	chunks []chunk
 	bufs   [][]byte
@@ -74,14 +74,21 @@ var ErrIncomplete = errors.New("the target is incomplete")
 // VerifyError reports the first byte that differs on the target.
 type VerifyError struct {
 	Target string
-	Offset int64 // first differing byte, or the start of the range when it could not be narrowed
+	Offset int64 // first differing byte
 	Got    byte
 	Want   byte
+	// ImageChanged: the image was modified after Open, so the difference
+	// may be the image's, not the target's.
+	ImageChanged bool
 }
 
 func (e *VerifyError) Error() string {
-	return fmt.Sprintf("verify failed: %s differs from the image at byte %d (0x%x, %s): read 0x%02x, expected 0x%02x; the card may be failing or fake",
-		e.Target, e.Offset, e.Offset, HumanSize(e.Offset), e.Got, e.Want)
+	why := "the card may be failing or fake"
+	if e.ImageChanged {
+		why = "but the image was modified after rfs flash started: flash it again"
+	}
+	return fmt.Sprintf("verify failed: %s differs from the image at byte %d (0x%x, %s): read 0x%02x, expected 0x%02x; %s",
+		e.Target, e.Offset, e.Offset, HumanSize(e.Offset), e.Got, e.Want, why)
 }
 
 // Open prepares writing image to target: it opens both (a block device
@@ -115,6 +122,7 @@ func Open(image, target string, opts Options) (j *Job, err error) {
 	if !ist.Mode().IsRegular() {
 		return nil, fmt.Errorf("image %s is not a regular file", image)
 	}
+	j.imgSt = ist
 	imageSize := ist.Size()
 	if imageSize == 0 {
 		return nil, fmt.Errorf("image %s is empty", image)
@@ -304,7 +312,6 @@ func (j *Job) Write(ctx context.Context) (err error) {
 	if err := j.fill(head, b); err != nil {
 		return err
 	}
-	head.sum = sha256.Sum256(b)
 	if err := j.writeAt(b, 0); err != nil {
 		return err
 	}
@@ -321,8 +328,8 @@ const (
 	writeBuffers = 4
 )
 
-// pipeline reads, hashes and writes chunks: one goroutine reads the image
-// and hashes, several write, so reading overlaps writing.
+// pipeline reads and writes chunks: one goroutine reads the image, several
+// write, so reading overlaps writing.
 func (j *Job) pipeline(ctx context.Context, chunks []chunk, bufs [][]byte) error {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
@@ -350,7 +357,6 @@ func (j *Job) pipeline(ctx context.Context, chunks []chunk, bufs [][]byte) error
 				cancel(err)
 				return
 			}
-			c.sum = sha256.Sum256(b)
 			select {
 			case work <- item{c, b}:
 			case <-ctx.Done():
@@ -386,9 +392,10 @@ func (j *Job) pipeline(ctx context.Context, chunks []chunk, bufs [][]byte) error
 
 // Verify reads every written range back from the target, bypassing the
 // page cache (O_DIRECT; or the cache dropped with BLKFLSBUF and
-// POSIX_FADV_DONTNEED where O_DIRECT is refused), and compares its SHA-256
-// with what was written. On a mismatch it returns a *VerifyError with the
-// first differing byte.
+// POSIX_FADV_DONTNEED where O_DIRECT is refused), and compares it byte for
+// byte with the image (read again: usually still in the page cache from the
+// write) or, beyond the image, with zeros. On a mismatch it returns a
+// *VerifyError with the first differing byte.
 func (j *Job) Verify(ctx context.Context) (err error) {
 	return j.verify(ctx, nil)
 }
@@ -434,7 +441,7 @@ func (j *Job) verify(ctx context.Context, r io.ReaderAt) (err error) {
 	if err != nil {
 		return err
 	}
-	// One goroutine reads ahead while this one hashes, in order, so the
+	// One goroutine reads ahead while this one compares, in order, so the
 	// first mismatch found is the lowest offset.
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -474,8 +481,8 @@ func (j *Job) verify(ctx context.Context, r io.ReaderAt) (err error) {
 		if it.err != nil {
 			return it.err
 		}
-		if sha256.Sum256(it.buf) != it.c.sum {
-			return j.locate(it.c, it.buf, bufs[0])
+		if err := j.compare(it.c, it.buf, bufs[0][:it.c.n]); err != nil {
+			return err
 		}
 		j.opts.Progress.Add(int64(it.c.n))
 		free <- it.buf[:cap(it.buf)]
@@ -483,19 +490,22 @@ func (j *Job) verify(ctx context.Context, r io.ReaderAt) (err error) {
 	return ctx.Err()
 }
 
-// locate finds the first byte of c that differs from the image.
-func (j *Job) locate(c *chunk, got, scratch []byte) error {
-	want := scratch[:c.n]
+// compare compares got, chunk c read back from the target, with the
+// image's bytes, read into want.
+func (j *Job) compare(c *chunk, got, want []byte) error {
 	if err := j.fill(c, want); err != nil {
-		return &VerifyError{Target: j.Target, Offset: c.off}
+		return err
 	}
-	for i := range got {
-		if got[i] != want[i] {
-			return &VerifyError{Target: j.Target, Offset: c.off + int64(i), Got: got[i], Want: want[i]}
-		}
+	if bytes.Equal(got, want) {
+		return nil
 	}
-	// Equal to the image now: the image changed while it was written.
-	return fmt.Errorf("verify failed: %s at %d..%d differs from what was written but equals the image now: was the image modified during the write?", j.Target, c.off, c.off+int64(c.n))
+	i := 0
+	for got[i] == want[i] {
+		i++
+	}
+	st, err := j.img.Stat()
+	changed := err != nil || st.Size() != j.imgSt.Size() || !st.ModTime().Equal(j.imgSt.ModTime())
+	return &VerifyError{Target: j.Target, Offset: c.off + int64(i), Got: got[i], Want: want[i], ImageChanged: changed}
 }
 
 // Reread asks the kernel to re-read the target's partition table

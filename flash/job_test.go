@@ -172,20 +172,44 @@ func TestToFile(t *testing.T) {
 	if !errors.As(err, &ve) || ve.Offset != bad || ve.Got != ve.Want^0x10 {
 		t.Fatalf("verify over a flipped bit: %v", err)
 	}
-	if !strings.Contains(err.Error(), "at byte 16789561 (0x1003039") {
+	if !strings.Contains(err.Error(), "at byte 16789561 (0x1003039") || !strings.Contains(err.Error(), "may be failing or fake") {
 		t.Errorf("message: %v", err)
+	}
+
+	// Bits flipped in two chunks: the lower one is reported.
+	err = j.verify(ctx, flipReader{f: mustOpen(t, out), at: 22*MiB + 5, at2: bad})
+	if !errors.As(err, &ve) || ve.Offset != bad {
+		t.Fatalf("verify over two flipped bits: %v", err)
+	}
+
+	// The image modified after Open: the target differs from it now, and
+	// the message says the image changed rather than blame the card.
+	img2, err := os.OpenFile(img, os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := img2.WriteAt([]byte{0}, 22*MiB+5); err != nil { // b's data, never zero in the image
+		t.Fatal(err)
+	}
+	img2.Close()
+	err = j.Verify(ctx)
+	if !errors.As(err, &ve) || ve.Offset != 22*MiB+5 || ve.Want != 0 || !ve.ImageChanged || !strings.Contains(err.Error(), "the image was modified") {
+		t.Fatalf("verify after modifying the image: %v", err)
 	}
 }
 
+// flipReader flips bit 4 of the bytes at and at2 (when not 0) of f.
 type flipReader struct {
-	f  *os.File
-	at int64
+	f       *os.File
+	at, at2 int64
 }
 
 func (r flipReader) ReadAt(p []byte, off int64) (int, error) {
 	n, err := r.f.ReadAt(p, off)
-	if r.at >= off && r.at < off+int64(n) {
-		p[r.at-off] ^= 0x10
+	for _, at := range []int64{r.at, r.at2} {
+		if at > 0 && at >= off && at < off+int64(n) {
+			p[at-off] ^= 0x10
+		}
 	}
 	return n, err
 }
@@ -324,12 +348,13 @@ func TestLoopFlashVerify(t *testing.T) {
 	}
 }
 
-// Corrupt one byte on the device after the write: verify finds it.
+// Corrupt bytes on the device after the write: verify finds the first,
+// in the image's data as in the zeros written beyond the image's end.
 func TestLoopVerifyFindsCorruption(t *testing.T) {
 	needRoot(t)
 	dir := t.TempDir()
 	img := testImage(t, dir)
-	dev := loopDev(t, dir, 64*MiB, 0x33)
+	dev := loopDev(t, dir, 72*MiB, 0x33)
 	j, err := Open(img, dev, Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -339,22 +364,37 @@ func TestLoopVerifyFindsCorruption(t *testing.T) {
 	if err := j.Write(ctx); err != nil {
 		t.Fatal(err)
 	}
-	const bad = 2*MiB + 777
-	f, err := os.OpenFile(dev, os.O_RDWR, 0)
-	if err != nil {
+	if err := j.Verify(ctx); err != nil {
 		t.Fatal(err)
 	}
-	b := []byte{0}
-	f.ReadAt(b, bad)
-	f.WriteAt([]byte{^b[0]}, bad)
-	f.Sync()
-	f.Close()
+	invert := func(off int64) {
+		t.Helper()
+		f, err := os.OpenFile(dev, os.O_RDWR, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		b := []byte{0}
+		f.ReadAt(b, off)
+		f.WriteAt([]byte{^b[0]}, off)
+		if err := f.Sync(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	const bad, badTail = 2*MiB + 777, 72*MiB - 3 // the target's last MiB: zeros
+	invert(badTail)
+	invert(bad)
 	err = j.Verify(ctx)
 	var ve *VerifyError
-	if !errors.As(err, &ve) || ve.Offset != bad {
+	if !errors.As(err, &ve) || ve.Offset != bad || ve.ImageChanged {
 		t.Fatalf("verify after corrupting byte %d: %v", bad, err)
 	}
 	t.Log(err)
+	invert(bad)
+	err = j.Verify(ctx)
+	if !errors.As(err, &ve) || ve.Offset != badTail || ve.Got != 0xFF || ve.Want != 0 {
+		t.Fatalf("verify after corrupting byte %d: %v", badTail, err)
+	}
 }
 
 // Refusals with the real sysfs and mount table: a mounted loop device, a

@@ -31,8 +31,9 @@ func newFlashCmd() *cobra.Command {
 and last MiB of the disk and of every partition (partition tables,
 superblocks). The partition table is written last, so an interrupted write
 leaves a disk without one. Everything written is then read back bypassing the
-page cache and compared (SHA-256); the first bad offset is reported. Finally
-the kernel re-reads the partition table.
+page cache and compared with the image byte for byte; the first bad offset is
+reported (--no-verify skips this). Finally the kernel re-reads the partition
+table.
 
 rfs flash refuses, with the reason:
   - the disk of the running system (/, /usr, /boot, /var, /home, swap), always;
