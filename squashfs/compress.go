@@ -2,7 +2,6 @@ package squashfs
 
 import (
 	"bytes"
-	stdzlib "compress/zlib"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -14,6 +13,8 @@ import (
 	"github.com/klauspost/compress/zstd"
 	"github.com/ulikunitz/xz"
 	"github.com/ulikunitz/xz/lzma"
+
+	"github.com/rfsbuild/rfs/deflate"
 )
 
 // DefaultLevel is the gzip level used when Options.Level is 0. It is the
@@ -148,25 +149,26 @@ func validXZDict(n int) bool {
 }
 
 // zlibCompressor makes zlib streams (RFC 1950), which is what the kernel's
-// squashfs "gzip" decompressor expects. With smallest, every block is also
-// compressed with the standard library's encoder and the smaller output
-// kept (both are deterministic, so the choice is too).
+// squashfs "gzip" decompressor expects, with rfs's deflate encoder (as
+// small as C zlib at the same level; see package deflate). With smallest,
+// every block is also compressed with github.com/klauspost/compress and
+// the smaller output kept (both are deterministic, so the choice is too):
+// klauspost never sends 3-byte matches, which wins on some binary data.
 type zlibCompressor struct {
-	buf  bytes.Buffer
-	zw   *zlib.Writer
-	buf2 bytes.Buffer
-	sw   *stdzlib.Writer
+	enc *deflate.Encoder
+	out []byte
+	kb  bytes.Buffer
+	kw  *zlib.Writer
 }
 
 func newZlib(p compParams) (blockCompressor, error) {
-	z := &zlibCompressor{}
-	zw, err := zlib.NewWriterLevel(&z.buf, p.level)
+	enc, err := deflate.NewEncoder(p.level)
 	if err != nil {
 		return nil, err
 	}
-	z.zw = zw
+	z := &zlibCompressor{enc: enc}
 	if p.smallest {
-		if z.sw, err = stdzlib.NewWriterLevel(&z.buf2, p.level); err != nil {
+		if z.kw, err = zlib.NewWriterLevel(&z.kb, p.level); err != nil {
 			return nil, err
 		}
 	}
@@ -174,29 +176,22 @@ func newZlib(p compParams) (blockCompressor, error) {
 }
 
 func (z *zlibCompressor) compress(src []byte) ([]byte, error) {
-	z.buf.Reset()
-	z.zw.Reset(&z.buf)
-	if _, err := z.zw.Write(src); err != nil {
+	z.out = z.enc.AppendZlib(z.out[:0], src)
+	if z.kw == nil {
+		return z.out, nil
+	}
+	z.kb.Reset()
+	z.kw.Reset(&z.kb)
+	if _, err := z.kw.Write(src); err != nil {
 		return nil, err
 	}
-	if err := z.zw.Close(); err != nil {
+	if err := z.kw.Close(); err != nil {
 		return nil, err
 	}
-	if z.sw == nil {
-		return z.buf.Bytes(), nil
+	if z.kb.Len() < len(z.out) {
+		return z.kb.Bytes(), nil
 	}
-	z.buf2.Reset()
-	z.sw.Reset(&z.buf2)
-	if _, err := z.sw.Write(src); err != nil {
-		return nil, err
-	}
-	if err := z.sw.Close(); err != nil {
-		return nil, err
-	}
-	if z.buf2.Len() < z.buf.Len() {
-		return z.buf2.Bytes(), nil
-	}
-	return z.buf.Bytes(), nil
+	return z.out, nil
 }
 
 // xzCompressor makes single-block xz streams with a CRC32 check and one

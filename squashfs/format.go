@@ -46,15 +46,14 @@
 // compressor options, as mksquashfs does. xz and zstd need a kernel with
 // CONFIG_SQUASHFS_XZ / CONFIG_SQUASHFS_ZSTD.
 //
-// Size against mksquashfs -comp gzip: the zlib encoder is
-// github.com/klauspost/compress, whose level 9 output is 1-4% larger than
-// C zlib's level 9 on the same blocks (its levels 7 and 8 are no smaller),
-// so images come out 2-3% larger on binaries and text (a busybox tree
-// 757,760 vs 741,376 bytes, /usr/lib/python3.11 15,613,952 vs 15,183,872)
-// and ~3% smaller on many small files (tail packing). Options.Smallest
-// also runs Go's compress/zlib on every block and keeps the smaller
-// output: python3.11 15,482,880 bytes (1.020x) for 2-3x the CPU. See
-// docs/benchmarks.md and bench/squashfs.sh.
+// Size against mksquashfs -comp gzip: the zlib encoder is rfs's own
+// (package deflate), as small as C zlib -9 on the same blocks, so images
+// come out the same size as mksquashfs's on binaries and text (busybox
+// 741,376 bytes both; /usr/lib/python3.11 0.1% smaller) and smaller on
+// many small files (tail packing, and short matches weighed against
+// literals). Options.Smallest also runs github.com/klauspost/compress on
+// every block and keeps the smaller output. See docs/benchmarks.md and
+// bench/squashfs.sh.
 package squashfs
 
 import "encoding/binary"

@@ -35,9 +35,9 @@ type Options struct {
 	// default of mksquashfs and the kernel); otherwise 2^n or 2^n+2^(n-1),
 	// from 4 KiB to the block size, recorded in the compressor options.
 	XZDictSize int
-	// Smallest (gzip only) compresses every block with two zlib encoders,
-	// github.com/klauspost/compress and the standard library's, and keeps
-	// the smaller: about 1% smaller images for about 3 times the CPU.
+	// Smallest (gzip only) also compresses every block with
+	// github.com/klauspost/compress and keeps the smaller output: a little
+	// smaller images (most on binary data) for about twice the CPU.
 	Smallest bool
 	// Xattrs says the target kernel reads squashfs xattrs
 	// (CONFIG_SQUASHFS_XATTR): nodes' Xattrs are then written (names in

@@ -174,7 +174,7 @@ mksquashfs's single-dash spellings (-comp, -b, -all-root, -all-time,
 	fl.StringVarP(&blockSize, "block-size", "b", "128K", "data block size, a power of two from 4K to 1M")
 	fl.IntVar(&level, "level", 0, "compression level: gzip 1..9 (default 9), zstd 1..22 (default 15)")
 	fl.StringVar(&dictSize, "xz-dict-size", "", "xz dictionary size (default: the block size)")
-	fl.BoolVar(&smallest, "smallest", false, "gzip: compress each block with two encoders and keep the smaller (about 1% smaller, 3x the CPU)")
+	fl.BoolVar(&smallest, "smallest", false, "gzip: compress each block with two encoders and keep the smaller (a little smaller, 2x the CPU)")
 	fl.BoolVar(&allRoot, "all-root", false, "make every entry owned by root")
 	fl.Int64Var(&allTime, "all-time", 0, "set every entry's mtime (seconds since 1970)")
 	fl.Int64Var(&mkfsTime, "mkfs-time", 0, "superblock time (default $SOURCE_DATE_EPOCH or 0)")
