@@ -57,8 +57,14 @@ func (t *Tree) addHostDir(src, dest string, opts HostDirOptions, workers int) er
 	if !st.IsDir() {
 		return fmt.Errorf("files %s: not a directory", src)
 	}
-	// Like filepath.WalkDir, take src itself as it is (a symlink to a
-	// directory stays a symlink and is not descended into).
+	// src may be a symlink to the directory (rfs squashfs ./current,
+	// files: [{src: link}]): take the directory it leads to. Symlinks
+	// inside it stay symlinks.
+	if lst, err := os.Lstat(src); err == nil && lst.Mode()&os.ModeSymlink != 0 {
+		if src, err = filepath.EvalSymlinks(src); err != nil {
+			return fmt.Errorf("files: %w", err)
+		}
+	}
 	root := &hostEntry{path: src}
 	scanEntry(root, unix.AT_FDCWD, src, opts)
 	if root.node != nil && root.node.Type == Dir {

@@ -420,12 +420,17 @@ func TestAddHostDirErrors(t *testing.T) {
 			t.Errorf("source %s: %v, want not a directory", notDir, err)
 		}
 	}
-	// A symlink to a directory is taken as the symlink, like WalkDir does:
-	// at / that is an error, elsewhere a symlink.
-	if err := checkSame(t, empty, filepath.Join(src, "dir-link"), "/", HostDirOptions{}); err == nil {
-		t.Error("symlink source replaced the root")
+	// A source that is a symlink to a directory is followed (the
+	// reference, like WalkDir, would take the link itself); links inside
+	// stay links.
+	for _, dest := range []string{"/", "/x"} {
+		tr := New(0)
+		must(t, tr.AddHostDir(filepath.Join(src, "dir-link"), dest, HostDirOptions{}))
+		n := tr.Lookup(filepath.Join(dest, "app/conf"))
+		if n == nil || n.Type != Regular {
+			t.Errorf("dest %s: symlinked source not followed: %v", dest, n)
+		}
 	}
-	must(t, checkSame(t, empty, filepath.Join(src, "dir-link"), "/x", HostDirOptions{}))
 
 	// Entries of another type already in the tree.
 	for _, c := range []struct{ path, typ string }{{"/etc", "file"}, {"/etc/app/conf", "dir"}, {"/file", "symlink"}} {
