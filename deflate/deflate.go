@@ -254,20 +254,21 @@ func (e *Encoder) longest(src []byte, i, h4, h3, prevLen int) (length, dist int)
 	best, bestDist := max(prevLen, minMatch), 0
 	cur := src[i:]
 	prev := e.prev
-	limit := i - window
+	limit := max(i-window, noPos) // also ends the chain at noPos
 	if best < maxLen {
 		end := binary.LittleEndian.Uint32(cur[best-3:])
-		for c := h4; c > limit && c >= 0 && chain > 0; c = int(prev[c]) {
-			chain--
-			if binary.LittleEndian.Uint32(src[c+best-3:]) != end {
-				continue
-			}
-			if l := matchLen(src[c:], cur, maxLen); l > best {
-				best, bestDist = l, i-c
-				if l >= nice || l >= maxLen {
-					break
+		for c := h4; c > limit; c = int(prev[c]) {
+			if binary.LittleEndian.Uint32(src[c+best-3:]) == end {
+				if l := matchLen(src[c:], cur, maxLen); l > best {
+					best, bestDist = l, i-c
+					if l >= nice || l >= maxLen {
+						break
+					}
+					end = binary.LittleEndian.Uint32(cur[best-3:])
 				}
-				end = binary.LittleEndian.Uint32(cur[best-3:])
+			}
+			if chain--; chain == 0 {
+				break
 			}
 		}
 	}
