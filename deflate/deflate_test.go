@@ -9,7 +9,6 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
-	"runtime"
 	"testing"
 
 	kzlib "github.com/klauspost/compress/zlib"
@@ -312,6 +311,47 @@ func FuzzRoundTrip(f *testing.F) {
 	})
 }
 
+// encoders compress one block and return the compressed size: rfs's
+// encoder and the one it replaced, both at level 9.
+var encoders = []struct {
+	name string
+	make func() func(blk []byte) int
+}{
+	{"rfs", func() func([]byte) int {
+		e, _ := NewEncoder(9)
+		var out []byte
+		return func(blk []byte) int {
+			out = e.AppendZlib(out[:0], blk)
+			return len(out)
+		}
+	}},
+	{"klauspost", func() func([]byte) int {
+		var buf bytes.Buffer
+		w, _ := kzlib.NewWriterLevel(&buf, 9)
+		return func(blk []byte) int {
+			buf.Reset()
+			w.Reset(&buf)
+			w.Write(blk)
+			w.Close()
+			return buf.Len()
+		}
+	}},
+}
+
+// benchBlocks compresses blocks (total bytes) once per iteration and
+// returns the compressed size.
+func benchBlocks(b *testing.B, blocks [][]byte, total int, compress func([]byte) int) int {
+	b.SetBytes(int64(total))
+	size := 0
+	for b.Loop() {
+		size = 0
+		for _, blk := range blocks {
+			size += compress(blk)
+		}
+	}
+	return size
+}
+
 func BenchmarkEncode(b *testing.B) {
 	in := inputs(b)
 	for _, name := range []string{"text", "binary", "exe", "source"} {
@@ -319,41 +359,14 @@ func BenchmarkEncode(b *testing.B) {
 		if !ok {
 			continue
 		}
-		// squashfs's default block size.
-		blocks := split(data, 128<<10)
-		b.Run(name+"/rfs", func(b *testing.B) {
-			e, _ := NewEncoder(9)
-			var out []byte
-			b.SetBytes(int64(len(data)))
-			size := 0
-			for b.Loop() {
-				size = 0
-				for _, blk := range blocks {
-					out = e.AppendZlib(out[:0], blk)
-					size += len(out)
-				}
-			}
-			b.ReportMetric(float64(size)/float64(len(data)), "ratio")
-		})
-		b.Run(name+"/klauspost", func(b *testing.B) {
-			var buf bytes.Buffer
-			w, _ := kzlib.NewWriterLevel(&buf, 9)
-			b.SetBytes(int64(len(data)))
-			size := 0
-			for b.Loop() {
-				size = 0
-				for _, blk := range blocks {
-					buf.Reset()
-					w.Reset(&buf)
-					w.Write(blk)
-					w.Close()
-					size += buf.Len()
-				}
-			}
-			b.ReportMetric(float64(size)/float64(len(data)), "ratio")
-		})
+		blocks := split(data, 128<<10) // squashfs's default block size
+		for _, enc := range encoders {
+			b.Run(name+"/"+enc.name, func(b *testing.B) {
+				size := benchBlocks(b, blocks, len(data), enc.make())
+				b.ReportMetric(float64(size)/float64(len(data)), "ratio")
+			})
+		}
 	}
-	_ = runtime.GOMAXPROCS
 }
 
 func split(b []byte, n int) [][]byte {
@@ -397,35 +410,9 @@ func BenchmarkCorpus(b *testing.B) {
 		return nil
 	})
 	blocks = append(blocks, frag)
-	b.Run("rfs", func(b *testing.B) {
-		e, _ := NewEncoder(9)
-		var out []byte
-		b.SetBytes(int64(total))
-		size := 0
-		for b.Loop() {
-			size = 0
-			for _, blk := range blocks {
-				out = e.AppendZlib(out[:0], blk)
-				size += len(out)
-			}
-		}
-		b.ReportMetric(float64(size), "bytes")
-	})
-	b.Run("klauspost", func(b *testing.B) {
-		var buf bytes.Buffer
-		w, _ := kzlib.NewWriterLevel(&buf, 9)
-		b.SetBytes(int64(total))
-		size := 0
-		for b.Loop() {
-			size = 0
-			for _, blk := range blocks {
-				buf.Reset()
-				w.Reset(&buf)
-				w.Write(blk)
-				w.Close()
-				size += buf.Len()
-			}
-		}
-		b.ReportMetric(float64(size), "bytes")
-	})
+	for _, enc := range encoders {
+		b.Run(enc.name, func(b *testing.B) {
+			b.ReportMetric(float64(benchBlocks(b, blocks, total, enc.make())), "bytes")
+		})
+	}
 }
