@@ -189,9 +189,6 @@ func Build(ctx context.Context, c Config) (*Result, error) {
 		}
 	}
 	arch := c.Board.Arch
-	if c.Board.Table == "mbr" && len(c.Layers) > 1 {
-		return nil, fmt.Errorf("board %s: %d layers, at most 1 fits: its MBR partition table (the Raspberry Pi boot ROM reads only MBR) has 4 primary slots and boot, root and data take 3; flatten them into one first (rfs commit --flatten, or commit a device built with the lower layers)", c.Board.Name, len(c.Layers))
-	}
 	layers, err := c.checkLayers()
 	if err != nil {
 		return nil, err
@@ -309,9 +306,17 @@ func Build(ctx context.Context, c Config) (*Result, error) {
 	if layout.Table == "mbr" {
 		id, _ := hex.DecodeString(DeriveGUID(buildID, "disk")[:8])
 		layout.DiskID = binary.BigEndian.Uint32(id)
-		bootID, rootID, dataID = image.MBRPartUUID(layout.DiskID, 1), image.MBRPartUUID(layout.DiskID, 2), image.MBRPartUUID(layout.DiskID, 3+len(layers))
+		// MBR has 4 primary slots: boot 1, root 2, data last (3, or 4
+		// with layers). One layer is primary 3; more are logical
+		// partitions 5, 6, ... in an extended partition at slot 3.
+		bootID, rootID = image.MBRPartUUID(layout.DiskID, 1), image.MBRPartUUID(layout.DiskID, 2)
+		dataID = image.MBRPartUUID(layout.DiskID, 3+min(len(layers), 1))
 		for i := range layers {
-			layers[i].PARTUUID = image.MBRPartUUID(layout.DiskID, 3+i)
+			n := 3
+			if len(layers) > 1 {
+				n = 5 + i
+			}
+			layers[i].PARTUUID = image.MBRPartUUID(layout.DiskID, n)
 		}
 	} else {
 		layout.DiskGUID = DeriveGUID(buildID, "disk")
@@ -379,7 +384,8 @@ func Build(ctx context.Context, c Config) (*Result, error) {
 	for i, l := range layers {
 		layout.Partitions = append(layout.Partitions, image.Partition{
 			Name: image.LayerPartition(i + 1), Type: image.TypeLinuxData, GUID: l.PARTUUID, MBRType: image.MBRTypeLinux,
-			Write: func(ctx context.Context, w io.WriterAt) (int64, error) { return copyFile(w, c.Layers[i]) },
+			Logical: layout.Table == "mbr" && len(layers) > 1,
+			Write:   func(ctx context.Context, w io.WriterAt) (int64, error) { return copyFile(w, c.Layers[i]) },
 		})
 	}
 	layout.Partitions = append(layout.Partitions,

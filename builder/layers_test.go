@@ -3,6 +3,7 @@ package builder
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -130,7 +131,6 @@ func TestBuildLayerErrors(t *testing.T) {
 		{"qemu-arm64", []string{good, notSq}, "layer 2 (" + notSq + `): not a squashfs (magic "this", want "hsqs")`},
 		{"qemu-arm64", []string{filepath.Join(t.TempDir(), "nope.sqfs")}, "no such file"},
 		{"qemu-arm64", []string{writeLayer(t, "xz", "x", "xz")}, "compressed with xz: the qemu-arm64 kernel reads gzip squashfs only"},
-		{"rpi3", []string{good, good}, "board rpi3: 2 layers, at most 1 fits: its MBR partition table (the Raspberry Pi boot ROM reads only MBR) has 4 primary slots and boot, root and data take 3"},
 	} {
 		c := config(t, tc.board)
 		c.Layers = tc.layers
@@ -168,5 +168,75 @@ func TestBuildLayerPi(t *testing.T) {
 	}
 	if bf.Meta.DataGUID != id(4) || len(bf.Meta.Layers) != 1 || bf.Meta.Layers[0].PARTUUID != id(3) {
 		t.Errorf("rfs.json: %+v", bf.Meta)
+	}
+}
+
+// Several layers on a Pi: logical partitions 5, 6, 7 in an extended
+// partition at slot 3, the data partition primary 4 and last on the disk
+// (so the first boot can still grow it), as sfdisk and rfs read them.
+func TestBuildLayersPiLogical(t *testing.T) {
+	needTool(t, "sfdisk")
+	c := config(t, "rpi4")
+	c.Layers = []string{writeLayer(t, "one", "1", ""), writeLayer(t, "two", "2", ""), writeLayer(t, "three", "3", "")}
+	res := build(t, c)
+	d, err := image.Open(res.Path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	id := func(n int) string { return image.MBRPartUUID(d.DiskID, n) }
+	var names []string
+	for _, p := range d.Partitions {
+		names = append(names, fmt.Sprintf("%d:%s=%s", p.Index, p.Name, p.GUID))
+	}
+	want := []string{"1:rfs-boot=" + id(1), "2:rfs-root=" + id(2), "4:rfs-data=" + id(4), "5:rfs-layer-1=" + id(5), "6:rfs-layer-2=" + id(6), "7:rfs-layer-3=" + id(7)}
+	if strings.Join(names, " ") != strings.Join(want, " ") {
+		t.Errorf("partitions %q, want %q", names, want)
+	}
+	bf := readBoot(t, res.Path)
+	if want := "rfs.layers=PARTUUID=" + id(5) + ",PARTUUID=" + id(6) + ",PARTUUID=" + id(7) + " rfs.data=PARTUUID=" + id(4) + " "; !strings.Contains(bf.Cmdline, want) {
+		t.Errorf("cmdline %q lacks %q", bf.Cmdline, want)
+	}
+	// Each layer's bytes are where the table says, and sfdisk agrees.
+	for i, name := range []string{"one", "two", "three"} {
+		p, err := d.Partition(image.LayerPartition(i + 1))
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, _ := os.ReadFile(c.Layers[i])
+		got := make([]byte, len(want))
+		if _, err := d.Section(p).ReadAt(got, 0); err != nil || !bytes.Equal(got, want) {
+			t.Errorf("layer %s: partition content differs from the file (%v)", name, err)
+		}
+	}
+	out, err := exec.Command("sfdisk", "--json", res.Path).Output()
+	if err != nil {
+		t.Fatalf("sfdisk: %v", err)
+	}
+	var table struct {
+		PartitionTable struct {
+			Partitions []struct {
+				Node  string `json:"node"`
+				Start int64  `json:"start"`
+				Size  int64  `json:"size"`
+				Type  string `json:"type"`
+			} `json:"partitions"`
+		} `json:"partitiontable"`
+	}
+	if err := json.Unmarshal(out, &table); err != nil {
+		t.Fatal(err)
+	}
+	got := map[string][2]int64{}
+	for _, p := range table.PartitionTable.Partitions {
+		got[p.Node[len(p.Node)-1:]+":"+p.Type] = [2]int64{p.Start * 512, p.Size * 512}
+	}
+	for _, p := range d.Partitions {
+		key := fmt.Sprintf("%d:%x", p.Index, p.MBRType)
+		if g, ok := got[key]; !ok || g != [2]int64{p.Start, p.Size} {
+			t.Errorf("sfdisk: partition %s at %v, rfs reads %d+%d (sfdisk: %s)", key, g, p.Start, p.Size, out)
+		}
+	}
+	if _, ok := got["3:f"]; !ok {
+		t.Errorf("no extended partition at slot 3: %s", out)
 	}
 }

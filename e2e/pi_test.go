@@ -48,23 +48,66 @@ func TestBootRaspberryPi(t *testing.T) {
 	}
 }
 
-// A Raspberry Pi image with a stacked layer (MBR: the layer is primary
-// partition 3, found by its PARTUUID like the root): the layer's files show
-// through the overlay, mounted from the SD card.
-func TestBootRaspberryPiLayer(t *testing.T) {
+// Raspberry Pi images with stacked layers, found by PARTUUID like the
+// root: one layer is MBR primary partition 3; two are logical partitions
+// 5 and 6 in an extended partition. The layers' files show through the
+// overlay, the upper one winning, mounted from the SD card.
+func TestBootRaspberryPiLayers(t *testing.T) {
 	if testing.Short() {
 		t.Skip("boots QEMU; skipped in -short mode")
 	}
-	t.Parallel()
+	one := writeLayerFile(t, map[string]string{"/etc/from-layer": "layer one\n", "/etc/one": "1\n"})
+	two := writeLayerFile(t, map[string]string{"/etc/from-layer": "layer two\n", "/etc/two": "2\n"})
+	for _, tc := range []struct {
+		name   string
+		layers []string
+		ready  string // the ready line's lower part
+		mounts []string
+		want   string // cat /etc/from-layer /etc/one, and /etc/two if there
+	}{
+		{"primary", []string{one}, `\+1 layer`, []string{"/dev/mmcblk0p3 /run/rfs/layers/1 "}, "layer one\n1\n"},
+		{"logical", []string{one, two}, `\+2 layers`, []string{"/dev/mmcblk0p5 /run/rfs/layers/1 ", "/dev/mmcblk0p6 /run/rfs/layers/2 "}, "layer two\n1\n2\n"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			img := buildImage(t, "rpi3", func(c *builder.Config) { c.Layers = tc.layers })
+			vm := boot(t, img, "")
+			waitShell(t, vm)
+			if !regexp.MustCompile(`rfs: overlay ready \(lower=/dev/mmcblk0p2 squashfs ` + tc.ready + `, upper=data /dev/mmcblk0p4, `).MatchString(vm.Output()) {
+				t.Errorf("no ready line with %s on mmcblk0p2 and the data on mmcblk0p4", tc.ready)
+			}
+			// QEMU pads the card to a power of two: the data partition,
+			// primary 4 and last on the disk, grows into it.
+			if !strings.Contains(vm.Output(), "rfs: grew the data filesystem on /dev/mmcblk0p4") {
+				t.Errorf("the data partition did not grow")
+			}
+			if got := run(t, vm, "cat /etc/from-layer /etc/one; if test -e /etc/two; then cat /etc/two; fi"); got != tc.want {
+				t.Errorf("files from the layers: %q, want %q", got, tc.want)
+			}
+			mounts := run(t, vm, "cat /proc/mounts")
+			for _, m := range tc.mounts {
+				if !strings.Contains(mounts, m+"squashfs ro") {
+					t.Errorf("no %q in:\n%s", m, mounts)
+				}
+			}
+		})
+	}
+}
+
+// writeLayerFile writes a squashfs layer holding files (path: content).
+func writeLayerFile(t *testing.T, files map[string]string) string {
+	t.Helper()
 	tr := rootfs.New(builder.DefaultEpoch)
-	if err := tr.MkdirAll("/etc", 0o755); err != nil {
-		t.Fatal(err)
+	for p, content := range files {
+		if err := tr.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := tr.Add(p, &rootfs.Node{Type: rootfs.Regular, Perm: 0o644, Content: rootfs.Bytes(content)}); err != nil {
+			t.Fatal(err)
+		}
 	}
-	if err := tr.Add("/etc/from-layer", &rootfs.Node{Type: rootfs.Regular, Perm: 0o644, Content: rootfs.Bytes("layer on the card\n")}); err != nil {
-		t.Fatal(err)
-	}
-	layerFile := filepath.Join(t.TempDir(), "layer.sqfs")
-	f, err := os.Create(layerFile)
+	path := filepath.Join(t.TempDir(), "layer.sqfs")
+	f, err := os.Create(path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -78,17 +121,5 @@ func TestBootRaspberryPiLayer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-
-	img := buildImage(t, "rpi3", func(c *builder.Config) { c.Layers = []string{layerFile} })
-	vm := boot(t, img, "")
-	waitShell(t, vm)
-	if !regexp.MustCompile(`rfs: overlay ready \(lower=/dev/mmcblk0p2 squashfs \+1 layer, `).MatchString(vm.Output()) {
-		t.Errorf("no ready line with the layer on mmcblk0p2")
-	}
-	if got := run(t, vm, "cat /etc/from-layer"); got != "layer on the card\n" {
-		t.Errorf("/etc/from-layer: %q", got)
-	}
-	if mounts := run(t, vm, "cat /proc/mounts"); !regexp.MustCompile(`(?m)^/dev/mmcblk0p3 /run/rfs/layers/1 squashfs ro[,\s]`).MatchString(mounts) {
-		t.Errorf("layer not mounted from mmcblk0p3:\n%s", mounts)
-	}
+	return path
 }

@@ -13,6 +13,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/diskfs/go-diskfs/partition/gpt"
@@ -46,6 +47,7 @@ func RootType(arch string) (string, error) {
 const (
 	MBRTypeFAT32LBA = 0x0c
 	MBRTypeLinux    = 0x83
+	MBRTypeExtended = 0x0f // extended, LBA
 )
 
 // Partition is one partition to write.
@@ -56,6 +58,12 @@ type Partition struct {
 	// MBRType and Bootable are used on MBR disks.
 	MBRType  byte
 	Bootable bool
+	// Logical (MBR only) puts the partition in the extended partition,
+	// numbered from 5 as Linux does: how an MBR disk holds more than 4.
+	// Logical partitions must be consecutive in Layout.Partitions; the
+	// extended partition that holds them takes the primary slot where the
+	// first one stands.
+	Logical bool
 	// Size is the partition size in bytes; 0 sizes it to what Write wrote.
 	Size int64
 	// Write fills the partition; w's offset 0 is the partition's first byte.
@@ -67,7 +75,8 @@ type Partition struct {
 // Layout is a whole disk.
 type Layout struct {
 	// Table is "gpt" (default) or "mbr" (Raspberry Pi: its boot ROM reads
-	// only MBR). MBR disks hold at most 4 primary partitions.
+	// only MBR). MBR disks hold at most 4 primary partitions, the extended
+	// partition that holds any Logical ones counting as one.
 	Table string
 	// DiskGUID is the GPT disk GUID.
 	DiskGUID string
@@ -134,23 +143,32 @@ func (l Layout) WriteFile(ctx context.Context, path string) ([]Placed, error) {
 }
 
 func (l Layout) write(ctx context.Context, f *os.File) ([]Placed, error) {
-	maxParts := 128
-	if l.Table == "mbr" {
-		maxParts = 4
-	} else if l.Table != "" && l.Table != "gpt" {
-		return nil, fmt.Errorf("unknown partition table %q (gpt or mbr)", l.Table)
-	}
-	if len(l.Partitions) == 0 || len(l.Partitions) > maxParts {
-		return nil, fmt.Errorf("a %s image needs 1 to %d partitions, not %d", l.tableName(), maxParts, len(l.Partitions))
+	if err := l.check(); err != nil {
+		return nil, err
 	}
 	var placed []Placed
 	next := int64(MiB)
+	primary, logical := 0, 4
 	for i, p := range l.Partitions {
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
 		if p.Size%MiB != 0 {
 			return nil, fmt.Errorf("partition %s: size %d is not a multiple of 1 MiB", p.Name, p.Size)
+		}
+		index := i + 1
+		if l.Table == "mbr" {
+			if p.Logical {
+				if i == 0 || !l.Partitions[i-1].Logical {
+					primary++ // the extended partition's slot
+				}
+				next += MiB // the EBR's MiB: the partition stays aligned
+				logical++
+				index = logical
+			} else {
+				primary++
+				index = primary
+			}
 		}
 		w := io.NewOffsetWriter(f, next)
 		n, err := p.Write(ctx, w)
@@ -164,7 +182,7 @@ func (l Layout) write(ctx context.Context, f *os.File) ([]Placed, error) {
 			return nil, fmt.Errorf("write %s partition: wrote %d bytes into %d", p.Name, n, size)
 		}
 		p.Size = size
-		placed = append(placed, Placed{Partition: p, Index: i + 1, Start: next})
+		placed = append(placed, Placed{Partition: p, Index: index, Start: next})
 		next += size
 	}
 	need := next + MiB // room for the backup GPT, and the alignment a resize tool expects
@@ -210,6 +228,44 @@ func (l Layout) write(ctx context.Context, f *os.File) ([]Placed, error) {
 	return placed, nil
 }
 
+// check validates the table kind and the partitions' count and order.
+func (l Layout) check() error {
+	if l.Table != "" && l.Table != "gpt" && l.Table != "mbr" {
+		return fmt.Errorf("unknown partition table %q (gpt or mbr)", l.Table)
+	}
+	if len(l.Partitions) == 0 {
+		return fmt.Errorf("a %s image needs partitions: none given", l.tableName())
+	}
+	if l.Table != "mbr" {
+		if len(l.Partitions) > 128 {
+			return fmt.Errorf("a GPT image holds at most 128 partitions, not %d", len(l.Partitions))
+		}
+		for _, p := range l.Partitions {
+			if p.Logical {
+				return fmt.Errorf("partition %s: logical partitions exist only on MBR disks", p.Name)
+			}
+		}
+		return nil
+	}
+	slots, runs := 0, 0
+	for i, p := range l.Partitions {
+		switch {
+		case !p.Logical:
+			slots++
+		case i == 0 || !l.Partitions[i-1].Logical:
+			slots++ // the extended partition
+			runs++
+		}
+	}
+	if runs > 1 {
+		return errors.New("logical partitions must be consecutive: an MBR disk has one extended partition")
+	}
+	if slots > 4 {
+		return fmt.Errorf("an MBR image holds at most 4 primary partitions (the extended partition counts as one), not %d", slots)
+	}
+	return nil
+}
+
 func (l Layout) tableName() string {
 	if l.Table == "mbr" {
 		return "MBR"
@@ -219,10 +275,15 @@ func (l Layout) tableName() string {
 
 func (l Layout) writeMBR(f *os.File, placed []Placed, size int64) error {
 	table := &mbr.Table{LogicalSectorSize: 512, PhysicalSectorSize: 512}
+	var logicals []Placed
 	for _, p := range placed {
 		start, sectors := p.Start/512, p.Size/512
 		if start+sectors > math.MaxUint32 {
 			return fmt.Errorf("partition %s ends beyond 2 TiB, the MBR limit", p.Name)
+		}
+		if p.Logical {
+			logicals = append(logicals, p)
+			continue
 		}
 		table.Partitions = append(table.Partitions, &mbr.Partition{
 			Index:    p.Index,
@@ -232,6 +293,23 @@ func (l Layout) writeMBR(f *os.File, placed []Placed, size int64) error {
 			Size:     uint32(sectors),
 		})
 	}
+	if len(logicals) > 0 {
+		// The extended partition spans the logical ones and their EBRs,
+		// in the slot before the next primary.
+		first, last := logicals[0], logicals[len(logicals)-1]
+		extStart := first.Start/512 - MiB/512
+		ext := &mbr.Partition{
+			Index: extendedSlot(placed),
+			Type:  mbr.Type(MBRTypeExtended),
+			Start: uint32(extStart),
+			Size:  uint32((last.Start+last.Size)/512 - extStart),
+		}
+		table.Partitions = append(table.Partitions, ext)
+		slices.SortFunc(table.Partitions, func(a, b *mbr.Partition) int { return a.Index - b.Index })
+		if err := writeEBRs(f, logicals, int64(extStart)); err != nil {
+			return err
+		}
+	}
 	if err := table.Write(f, size); err != nil {
 		return err
 	}
@@ -239,6 +317,48 @@ func (l Layout) writeMBR(f *os.File, placed []Placed, size int64) error {
 	binary.LittleEndian.PutUint32(id[:], l.DiskID)
 	_, err := f.WriteAt(id[:], 440)
 	return err
+}
+
+// extendedSlot is the primary slot of the extended partition: the one
+// after the primaries placed before the first logical partition.
+func extendedSlot(placed []Placed) int {
+	n := 1
+	for _, p := range placed {
+		if p.Logical {
+			return n
+		}
+		n++
+	}
+	return n
+}
+
+// writeEBRs writes the chain of extended boot records, one in the sector
+// 1 MiB before each logical partition: its first entry is the partition
+// (start relative to the EBR), its second links to the next EBR (start
+// relative to the extended partition), as Linux's msdos parser reads them.
+func writeEBRs(f *os.File, logicals []Placed, extStart int64) error {
+	le := binary.LittleEndian
+	for i, p := range logicals {
+		ebr := make([]byte, 512)
+		at := p.Start/512 - MiB/512
+		e := ebr[446:]
+		e[4] = p.MBRType
+		le.PutUint32(e[8:], uint32(p.Start/512-at))
+		le.PutUint32(e[12:], uint32(p.Size/512))
+		if i+1 < len(logicals) {
+			n := logicals[i+1]
+			nextAt := n.Start/512 - MiB/512
+			e = ebr[462:]
+			e[4] = 0x05
+			le.PutUint32(e[8:], uint32(nextAt-extStart))
+			le.PutUint32(e[12:], uint32((n.Start+n.Size)/512-nextAt))
+		}
+		ebr[510], ebr[511] = 0x55, 0xaa
+		if _, err := f.WriteAt(ebr, at*512); err != nil {
+			return fmt.Errorf("write EBR of partition %s: %w", p.Name, err)
+		}
+	}
+	return nil
 }
 
 // MBRPartUUID is the PARTUUID Linux gives partition n of an MBR disk.

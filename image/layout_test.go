@@ -4,10 +4,12 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -111,6 +113,85 @@ func TestParseSize(t *testing.T) {
 	for _, bad := range []string{"", "lots", "-1G", "G"} {
 		if _, err := ParseSize(bad); err == nil {
 			t.Errorf("ParseSize(%q) succeeded", bad)
+		}
+	}
+}
+
+func TestLayoutCheck(t *testing.T) {
+	p := func(logical bool) Partition { return Partition{Name: "p", Logical: logical, Write: fill('x', 1)} }
+	for _, tc := range []struct {
+		name  string
+		table string
+		parts []Partition
+		want  string // "" for valid
+	}{
+		{"four primaries", "mbr", []Partition{p(false), p(false), p(false), p(false)}, ""},
+		{"five primaries", "mbr", []Partition{p(false), p(false), p(false), p(false), p(false)}, "at most 4 primary"},
+		{"extended in slot 3", "mbr", []Partition{p(false), p(false), p(true), p(true), p(true), p(false)}, ""},
+		{"extended makes five", "mbr", []Partition{p(false), p(false), p(false), p(false), p(true)}, "at most 4 primary"},
+		{"two runs of logicals", "mbr", []Partition{p(false), p(true), p(false), p(true)}, "consecutive"},
+		{"logical on GPT", "gpt", []Partition{p(false), p(true)}, "only on MBR"},
+		{"none", "mbr", nil, "needs partitions"},
+		{"bad table", "apm", []Partition{p(false)}, "unknown partition table"},
+	} {
+		err := Layout{Table: tc.table, Partitions: tc.parts}.check()
+		if tc.want == "" && err != nil || tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)) {
+			t.Errorf("%s: %v, want %q", tc.name, err, tc.want)
+		}
+	}
+}
+
+// Logical partitions: numbered from 5, each 1 MiB after its EBR, read back
+// by Open (via the init's table reader) where they were placed.
+func TestWriteFileLogical(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "disk.img")
+	l := Layout{Table: "mbr", DiskID: 0x12345678, Partitions: []Partition{
+		{MBRType: MBRTypeFAT32LBA, Bootable: true, Write: fill('a', 10)},
+		{MBRType: MBRTypeLinux, Write: fill('b', 10)},
+		{MBRType: MBRTypeLinux, Logical: true, Write: fill('c', 10)},
+		{MBRType: MBRTypeLinux, Logical: true, Write: fill('d', MiB+1)},
+		{MBRType: MBRTypeLinux, Size: 2 * MiB, Write: fill('e', 10)},
+	}}
+	placed, err := l.WriteFile(context.Background(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, p := range placed {
+		got = append(got, fmt.Sprintf("%d@%d+%d", p.Index, p.Start/MiB, p.Size/MiB))
+	}
+	// a 1, b 2, EBR 3, c 4, EBR 5, d 6-7, e 8-9
+	if want := "1@1+1 2@2+1 5@4+1 6@6+2 4@8+2"; strings.Join(got, " ") != want {
+		t.Fatalf("placed %s, want %s", strings.Join(got, " "), want)
+	}
+	d, err := Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	if len(d.Partitions) != len(placed) {
+		t.Fatalf("read back %d partitions, placed %d", len(d.Partitions), len(placed))
+	}
+	var names []string
+	for _, p := range d.Partitions {
+		i := slices.IndexFunc(placed, func(q Placed) bool { return q.Index == p.Index })
+		if i < 0 {
+			t.Fatalf("read back partition %d, not placed", p.Index)
+		}
+		want := placed[i]
+		head := make([]byte, 1)
+		d.Section(p).ReadAt(head, 0)
+		if p.Start != want.Start || p.Size != want.Size || p.GUID != MBRPartUUID(0x12345678, want.Index) || head[0] != "abcde"[i] || p.Bootable != (i == 0) || p.Logical != want.Logical {
+			t.Errorf("read back %+v (starts with %q), placed %+v", p, head, want)
+		}
+		names = append(names, fmt.Sprintf("%d:%s", p.Index, p.Name))
+	}
+	if strings.Join(names, " ") != "1:rfs-boot 2:rfs-root 4:rfs-data 5:rfs-layer-1 6:rfs-layer-2" {
+		t.Errorf("names %q", names)
+	}
+	if _, err := exec.LookPath("sfdisk"); err == nil {
+		if out, err := exec.Command("sfdisk", "-V", path).CombinedOutput(); err != nil || !strings.Contains(string(out), "No errors detected") {
+			t.Errorf("sfdisk -V: %v\n%s", err, out)
 		}
 	}
 }

@@ -1,16 +1,21 @@
 package image
 
 import (
+	"cmp"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
 	"os"
+	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/diskfs/go-diskfs/backend/file"
 	"github.com/diskfs/go-diskfs/filesystem/fat32"
 	"github.com/diskfs/go-diskfs/partition/gpt"
+
+	"github.com/rfsbuild/rfs/overlay"
 )
 
 // Disk is an image (or block device) opened for reading.
@@ -22,53 +27,62 @@ type Disk struct {
 	Partitions []Placed
 }
 
-// mbrName is rfs's name of MBR partition i (1-4) of n: MBR partitions
-// have no names of their own. Boot, root, then layers, and the data
-// partition last.
-func mbrName(i, n int) string {
-	switch {
-	case i == 1:
-		return BootPartition
-	case i == 2:
-		return RootPartition
-	case i == n && n >= 3:
-		return DataPartition
-	}
-	return LayerPartition(i - 2)
-}
-
+// readMBR reads an MBR table, its logical partitions included (with
+// overlay's reader, the one the init uses). MBR partitions have no names:
+// by their place on the disk they are boot, root, the layers, and the
+// data partition last.
 func (d *Disk) readMBR() error {
 	var sector [512]byte
 	if _, err := d.f.ReadAt(sector[:], 0); err != nil {
 		return err
 	}
-	if sector[510] != 0x55 || sector[511] != 0xaa {
-		return errors.New("no MBR signature")
+	t, err := overlay.ReadTable(d.f, d.size, 512)
+	if err != nil {
+		return err
+	}
+	if t.Kind != overlay.TableMBR {
+		return errors.New("protective MBR of a damaged GPT")
 	}
 	d.Table = "mbr"
 	d.DiskID = binary.LittleEndian.Uint32(sector[440:])
-	for i := 0; i < 4; i++ {
-		e := sector[446+16*i : 446+16*(i+1)]
-		typ := e[4]
-		if typ == 0 || typ == 0xee {
-			if typ == 0xee {
-				return errors.New("protective MBR of a damaged GPT")
-			}
-			continue
+	for _, p := range t.Partitions {
+		typ, err := strconv.ParseUint(strings.TrimPrefix(p.Type, "0x"), 16, 8)
+		if err != nil {
+			return fmt.Errorf("partition %d: type %q: %w", p.Number, p.Type, err)
 		}
-		start := int64(binary.LittleEndian.Uint32(e[8:])) * 512
-		size := int64(binary.LittleEndian.Uint32(e[12:])) * 512
+		if typ == 0x05 || typ == MBRTypeExtended || typ == 0x85 {
+			continue // the container of the logical partitions
+		}
 		d.Partitions = append(d.Partitions, Placed{
-			Partition: Partition{GUID: MBRPartUUID(d.DiskID, i+1), MBRType: typ, Bootable: e[0] == 0x80, Size: size},
-			Index:     i + 1,
-			Start:     start,
+			Partition: Partition{
+				GUID: p.PARTUUID, MBRType: byte(typ), Size: p.Size,
+				Bootable: p.Number <= 4 && sector[446+16*(p.Number-1)] == 0x80,
+				Logical:  p.Number > 4,
+			},
+			Index: p.Number,
+			Start: p.Start,
 		})
-	}
-	for i := range d.Partitions {
-		d.Partitions[i].Name = mbrName(d.Partitions[i].Index, d.Partitions[len(d.Partitions)-1].Index)
 	}
 	if len(d.Partitions) == 0 {
 		return errors.New("empty MBR")
+	}
+	byStart := slices.Clone(d.Partitions)
+	slices.SortFunc(byStart, func(a, b Placed) int { return cmp.Compare(a.Start, b.Start) })
+	names := map[int]string{}
+	for i, p := range byStart {
+		switch {
+		case i == 0:
+			names[p.Index] = BootPartition
+		case i == 1:
+			names[p.Index] = RootPartition
+		case i == len(byStart)-1 && i >= 2:
+			names[p.Index] = DataPartition
+		default:
+			names[p.Index] = LayerPartition(i - 1)
+		}
+	}
+	for i := range d.Partitions {
+		d.Partitions[i].Name = names[d.Partitions[i].Index]
 	}
 	return nil
 }

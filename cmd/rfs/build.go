@@ -101,7 +101,7 @@ The image is written to a temporary name and renamed when complete.`,
 	fl.BoolVar(&f.login, "login", false, "ask for a login on the console instead of starting a root shell")
 	fl.Int64Var(&f.epoch, "epoch", 0, "timestamp of every file, seconds since 1970 (default $SOURCE_DATE_EPOCH or 2026-01-01)")
 	fl.BoolVarP(&f.quiet, "quiet", "q", false, "print only the image path")
-	fl.StringArrayVar(&f.layers, "layer", nil, "stack squashfs FILE (e.g. from rfs commit) above the root, in order, bottom to top; repeatable (Raspberry Pi: at most one)")
+	fl.StringArrayVar(&f.layers, "layer", nil, "stack squashfs FILE (e.g. from rfs commit) above the root, in order, bottom to top; repeatable")
 	fl.StringVar(&f.efiStub, "efi-stub", "", "UEFI boards: EFI stub of the unified kernel image (default: systemd-boot-efi's, e.g. /usr/lib/systemd/boot/efi/linuxx64.efi.stub)")
 	cmd.RegisterFlagCompletionFunc("board", func(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {
 		return boards.Names(), cobra.ShellCompDirectiveNoFileComp
