@@ -1,6 +1,7 @@
 package layer
 
 import (
+	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -52,6 +53,14 @@ func TestReadExt4(t *testing.T) {
 	tree, err := ReadExt4(f, 0, 16<<20, "upper")
 	if err != nil {
 		t.Fatal(err)
+	}
+	// A directory that is not there (a device that never booted has no
+	// upper yet) is ErrNoDir; a file where the directory should be is not.
+	if _, err := ReadExt4(f, 0, 16<<20, "never-booted"); !errors.Is(err, ErrNoDir) {
+		t.Errorf("missing dir: %v, want ErrNoDir", err)
+	}
+	if _, err := ReadExt4(f, 0, 16<<20, "upper/f"); err == nil || errors.Is(err, ErrNoDir) {
+		t.Errorf("a file as the dir: %v, want an error other than ErrNoDir", err)
 	}
 	if n := tree.Lookup("/wh"); !IsWhiteout(n) {
 		t.Errorf("/wh: %+v, want a whiteout", n)

@@ -64,6 +64,10 @@ func lgetxattr(p, name string) ([]byte, error) {
 	return buf[:n], nil
 }
 
+// ErrNoDir is returned by ReadExt4 when the directory is not there: for
+// an image's upper, the device has not booted yet (the init makes it).
+var ErrNoDir = errors.New("no such directory")
+
 // ReadExt4 reads the directory sub (e.g. "upper") of the ext4 filesystem
 // at [start, start+size) of f into a tree, without mounting it and without
 // root: go-diskfs's ext4 reader gives owners, modes, times, device numbers
@@ -78,6 +82,10 @@ func ReadExt4(f *os.File, start, size int64, sub string) (*rootfs.Tree, error) {
 	root := path.Clean(sub)
 	st, err := efs.Stat(root)
 	if err != nil {
+		// go-diskfs's error does not say why: look in the parent.
+		if missing(efs, root) {
+			return nil, fmt.Errorf("ext4 %s: %w", root, ErrNoDir)
+		}
 		return nil, fmt.Errorf("ext4 %s: %w", root, err)
 	}
 	t := rootfs.New(0)
@@ -90,6 +98,21 @@ func ReadExt4(f *os.File, start, size int64, sub string) (*rootfs.Tree, error) {
 		return nil, err
 	}
 	return t, r.dir(root, "")
+}
+
+// missing says whether p is absent from its parent directory (which is
+// there and readable).
+func missing(efs *ext4.FileSystem, p string) bool {
+	entries, err := efs.ReadDir(path.Dir(p))
+	if err != nil {
+		return false
+	}
+	for _, e := range entries {
+		if e.Name() == path.Base(p) {
+			return false
+		}
+	}
+	return true
 }
 
 type ext4Reader struct {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -219,6 +220,10 @@ func (img *rfsImage) upper() (*rootfs.Tree, error) {
 		return nil, fmt.Errorf("%s: the data partition's journal needs recovery (the device was not shut down cleanly); replay it first, e.g. e2fsck -p on the partition (losetup --offset %d --sizelimit %d), or boot and power off cleanly", img.path, data.Start, data.Size)
 	}
 	t, err := layer.ReadExt4(img.f, data.Start, data.Size, "upper")
+	if errors.Is(err, layer.ErrNoDir) {
+		// Never booted: the first boot makes upper/. Nothing changed.
+		return rootfs.New(0), nil
+	}
 	if err != nil {
 		return nil, fmt.Errorf("%s: data partition: %w", img.path, err)
 	}
