@@ -80,6 +80,7 @@ type Encoder struct {
 	bw     blockWriter
 	// litCost[b]: estimated bits to send byte b as a literal, in 1/16 bit.
 	litCost [256]int32
+	piece   int // longest input parsed in one go (1 GiB; tests set less)
 }
 
 // NewEncoder returns an encoder for level 1 (fastest) to 9 (smallest).
@@ -92,6 +93,7 @@ func NewEncoder(level int) (*Encoder, error) {
 		p:     levels[level],
 		head4: make([]int32, 1<<hash4Bits),
 		head3: make([]int32, 1<<hash3Bits),
+		piece: 1 << 30,
 	}, nil
 }
 
@@ -120,9 +122,16 @@ func (e *Encoder) AppendZlib(dst, src []byte) []byte {
 // AppendDeflate appends the raw DEFLATE stream of src to dst.
 func (e *Encoder) AppendDeflate(dst, src []byte) []byte {
 	e.bw.reset(dst)
-	e.parse(src)
+	// Positions are int32: parse inputs beyond 1 GiB in pieces (no match
+	// crosses from one to the next).
+	for len(src) > e.piece {
+		e.parse(src[:e.piece], false)
+		src = src[e.piece:]
+	}
+	e.parse(src, true)
 	return e.bw.finish()
 }
+
 
 // A token is a literal byte or a match: for a match, bit 31 set, the
 // length minus 3 in bits 0–7 and the distance minus 1 in bits 8–22.
@@ -145,8 +154,9 @@ const symbolsPerBlock = 1<<14 - 1
 func hash4(u uint32) uint32 { return (u * 0x9E3779B1) >> (32 - hash4Bits) }
 func hash3(u uint32) uint32 { return ((u << 8) * 0x9E3779B1) >> (32 - hash3Bits) }
 
-// parse runs zlib's lazy evaluation over src and sends the blocks.
-func (e *Encoder) parse(src []byte) {
+// parse runs zlib's lazy evaluation over src and sends the blocks, the
+// last one final if last.
+func (e *Encoder) parse(src []byte, last bool) {
 	n := len(src)
 	for i := range e.head4 {
 		e.head4[i] = noPos
@@ -236,7 +246,7 @@ func (e *Encoder) parse(src []byte) {
 	if pending {
 		tokens = append(tokens, literal(src[n-1]))
 	}
-	flush(n, true)
+	flush(n, last)
 	e.tokens = tokens
 }
 

@@ -167,6 +167,17 @@ func TestDeterministic(t *testing.T) {
 	}
 }
 
+// Inputs longer than a piece are parsed piece by piece (positions are
+// int32); the stream must still be one valid stream.
+func TestPieces(t *testing.T) {
+	in := inputs(t)["mixed"]
+	e, _ := NewEncoder(9)
+	e.piece = 7000
+	if got := inflateZlib(t, e.AppendZlib(nil, in)); !bytes.Equal(got, in) {
+		t.Fatal("round trip in pieces differs")
+	}
+}
+
 func TestLevels(t *testing.T) {
 	for _, l := range []int{0, 10, -1} {
 		if _, err := NewEncoder(l); err == nil {
