@@ -132,7 +132,6 @@ func (e *Encoder) AppendDeflate(dst, src []byte) []byte {
 	return e.bw.finish()
 }
 
-
 // A token is a literal byte or a match: for a match, bit 31 set, the
 // length minus 3 in bits 0–7 and the distance minus 1 in bits 8–22.
 type token uint32
