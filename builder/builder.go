@@ -306,17 +306,18 @@ func Build(ctx context.Context, c Config) (*Result, error) {
 	if layout.Table == "mbr" {
 		id, _ := hex.DecodeString(DeriveGUID(buildID, "disk")[:8])
 		layout.DiskID = binary.BigEndian.Uint32(id)
-		// MBR has 4 primary slots: boot 1, root 2, data last (3, or 4
-		// with layers). One layer is primary 3; more are logical
-		// partitions 5, 6, ... in an extended partition at slot 3.
-		bootID, rootID = image.MBRPartUUID(layout.DiskID, 1), image.MBRPartUUID(layout.DiskID, 2)
-		dataID = image.MBRPartUUID(layout.DiskID, 3+min(len(layers), 1))
+		// MBR has 4 primary slots: boot, root, data last. One layer is
+		// primary 3; more are logical partitions (5, 6, ...) in an
+		// extended partition. The numbers are the layout's own.
+		logical := make([]bool, 2+len(layers)+1)
 		for i := range layers {
-			n := 3
-			if len(layers) > 1 {
-				n = 5 + i
-			}
-			layers[i].PARTUUID = image.MBRPartUUID(layout.DiskID, n)
+			logical[2+i] = len(layers) > 1
+		}
+		nums, _ := image.MBRNumbers(logical)
+		partUUID := func(i int) string { return image.MBRPartUUID(layout.DiskID, nums[i]) }
+		bootID, rootID, dataID = partUUID(0), partUUID(1), partUUID(len(nums)-1)
+		for i := range layers {
+			layers[i].PARTUUID = partUUID(2 + i)
 		}
 	} else {
 		layout.DiskGUID = DeriveGUID(buildID, "disk")
@@ -384,7 +385,7 @@ func Build(ctx context.Context, c Config) (*Result, error) {
 	for i, l := range layers {
 		layout.Partitions = append(layout.Partitions, image.Partition{
 			Name: image.LayerPartition(i + 1), Type: image.TypeLinuxData, GUID: l.PARTUUID, MBRType: image.MBRTypeLinux,
-			Logical: layout.Table == "mbr" && len(layers) > 1,
+			Logical: layout.Table == "mbr" && len(layers) > 1, // as numbered above
 			Write:   func(ctx context.Context, w io.WriterAt) (int64, error) { return copyFile(w, c.Layers[i]) },
 		})
 	}

@@ -148,7 +148,7 @@ func (l Layout) write(ctx context.Context, f *os.File) ([]Placed, error) {
 	}
 	var placed []Placed
 	next := int64(MiB)
-	primary, logical := 0, 4
+	nums, _ := MBRNumbers(l.logical())
 	for i, p := range l.Partitions {
 		if err := ctx.Err(); err != nil {
 			return nil, err
@@ -158,17 +158,10 @@ func (l Layout) write(ctx context.Context, f *os.File) ([]Placed, error) {
 		}
 		index := i + 1
 		if l.Table == "mbr" {
-			if p.Logical {
-				if i == 0 || !l.Partitions[i-1].Logical {
-					primary++ // the extended partition's slot
-				}
-				next += MiB // the EBR's MiB: the partition stays aligned
-				logical++
-				index = logical
-			} else {
-				primary++
-				index = primary
-			}
+			index = nums[i]
+		}
+		if p.Logical {
+			next += MiB // the EBR's MiB: the partition stays aligned
 		}
 		w := io.NewOffsetWriter(f, next)
 		n, err := p.Write(ctx, w)
@@ -298,8 +291,9 @@ func (l Layout) writeMBR(f *os.File, placed []Placed, size int64) error {
 		// in the slot before the next primary.
 		first, last := logicals[0], logicals[len(logicals)-1]
 		extStart := first.Start/512 - MiB/512
+		_, slot := MBRNumbers(l.logical())
 		ext := &mbr.Partition{
-			Index: extendedSlot(placed),
+			Index: slot,
 			Type:  mbr.Type(MBRTypeExtended),
 			Start: uint32(extStart),
 			Size:  uint32((last.Start+last.Size)/512 - extStart),
@@ -319,17 +313,36 @@ func (l Layout) writeMBR(f *os.File, placed []Placed, size int64) error {
 	return err
 }
 
-// extendedSlot is the primary slot of the extended partition: the one
-// after the primaries placed before the first logical partition.
-func extendedSlot(placed []Placed) int {
-	n := 1
-	for _, p := range placed {
-		if p.Logical {
-			return n
+// MBRNumbers returns the Linux partition number of each partition of an
+// MBR disk, given which are logical: primaries take slots 1-4 in order,
+// the extended partition takes the slot where the first logical one
+// stands, and logical partitions count from 5. ext is the extended
+// partition's slot, 0 when there is none. Builders use it to know the
+// PARTUUIDs before the image is written.
+func MBRNumbers(logical []bool) (nums []int, ext int) {
+	primary, next := 0, 4
+	for i, l := range logical {
+		if !l {
+			primary++
+			nums = append(nums, primary)
+			continue
 		}
-		n++
+		if i == 0 || !logical[i-1] {
+			primary++
+			ext = primary
+		}
+		next++
+		nums = append(nums, next)
 	}
-	return n
+	return nums, ext
+}
+
+func (l Layout) logical() []bool {
+	out := make([]bool, len(l.Partitions))
+	for i, p := range l.Partitions {
+		out[i] = p.Logical
+	}
+	return out
 }
 
 // writeEBRs writes the chain of extended boot records, one in the sector

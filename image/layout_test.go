@@ -195,3 +195,22 @@ func TestWriteFileLogical(t *testing.T) {
 		}
 	}
 }
+
+func TestMBRNumbers(t *testing.T) {
+	for _, tc := range []struct {
+		logical []bool
+		want    string
+		ext     int
+	}{
+		{[]bool{false, false, false}, "[1 2 3]", 0},
+		{[]bool{false, false, false, false}, "[1 2 3 4]", 0},
+		{[]bool{false, false, true, true, false}, "[1 2 5 6 4]", 3},
+		{[]bool{false, true, true, true}, "[1 5 6 7]", 2},
+		{[]bool{true, false}, "[5 2]", 1},
+	} {
+		nums, ext := MBRNumbers(tc.logical)
+		if fmt.Sprint(nums) != tc.want || ext != tc.ext {
+			t.Errorf("MBRNumbers(%v) = %v, %d; want %s, %d", tc.logical, nums, ext, tc.want, tc.ext)
+		}
+	}
+}
