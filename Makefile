@@ -6,7 +6,7 @@ GO      ?= go
 BOARD   ?= qemu-arm64
 IMAGE   ?= out/$(BOARD).img
 
-.PHONY: all build deps demo test e2e unit bench soak lint clean
+.PHONY: all build deps demo test e2e unit bench soak fuzz lint clean
 
 all: build
 
@@ -22,9 +22,11 @@ demo: deps build
 
 # The whole suite. Tests that need root (loop mounts) or QEMU skip with a
 # message when those are missing; CI runs them all.
+# Then every fuzz target for FUZZTIME each (the readers of untrusted bytes).
 test: deps
 	$(GO) vet ./...
 	$(GO) test -timeout 25m ./...
+	FUZZTIME=$(FUZZTIME) ./scripts/fuzz.sh
 
 unit:
 	$(GO) test -short ./...
@@ -37,6 +39,11 @@ e2e: deps
 SOAK ?= 200
 soak: deps
 	RFS_E2E_SOAK=$(SOAK) $(GO) test -timeout 0 -v -run 'TestPowerLoss' ./e2e/
+
+# Every fuzz target for FUZZTIME each (default 10s; e.g. make fuzz FUZZTIME=5m).
+FUZZTIME ?= 10s
+fuzz:
+	FUZZTIME=$(FUZZTIME) ./scripts/fuzz.sh
 
 bench: deps build
 	./bench/run.sh
