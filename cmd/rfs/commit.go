@@ -5,10 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 
 	"github.com/spf13/cobra"
 
+	"github.com/rfsbuild/rfs/atomicfile"
 	"github.com/rfsbuild/rfs/image"
 	"github.com/rfsbuild/rfs/layer"
 	"github.com/rfsbuild/rfs/squashfs"
@@ -94,29 +94,20 @@ or squashfs) and an upper directory.`,
 	return cmd
 }
 
-// writeAtomic writes path through a temporary file in the same directory,
-// synced and renamed into place only on success.
+// writeAtomic writes path through package atomicfile: a hidden temporary
+// file in the same directory, synced and renamed into place only on success.
 func writeAtomic(path string, write func(*os.File) (int64, error)) (int64, error) {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
+	f, err := atomicfile.Create(path, 0o644)
 	if err != nil {
 		return 0, err
 	}
-	defer os.Remove(f.Name())
-	n, err := write(f)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Chmod(f.Name(), 0o644)
-	}
-	if err == nil {
-		err = os.Rename(f.Name(), path)
-	}
+	defer f.Abort()
+	n, err := write(f.File)
 	if err != nil {
 		return 0, fmt.Errorf("write %s: %w", path, err)
+	}
+	if err := f.Commit(); err != nil {
+		return 0, err
 	}
 	return n, nil
 }
