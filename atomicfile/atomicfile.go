@@ -68,14 +68,32 @@ func Target(path string) (string, error) {
 	case st.Mode().IsRegular():
 		return target, nil
 	}
+	return "", &NotFileError{Path: path, Target: target, Mode: st.Mode()}
+}
+
+// NotFileError is Target's refusal of an existing non-regular file.
+type NotFileError struct {
+	Path   string      // as given
+	Target string      // what a symlink at Path points to, or Path
+	Mode   fs.FileMode // the target's type
+	// Name is how messages call the path: "output" by default; a command
+	// may name its flag ("output -o").
+	Name string
+}
+
+func (e *NotFileError) Error() string {
+	name := e.Name
+	if name == "" {
+		name = "output"
+	}
 	via := ""
-	if target != path {
-		via = " (through the symlink to " + target + ")"
+	if e.Target != e.Path {
+		via = " (through the symlink to " + e.Target + ")"
 	}
-	if st.IsDir() {
-		return "", fmt.Errorf("output %s%s exists and is a directory, not a file: give a file name such as %s", path, via, filepath.Join(path, "disk.img"))
+	if e.Mode.IsDir() {
+		return fmt.Sprintf("%s %s%s exists and is a directory, not a file: give a file name such as %s", name, e.Path, via, filepath.Join(e.Path, "disk.img"))
 	}
-	return "", fmt.Errorf("output %s%s exists and is a %s, not a file: rfs writes image files (use `rfs flash` to write a device)", path, via, Kind(st.Mode()))
+	return fmt.Sprintf("%s %s%s exists and is a %s, not a file: rfs writes image files (use `rfs flash` to write a device)", name, e.Path, via, Kind(e.Mode))
 }
 
 // Kind names a file type for messages ("character device", "fifo", ...).

@@ -43,8 +43,11 @@ func Check(outputs, inputs []Path) error {
 			continue
 		}
 		target, err := atomicfile.Target(o.Path)
+		if nf := (*atomicfile.NotFileError)(nil); errors.As(err, &nf) {
+			nf.Name = "output " + o.Flag
+		}
 		if err != nil {
-			return fmt.Errorf("%s: %w", o.Flag, err)
+			return err
 		}
 		where, err := resolve(target)
 		if err != nil {

@@ -56,7 +56,7 @@ func TestCheck(t *testing.T) {
 		{"two outputs the same", []Path{{"-o", j("x.sqfs")}, {"--oci", j("x.sqfs")}}, []string{"outputs -o " + j("x.sqfs") + " and --oci " + j("x.sqfs") + " are the same file"}},
 		{"two outputs the same through a symlinked dir", []Path{{"-o", j("x.sqfs")}, {"--oci", j("here/x.sqfs")}}, []string{"are the same file"}},
 		{"two outputs hard-linked", []Path{{"-o", j("hard.sqfs")}, {"--oci", layer}}, []string{"are the same file"}},
-		{"a device", []Path{{"-o", "/dev/null"}}, []string{"-o: output /dev/null exists and is a character device"}},
+		{"a device", []Path{{"-o", "/dev/null"}}, []string{"output -o /dev/null exists and is a character device"}},
 		{"a directory", []Path{{"-o", j("files")}}, []string{"is a directory"}},
 	} {
 		err := Check(tc.outs, in)

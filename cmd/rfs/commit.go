@@ -11,6 +11,7 @@ import (
 	"github.com/rfsbuild/rfs/atomicfile"
 	"github.com/rfsbuild/rfs/image"
 	"github.com/rfsbuild/rfs/layer"
+	"github.com/rfsbuild/rfs/pathcheck"
 	"github.com/rfsbuild/rfs/squashfs"
 )
 
@@ -43,6 +44,13 @@ or squashfs) and an upper directory.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if output == "" && oci == "" {
 				return errors.New("give -o LAYER.sqfs and/or --oci LAYER.tar")
+			}
+			inputs := []pathcheck.Path{{Flag: "TARGET", Path: args[0]}}
+			if len(args) == 2 {
+				inputs = []pathcheck.Path{{Flag: "LOWER", Path: args[0]}, {Flag: "UPPERDIR", Path: args[1]}}
+			}
+			if err := pathcheck.Check([]pathcheck.Path{{Flag: "-o", Path: output}, {Flag: "--oci", Path: oci}}, inputs); err != nil {
+				return err
 			}
 			lower, upper, closeFn, err := openLayers(args)
 			if err != nil {

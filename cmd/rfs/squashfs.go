@@ -14,6 +14,7 @@ import (
 
 	"github.com/rfsbuild/rfs/atomicfile"
 	"github.com/rfsbuild/rfs/image"
+	"github.com/rfsbuild/rfs/pathcheck"
 	"github.com/rfsbuild/rfs/rootfs"
 	"github.com/rfsbuild/rfs/squashfs"
 )
@@ -99,6 +100,13 @@ mksquashfs's single-dash spellings (-comp, -b, -all-root, -all-time,
 			}
 			if output == "" {
 				return errors.New("missing -o OUTPUT")
+			}
+			outFlag := "OUT"
+			if fl.Changed("output") {
+				outFlag = "-o"
+			}
+			if err := pathcheck.Check([]pathcheck.Path{{Flag: outFlag, Path: output}}, []pathcheck.Path{{Flag: "DIR", Path: pos[0]}}); err != nil {
+				return err
 			}
 			if xattrs && noXattrs {
 				return errors.New("--xattrs and --no-xattrs both given")
