@@ -37,7 +37,7 @@ func (c *Config) checkPaths() error {
 		}
 		srcs, _ := filepath.Glob(filepath.Join(dir, "*.go"))
 		for _, s := range srcs {
-			inputs = append(inputs, pathcheck.Path{Flag: "app " + a.Path, Path: s})
+			inputs = append(inputs, pathcheck.Path{Flag: "app source", Path: s})
 		}
 	}
 	return pathcheck.Check([]pathcheck.Path{{Flag: "-o", Path: c.Output}}, inputs)

@@ -74,7 +74,7 @@ func Check(outputs, inputs []Path) error {
 				return fmt.Errorf("output %s is the same file as the input %s: writing it would destroy the input; choose another output path", o, in)
 			}
 			if st.IsDir() && inside(o.where, st) {
-				return fmt.Errorf("output %s is inside the input directory %s: the next build would swallow it; write it outside that directory", o, in)
+				return fmt.Errorf("output %s is inside the input directory %s: the next run would take it in as input; write it outside that directory", o, in)
 			}
 		}
 	}
