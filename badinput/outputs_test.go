@@ -4,6 +4,7 @@ import (
 	"io/fs"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"testing"
 
@@ -78,7 +79,14 @@ func TestOutputIsInput(t *testing.T) {
 	yaml := func(content string) func(t tester, dir string) {
 		return func(t tester, dir string) { writeFile(t, dir, "rfs.yaml", content) }
 	}
-	layer := func(t tester, dir string) { writeFile(t, dir, "l.sqfs", "a layer\n") }
+	// A real layer: a fake one would be refused as "not a squashfs" by
+	// luck, before the output is ever opened.
+	layer := func(t tester, dir string) {
+		writeFile(t, dir, "lsrc/etc/motd", "layer\n")
+		if out, err := exec.Command(rfsBin, "squashfs", filepath.Join(dir, "lsrc"), filepath.Join(dir, "l.sqfs"), "--quiet").CombinedOutput(); err != nil {
+			t.Fatalf("make a layer: %v\n%s", err, out)
+		}
+	}
 	kernel := func(t tester, dir string) { writeFile(t, dir, "Image", "a kernel\n") }
 	both := func(fs ...func(t tester, dir string)) func(t tester, dir string) {
 		return func(t tester, dir string) {
