@@ -8,6 +8,13 @@
 // -trimpath, -buildvcs=false and -ldflags '-s -w -buildid=', so equal
 // sources give equal bytes, and installed as /usr/bin/NAME.
 //
+// The instruction-set levels are pinned to what every board of the arch
+// runs (gotarget.Baseline: GOARM64=v8.0, GOAMD64=v1): a GOARM64=v8.2 left in
+// the user's shell must not make a program that dies with SIGILL on a Pi 4.
+// The rest of the user's go settings (GOFLAGS such as -tags, GOEXPERIMENT,
+// GOPROXY) do reach the build: the programs are theirs. No rfs cache is
+// involved (the Go build cache keys by all settings).
+//
 // Services: with busybox, an inittab line "::respawn:/usr/bin/NAME", so
 // busybox init starts it after rcS with stdin/stdout/stderr on the console
 // and starts it again whenever it exits. u-root's init restarts nothing:
@@ -28,6 +35,7 @@ import (
 	"regexp"
 	"strings"
 
+	"github.com/rfsbuild/rfs/gotarget"
 	"github.com/rfsbuild/rfs/overlay"
 	"github.com/rfsbuild/rfs/rootfs"
 )
@@ -114,7 +122,8 @@ func (b Builder) Build(ctx context.Context, arch string, a App) ([]byte, error) 
 	}
 	defer os.RemoveAll(tmpDir)
 	out := filepath.Join(tmpDir, "app.bin")
-	env := append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH="+arch, "GOWORK=off")
+	env := append(os.Environ(), gotarget.Baseline...)
+	env = append(env, "CGO_ENABLED=0", "GOOS=linux", "GOARCH="+arch, "GOWORK=off")
 	args := []string{"build", "-trimpath", "-buildvcs=false", "-ldflags", "-s -w -buildid=", "-o", out}
 	var dir string
 	if a.Local() {

@@ -129,6 +129,9 @@ type Config struct {
 	// top (rfs build --layer, e.g. made by rfs commit). Each gets its own
 	// partition rfs-layer-N between the root and the data partition.
 	Layers []string
+	// ProjectFile is the rfs.yaml the settings came from, if any: an input
+	// the output must not replace.
+	ProjectFile string
 
 	Fetcher modfetch.Fetcher
 	Init    initramfs.Builder
@@ -177,6 +180,9 @@ func Build(ctx context.Context, c Config) (*Result, error) {
 	}
 	if c.Output == "" {
 		return nil, fmt.Errorf("no output path")
+	}
+	if err := c.checkPaths(); err != nil {
+		return nil, err
 	}
 	for _, f := range c.Files {
 		if _, err := rootfs.Clean(f.Dest); err != nil {

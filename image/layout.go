@@ -18,6 +18,8 @@ import (
 
 	"github.com/diskfs/go-diskfs/partition/gpt"
 	"github.com/diskfs/go-diskfs/partition/mbr"
+
+	"github.com/rfsbuild/rfs/atomicfile"
 )
 
 // MiB is the alignment of every partition: what flash translation layers of
@@ -100,45 +102,30 @@ type Placed struct {
 // Partitions start at 1 MiB anyway.
 const gptTail = 33 * 512
 
-// WriteFile writes the layout to path atomically: into a temporary file in
-// the same directory, synced, then renamed. On any error, or if ctx is
-// cancelled, nothing is left at path (an existing file there is untouched).
+// WriteFile writes the layout to path atomically (package atomicfile): into
+// a hidden temporary file in the same directory, synced, then renamed. On
+// any error, or if ctx is cancelled, nothing is left at path (an existing
+// file there is untouched). A path that exists and is not a regular file (a
+// device node, directory, fifo) is refused.
 func (l Layout) WriteFile(ctx context.Context, path string) ([]Placed, error) {
-	if st, err := os.Stat(path); err == nil && st.IsDir() {
-		return nil, fmt.Errorf("output %s is a directory; give an image file name such as %s", path, filepath.Join(path, "disk.img"))
+	if _, err := atomicfile.Target(path); err != nil {
+		return nil, err
 	}
-	dir := filepath.Dir(path)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return nil, fmt.Errorf("create output directory: %w", err)
 	}
-	f, err := os.CreateTemp(dir, filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return nil, fmt.Errorf("create image: %w", err)
-	}
-	ok := false
-	defer func() {
-		if !ok {
-			f.Close()
-			os.Remove(f.Name())
-		}
-	}()
-	placed, err := l.write(ctx, f)
+	f, err := atomicfile.Create(path, 0o644)
 	if err != nil {
 		return nil, err
 	}
-	if err := f.Sync(); err != nil {
-		return nil, fmt.Errorf("sync image: %w", err)
+	defer f.Abort()
+	placed, err := l.write(ctx, f.File)
+	if err != nil {
+		return nil, err
 	}
-	if err := f.Close(); err != nil {
-		return nil, fmt.Errorf("close image: %w", err)
+	if err := f.Commit(); err != nil {
+		return nil, err
 	}
-	if err := os.Chmod(f.Name(), 0o644); err != nil {
-		return nil, fmt.Errorf("image permissions: %w", err)
-	}
-	if err := os.Rename(f.Name(), path); err != nil {
-		return nil, fmt.Errorf("rename image into place: %w", err)
-	}
-	ok = true
 	return placed, nil
 }
 

@@ -13,9 +13,10 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"time"
 
 	"github.com/rfsbuild/rfs"
+	"github.com/rfsbuild/rfs/atomicfile"
+	"github.com/rfsbuild/rfs/gotarget"
 )
 
 // Builder compiles the init. Its zero value builds rfs's embedded init
@@ -29,46 +30,26 @@ type Builder struct {
 
 // Init returns the path of a static rfs-init binary for arch (GOARCH),
 // compiling it on first use. The binary is cached by the hash of its source,
-// the architecture and the Go version, and is reproducible (-trimpath, no
-// build IDs), so the same rfs gives the same initramfs bytes.
+// the architecture and the go command's effective settings (Go version,
+// instruction-set levels, experiments: package gotarget), and is
+// reproducible (-trimpath, no build IDs), so the same rfs gives the same
+// initramfs bytes. The settings that decide its instructions are pinned
+// (gotarget.Env), so GOARM64=v8.2 in the environment cannot put an init
+// that needs ARMv8.2 into the cache or an image.
 func (b Builder) Init(ctx context.Context, arch string) (string, error) {
 	gobin := b.GoBin
 	if gobin == "" {
 		gobin = "go"
 	}
-	src := b.Source
-	if src == nil {
-		src = rfs.InitSource
-	}
 	version := b.Version
 	if version == "" {
 		version = rfs.Version()
 	}
-	goVersion, err := toolchainVersion(ctx, gobin)
+	env := buildEnv(arch)
+	key, files, err := b.cacheKey(ctx, gobin, arch, version, env)
 	if err != nil {
-		return "", fmt.Errorf("build init: the go command is needed to compile the init: %w", err)
+		return "", err
 	}
-	h := sha256.New()
-	fmt.Fprintf(h, "arch=%s\ngo=%s\nversion=%s\n", arch, bytes.TrimSpace(goVersion), version)
-	var files []string
-	err = fs.WalkDir(src, ".", func(p string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
-			return err
-		}
-		data, err := fs.ReadFile(src, p)
-		if err != nil {
-			return err
-		}
-		fmt.Fprintf(h, "%s %d\n", p, len(data))
-		h.Write(data)
-		files = append(files, p)
-		return nil
-	})
-	if err != nil {
-		return "", fmt.Errorf("build init: read source: %w", err)
-	}
-	key := hex.EncodeToString(h.Sum(nil))[:24]
-
 	cache, err := b.cacheDir()
 	if err != nil {
 		return "", fmt.Errorf("build init: %w", err)
@@ -84,7 +65,7 @@ func (b Builder) Init(ctx context.Context, arch string) (string, error) {
 	}
 	defer os.RemoveAll(work)
 	for _, p := range files {
-		data, _ := fs.ReadFile(src, p)
+		data, _ := fs.ReadFile(b.source(), p)
 		dst := filepath.Join(work, filepath.FromSlash(p))
 		if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
 			return "", fmt.Errorf("build init: %w", err)
@@ -93,27 +74,74 @@ func (b Builder) Init(ctx context.Context, arch string) (string, error) {
 			return "", fmt.Errorf("build init: %w", err)
 		}
 	}
-	if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
-		return "", fmt.Errorf("build init: %w", err)
-	}
-	// Builds running at once (parallel tests, two rfs processes) each get
-	// their own temp name; the rename makes the last one win, harmlessly:
-	// they are byte-identical.
-	tmp := fmt.Sprintf("%s.tmp-%d-%d", out, os.Getpid(), time.Now().UnixNano())
+	bin := filepath.Join(work, "rfs-init.bin")
 	ldflags := "-s -w -buildid= -X github.com/rfsbuild/rfs/overlay.Version=" + version
-	cmd := exec.CommandContext(ctx, gobin, "build", "-trimpath", "-buildvcs=false", "-ldflags", ldflags, "-o", tmp, rfs.InitPackage)
-	cmd.Dir = work
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH="+arch, "GOFLAGS=-mod=mod", "GOWORK=off")
+	cmd := exec.CommandContext(ctx, gobin, "build", "-trimpath", "-buildvcs=false", "-ldflags", ldflags, "-o", bin, rfs.InitPackage)
+	cmd.Dir, cmd.Env = work, env
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	if err := cmd.Run(); err != nil {
-		os.Remove(tmp)
 		return "", fmt.Errorf("build init for %s: %w\n%s", arch, err, strings.TrimSpace(stderr.String()))
 	}
-	if err := os.Rename(tmp, out); err != nil {
+	if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
 		return "", fmt.Errorf("build init: %w", err)
 	}
+	// Builds running at once (parallel tests, two rfs processes) each write
+	// their own temp file; the last rename wins, harmlessly: they are
+	// byte-identical.
+	f, err := os.Open(bin)
+	if err != nil {
+		return "", fmt.Errorf("build init: %w", err)
+	}
+	defer f.Close()
+	if err := atomicfile.WriteFrom(out, f, 0o755); err != nil {
+		return "", fmt.Errorf("build init: cache: %w", err)
+	}
 	return out, nil
+}
+
+// buildEnv is the go command's environment for the init: the user's, with
+// the target's settings pinned (the last value of a variable wins).
+func buildEnv(arch string) []string {
+	return append(os.Environ(), gotarget.Env(arch)...)
+}
+
+func (b Builder) source() fs.FS {
+	if b.Source == nil {
+		return rfs.InitSource
+	}
+	return b.Source
+}
+
+// cacheKey hashes what decides the init's bytes: arch, rfs version, the go
+// command's effective settings under env, and the source. It also returns
+// the source's file names.
+func (b Builder) cacheKey(ctx context.Context, gobin, arch, version string, env []string) (string, []string, error) {
+	settings, err := gotarget.Settings(ctx, gobin, os.TempDir(), env)
+	if err != nil {
+		return "", nil, fmt.Errorf("build init: the go command is needed to compile the init: %w", err)
+	}
+	h := sha256.New()
+	fmt.Fprintf(h, "arch=%s\nversion=%s\n%s", arch, version, settings)
+	src := b.source()
+	var files []string
+	err = fs.WalkDir(src, ".", func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		data, err := fs.ReadFile(src, p)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(h, "%s %d\n", p, len(data))
+		h.Write(data)
+		files = append(files, p)
+		return nil
+	})
+	if err != nil {
+		return "", nil, fmt.Errorf("build init: read source: %w", err)
+	}
+	return hex.EncodeToString(h.Sum(nil))[:24], files, nil
 }
 
 func (b Builder) cacheDir() (string, error) {
@@ -154,26 +182,7 @@ func (b Builder) Pack(c Contents) ([]byte, error) {
 	}
 	// The cache is an optimisation: failing to fill it is not an error.
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err == nil {
-		tmp := fmt.Sprintf("%s.tmp-%d-%d", path, os.Getpid(), time.Now().UnixNano())
-		if os.WriteFile(tmp, buf.Bytes(), 0o644) == nil {
-			os.Rename(tmp, path)
-		}
+		atomicfile.WriteFile(path, buf.Bytes(), 0o644)
 	}
 	return buf.Bytes(), nil
-}
-
-// toolchainVersion names the Go toolchain that would build the init, for the
-// cache key: from GOROOT's VERSION file next to the go binary when there is
-// one (no process to start), else from `go env GOVERSION`.
-func toolchainVersion(ctx context.Context, gobin string) ([]byte, error) {
-	if p, err := exec.LookPath(gobin); err == nil && os.Getenv("GOTOOLCHAIN") == "" {
-		if real, err := filepath.EvalSymlinks(p); err == nil {
-			if v, err := os.ReadFile(filepath.Join(filepath.Dir(real), "..", "VERSION")); err == nil {
-				if line, _, _ := bytes.Cut(v, []byte("\n")); bytes.HasPrefix(line, []byte("go")) {
-					return line, nil
-				}
-			}
-		}
-	}
-	return exec.CommandContext(ctx, gobin, "env", "GOVERSION").Output()
 }

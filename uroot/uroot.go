@@ -37,6 +37,8 @@ import (
 	"github.com/u-root/gobusybox/src/pkg/bb"
 	"github.com/u-root/gobusybox/src/pkg/golang"
 
+	"github.com/rfsbuild/rfs/atomicfile"
+	"github.com/rfsbuild/rfs/gotarget"
 	"github.com/rfsbuild/rfs/rootfs"
 )
 
@@ -128,8 +130,10 @@ type Builder struct {
 
 // Build returns the path of a u-root busybox binary for arch (GOARCH) with
 // the given commands (see Packages), compiling it on first use. It is
-// cached by u-root and gobusybox version, Go version, arch and command set,
-// and is reproducible (-trimpath, stripped, no build ID).
+// cached by u-root and gobusybox version, the go command's effective
+// settings (Go version, instruction-set levels: package gotarget, which
+// also pins them), arch and command set, and is reproducible (-trimpath,
+// stripped, no build ID).
 func (b Builder) Build(ctx context.Context, arch string, cmds []string) (string, error) {
 	pkgs, err := Packages(cmds)
 	if err != nil {
@@ -139,12 +143,15 @@ func (b Builder) Build(ctx context.Context, arch string, cmds []string) (string,
 	if gobin == "" {
 		gobin = "go"
 	}
-	goVersion, err := exec.CommandContext(ctx, gobin, "env", "GOVERSION").Output()
+	// The settings that decide the binary's instructions are pinned, like
+	// the init's, and the cache key holds the go command's effective values.
+	pinned := gotarget.Env(arch)
+	settings, err := gotarget.Settings(ctx, gobin, os.TempDir(), append(os.Environ(), pinned...))
 	if err != nil {
 		return "", fmt.Errorf("build u-root: the go command is needed: %w", err)
 	}
 	h := sha256.New()
-	fmt.Fprintf(h, "uroot-v1\n%s@%s\n%s@%s\ngo=%s\narch=%s\ntags=%s\n", Module, Version, GobusyboxModule, GobusyboxVer, bytes.TrimSpace(goVersion), arch, strings.Join(BuildTags, ","))
+	fmt.Fprintf(h, "uroot-v2\n%s@%s\n%s@%s\n%sarch=%s\ntags=%s\n", Module, Version, GobusyboxModule, GobusyboxVer, settings, arch, strings.Join(BuildTags, ","))
 	for _, p := range pkgs {
 		fmt.Fprintln(h, p)
 	}
@@ -174,7 +181,7 @@ func (b Builder) Build(ctx context.Context, arch string, cmds []string) (string,
 	if err := os.WriteFile(filepath.Join(work, "go.mod"), []byte(mod), 0o644); err != nil {
 		return "", fmt.Errorf("build u-root: %w", err)
 	}
-	env := append(os.Environ(), "GOFLAGS=-mod=mod", "GOWORK=off")
+	env := append(os.Environ(), pinned...)
 	dl := exec.CommandContext(ctx, gobin, "mod", "download", Module+"@"+Version)
 	dl.Dir, dl.Env = work, env
 	if o, err := dl.CombinedOutput(); err != nil {
@@ -183,10 +190,7 @@ func (b Builder) Build(ctx context.Context, arch string, cmds []string) (string,
 	// go/packages resolves the imports with -mod=mod, which fills go.sum.
 	genv := golang.Default(golang.WithGOARCH(arch), golang.WithGOOS("linux"), golang.WithWorkingDir(work), golang.WithGO111MODULE("on"), golang.WithMod(golang.ModOnly), golang.WithBuildTag(BuildTags...))
 	genv.CgoEnabled = false
-	if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
-		return "", fmt.Errorf("build u-root: %w", err)
-	}
-	tmp := fmt.Sprintf("%s.tmp-%d-%d", out, os.Getpid(), time.Now().UnixNano())
+	tmp := filepath.Join(work, "bb")
 	var logBuf bytes.Buffer
 	opts := &bb.Opts{
 		Env:          genv,
@@ -195,15 +199,31 @@ func (b Builder) Build(ctx context.Context, arch string, cmds []string) (string,
 		BinaryPath:   tmp,
 		GoBuildOpts:  &golang.BuildOpts{ExtraArgs: []string{"-buildvcs=false"}},
 	}
-	err = withEnv(map[string]string{"CGO_ENABLED": "0", "GOFLAGS": "-mod=mod", "GOWORK": "off"}, func() error {
+	// gobusybox sets GOOS, GOARCH and CGO_ENABLED itself; the rest of the
+	// pinned settings reach its go commands through the environment.
+	vars := map[string]string{}
+	for _, kv := range pinned {
+		k, v, _ := strings.Cut(kv, "=")
+		if k != "GOOS" && k != "GOARCH" {
+			vars[k] = v
+		}
+	}
+	err = withEnv(vars, func() error {
 		return bb.BuildBusybox(log.New(&logBuf, "", 0), opts)
 	})
 	if err != nil {
-		os.Remove(tmp)
 		return "", fmt.Errorf("build u-root %s for %s: %w\n%s", Version, arch, err, tail(logBuf.String(), 4000))
 	}
-	if err := os.Rename(tmp, out); err != nil {
+	if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
 		return "", fmt.Errorf("build u-root: %w", err)
+	}
+	f, err := os.Open(tmp)
+	if err != nil {
+		return "", fmt.Errorf("build u-root: %w", err)
+	}
+	defer f.Close()
+	if err := atomicfile.WriteFrom(out, f, 0o755); err != nil {
+		return "", fmt.Errorf("build u-root: cache: %w", err)
 	}
 	if b.Log != nil {
 		b.Log("built u-root %s for %s (%d commands) in %s", Version, arch, len(pkgs), time.Since(start).Round(100*time.Millisecond))

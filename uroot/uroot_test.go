@@ -1,7 +1,9 @@
 package uroot
 
 import (
+	"bytes"
 	"context"
+	"debug/buildinfo"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -96,5 +98,49 @@ func TestBuild(t *testing.T) {
 	p2, err := b.Build(context.Background(), "arm64", []string{"echo", "gosh"})
 	if err != nil || p2 != p {
 		t.Errorf("same command set: %s, %v; want the cached %s", p2, err, p)
+	}
+}
+
+// TestBuildIgnoresHostileSettings: GOARM64=v8.2 and friends in the
+// environment neither change the cached binary nor its cache entry.
+func TestBuildIgnoresHostileSettings(t *testing.T) {
+	if testing.Short() {
+		t.Skip("compiles u-root; skipped in -short mode")
+	}
+	if _, err := exec.LookPath("go"); err != nil {
+		t.Skip("no go command")
+	}
+	t.Setenv("GOENV", filepath.Join(t.TempDir(), "goenv"))
+	ctx := context.Background()
+	normalCache, hostileCache := t.TempDir(), t.TempDir()
+	normal, err := Builder{CacheDir: normalCache}.Build(ctx, "arm64", []string{"echo"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, v := range map[string]string{"GOARM64": "v8.2", "GOEXPERIMENT": "arenas", "GOFLAGS": "-tags=hostile", "CGO_ENABLED": "1"} {
+		t.Setenv(k, v)
+	}
+	bad, err := Builder{CacheDir: hostileCache}.Build(ctx, "arm64", []string{"echo"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rn, _ := filepath.Rel(normalCache, normal)
+	rb, _ := filepath.Rel(hostileCache, bad)
+	if rn != rb {
+		t.Errorf("cache paths differ: %s vs %s", rn, rb)
+	}
+	a, _ := os.ReadFile(normal)
+	b, _ := os.ReadFile(bad)
+	if len(a) == 0 || !bytes.Equal(a, b) {
+		t.Errorf("the u-root binary built under hostile settings differs (%d vs %d bytes)", len(a), len(b))
+	}
+	info, err := buildinfo.ReadFile(bad)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range info.Settings {
+		if s.Key == "GOARM64" && s.Value != "v8.0" || s.Key == "CGO_ENABLED" && s.Value != "0" {
+			t.Errorf("build info %s=%s", s.Key, s.Value)
+		}
 	}
 }

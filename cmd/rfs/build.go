@@ -116,6 +116,7 @@ The image is written to a temporary name and renamed when complete.`,
 // builder configuration, resolving project-relative paths.
 func resolveBuild(cmd *cobra.Command, f buildFlags) (*builder.Config, error) {
 	p := &project.File{Dir: "."}
+	projectFile := f.config
 	if f.config != "" {
 		var err error
 		if p, err = project.Load(f.config); err != nil {
@@ -125,6 +126,7 @@ func resolveBuild(cmd *cobra.Command, f buildFlags) (*builder.Config, error) {
 		if p, err = project.Load(project.DefaultFile); err != nil {
 			return nil, err
 		}
+		projectFile = project.DefaultFile
 	}
 	rel := func(path string) string {
 		if path == "" || filepath.IsAbs(path) {
@@ -158,6 +160,7 @@ func resolveBuild(cmd *cobra.Command, f buildFlags) (*builder.Config, error) {
 		ConfigTxt: p.ConfigTxt,
 		Owner:     &rootfs.Owner{},
 	}
+	cfg.ProjectFile = projectFile
 	cfg.URootCommands, cfg.Apps, cfg.AppsDir = p.URootCommands, p.Apps, p.Dir
 	if changed("kernel") {
 		cfg.Kernel = f.kernel

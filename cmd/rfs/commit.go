@@ -5,12 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 
 	"github.com/spf13/cobra"
 
+	"github.com/rfsbuild/rfs/atomicfile"
 	"github.com/rfsbuild/rfs/image"
 	"github.com/rfsbuild/rfs/layer"
+	"github.com/rfsbuild/rfs/pathcheck"
 	"github.com/rfsbuild/rfs/squashfs"
 )
 
@@ -43,6 +44,13 @@ or squashfs) and an upper directory.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if output == "" && oci == "" {
 				return errors.New("give -o LAYER.sqfs and/or --oci LAYER.tar")
+			}
+			inputs := []pathcheck.Path{{Flag: "TARGET", Path: args[0]}}
+			if len(args) == 2 {
+				inputs = []pathcheck.Path{{Flag: "LOWER", Path: args[0]}, {Flag: "UPPERDIR", Path: args[1]}}
+			}
+			if err := pathcheck.Check([]pathcheck.Path{{Flag: "-o", Path: output}, {Flag: "--oci", Path: oci}}, inputs); err != nil {
+				return err
 			}
 			lower, upper, closeFn, err := openLayers(args)
 			if err != nil {
@@ -94,29 +102,20 @@ or squashfs) and an upper directory.`,
 	return cmd
 }
 
-// writeAtomic writes path through a temporary file in the same directory,
-// synced and renamed into place only on success.
+// writeAtomic writes path through package atomicfile: a hidden temporary
+// file in the same directory, synced and renamed into place only on success.
 func writeAtomic(path string, write func(*os.File) (int64, error)) (int64, error) {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
+	f, err := atomicfile.Create(path, 0o644)
 	if err != nil {
 		return 0, err
 	}
-	defer os.Remove(f.Name())
-	n, err := write(f)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Chmod(f.Name(), 0o644)
-	}
-	if err == nil {
-		err = os.Rename(f.Name(), path)
-	}
+	defer f.Abort()
+	n, err := write(f.File)
 	if err != nil {
 		return 0, fmt.Errorf("write %s: %w", path, err)
+	}
+	if err := f.Commit(); err != nil {
+		return 0, err
 	}
 	return n, nil
 }

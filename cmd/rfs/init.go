@@ -6,6 +6,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/rfsbuild/rfs/atomicfile"
 	"github.com/rfsbuild/rfs/project"
 )
 
@@ -22,22 +23,12 @@ func newInitCmd() *cobra.Command {
 			if len(args) == 1 {
 				path = args[0]
 			}
-			flags := os.O_WRONLY | os.O_CREATE | os.O_EXCL
-			if force {
-				flags = os.O_WRONLY | os.O_CREATE | os.O_TRUNC
-			}
-			f, err := os.OpenFile(path, flags, 0o644)
-			if os.IsExist(err) {
+			if _, err := os.Lstat(path); err == nil && !force {
 				return fmt.Errorf("%s already exists (use --force to overwrite)", path)
 			}
-			if err != nil {
-				return err
-			}
-			if _, err := f.WriteString(project.Starter); err != nil {
-				f.Close()
-				return err
-			}
-			if err := f.Close(); err != nil {
+			// Through atomicfile: --force on a device node or directory is
+			// refused, and an interrupted write leaves the old file.
+			if err := atomicfile.WriteFile(path, []byte(project.Starter), 0o644); err != nil {
 				return err
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "wrote %s; edit it, then run: rfs build\n", path)

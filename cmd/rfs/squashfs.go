@@ -12,7 +12,9 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/sys/unix"
 
+	"github.com/rfsbuild/rfs/atomicfile"
 	"github.com/rfsbuild/rfs/image"
+	"github.com/rfsbuild/rfs/pathcheck"
 	"github.com/rfsbuild/rfs/rootfs"
 	"github.com/rfsbuild/rfs/squashfs"
 )
@@ -99,6 +101,13 @@ mksquashfs's single-dash spellings (-comp, -b, -all-root, -all-time,
 			if output == "" {
 				return errors.New("missing -o OUTPUT")
 			}
+			outFlag := "OUT"
+			if fl.Changed("output") {
+				outFlag = "-o"
+			}
+			if err := pathcheck.Check([]pathcheck.Path{{Flag: outFlag, Path: output}}, []pathcheck.Path{{Flag: "DIR", Path: pos[0]}}); err != nil {
+				return err
+			}
 			if xattrs && noXattrs {
 				return errors.New("--xattrs and --no-xattrs both given")
 			}
@@ -139,27 +148,22 @@ mksquashfs's single-dash spellings (-comp, -b, -all-root, -all-time,
 			if processors < 0 {
 				return fmt.Errorf("--processors %d: must be at least 1", processors)
 			}
-			f, err := os.CreateTemp(filepath.Dir(output), filepath.Base(output)+".tmp-*")
+			f, err := atomicfile.Create(output, 0o644)
 			if err != nil {
 				return err
 			}
-			defer os.Remove(f.Name())
-			n, err := squashfs.Write(f, t, squashfs.Options{
+			defer f.Abort()
+			n, err := squashfs.Write(f.File, t, squashfs.Options{
 				Compressor: comp, BlockSize: int(bs), Level: level, XZDictSize: int(ds),
 				MTime: mkfsTime, Workers: processors, Xattrs: xattrs, Smallest: smallest,
 			})
 			if err == nil {
 				err = f.Truncate(n)
 			}
-			if err == nil {
-				err = f.Close()
-			} else {
-				f.Close()
-			}
 			if err != nil {
 				return fmt.Errorf("write %s: %w", output, err)
 			}
-			if err := os.Rename(f.Name(), output); err != nil {
+			if err := f.Commit(); err != nil {
 				return err
 			}
 			if !quiet {
