@@ -14,7 +14,6 @@ import (
 	"os"
 	"path"
 	"path/filepath"
-	"slices"
 	"strings"
 	"time"
 
@@ -125,6 +124,10 @@ type Config struct {
 	// on; empty: the board's default (systemd-boot-efi's). Other boards
 	// ignore it.
 	EFIStub string
+	// Origin names where each setting came from, by its rfs.yaml key
+	// ("data_size"): "--data-size" or "rfs.yaml:7: data_size". Messages
+	// use it; a key not in it is named as the key.
+	Origin map[string]string
 	// Layers are squashfs files stacked above the base root, bottom to
 	// top (rfs build --layer, e.g. made by rfs commit). Each gets its own
 	// partition rfs-layer-N between the root and the data partition.
@@ -160,28 +163,16 @@ func Build(ctx context.Context, c Config) (*Result, error) {
 	if c.Userland == "" {
 		c.Userland = "busybox"
 	}
-	if !slices.Contains(Userlands, c.Userland) {
-		return nil, fmt.Errorf("userland %q is not supported (supported: %s)", c.Userland, strings.Join(Userlands, ", "))
-	}
 	if c.Upper == "" {
 		c.Upper = "data"
-	}
-	if c.Upper != "tmpfs" && c.Upper != "data" && !strings.HasPrefix(c.Upper, "tmpfs:size=") {
-		return nil, fmt.Errorf("upper %q: supported are data, tmpfs and tmpfs:size=N", c.Upper)
 	}
 	if c.DataSize == 0 {
 		c.DataSize = DefaultDataSize
 	}
-	if c.DataSize%image.MiB != 0 || c.DataSize < 16*image.MiB {
-		return nil, fmt.Errorf("data partition size %d: want a whole number of MiB, at least 16 MiB", c.DataSize)
-	}
-	if c.Output == "" {
-		return nil, fmt.Errorf("no output path")
+	if err := c.Validate(); err != nil {
+		return nil, err
 	}
 	for _, f := range c.Files {
-		if _, err := rootfs.Clean(f.Dest); err != nil {
-			return nil, fmt.Errorf("files %s: destination: %w", f.Src, err)
-		}
 		if st, err := os.Stat(f.Src); err != nil {
 			return nil, fmt.Errorf("files: %w", err)
 		} else if !st.IsDir() {
@@ -327,27 +318,18 @@ func Build(ctx context.Context, c Config) (*Result, error) {
 		}
 	}
 
-	var cmdline []string
-	for _, con := range append(slices.Clone(c.Board.ExtraConsoles), c.Board.Console) {
-		cmdline = append(cmdline, "console="+con)
+	ids := partIDs{root: rootID, data: dataID, boot: bootID}
+	for _, l := range layers {
+		ids.layers = append(ids.layers, l.PARTUUID)
 	}
-	cmdline = append(cmdline, "rfs.root=PARTUUID="+rootID)
-	if len(layers) > 0 {
-		ids := make([]string, len(layers))
-		for i, l := range layers {
-			ids[i] = "PARTUUID=" + l.PARTUUID
-		}
-		cmdline = append(cmdline, "rfs.layers="+strings.Join(ids, ","))
-	}
-	cmdline = append(cmdline, "rfs.data=PARTUUID="+dataID, "rfs.boot=PARTUUID="+bootID, "rfs.upper="+c.Upper)
-	cmdline = append(cmdline, strings.Fields(c.Cmdline)...)
+	cmdline := c.kernelCmdline(ids)
 	meta := image.Meta{Board: c.Board.Name, Arch: arch, RFSVersion: rfs.Version(), BuildID: buildID, Kernel: kernelOrigin, KernelFile: c.kernelName(), Upper: c.Upper, RootGUID: rootID, DataGUID: dataID, BootGUID: bootID, Userland: c.Userland, Layers: layers}
 	files := map[string][]byte{
-		image.CmdlineFile: []byte(strings.Join(cmdline, " ") + "\n"),
+		image.CmdlineFile: []byte(cmdline + "\n"),
 		image.MetaFile:    meta.Marshal(),
 	}
 	if c.Board.UEFI != nil {
-		img, err := c.unifiedKernelImage(kernelPath, initrd, strings.Join(cmdline, " "), tree)
+		img, err := c.unifiedKernelImage(kernelPath, initrd, cmdline, tree)
 		if err != nil {
 			return nil, err
 		}

@@ -6,12 +6,12 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
-	"strconv"
 	"strings"
 
 	"github.com/spf13/cobra"
 	"golang.org/x/sys/unix"
 
+	"github.com/rfsbuild/rfs/builder"
 	"github.com/rfsbuild/rfs/image"
 	"github.com/rfsbuild/rfs/rootfs"
 	"github.com/rfsbuild/rfs/squashfs"
@@ -131,8 +131,8 @@ mksquashfs's single-dash spellings (-comp, -b, -all-root, -all-time,
 			if !fl.Changed("mkfs-time") {
 				mkfsTime = 0
 				if e := os.Getenv("SOURCE_DATE_EPOCH"); e != "" {
-					if mkfsTime, err = strconv.ParseInt(e, 10, 64); err != nil {
-						return fmt.Errorf("SOURCE_DATE_EPOCH: %w", err)
+					if mkfsTime, err = builder.ParseEpoch(e); err != nil {
+						return err
 					}
 				}
 			}
