@@ -11,9 +11,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"path"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -137,6 +139,9 @@ type Config struct {
 	Init    initramfs.Builder
 	// Log receives one line per step; nil discards.
 	Log func(format string, args ...any)
+	// Warn receives what the user should know even when the build
+	// succeeds; nil: Log.
+	Warn func(format string, args ...any)
 
 	modules map[string]modfetch.Module // directories of downloaded modules
 }
@@ -213,11 +218,8 @@ func Build(ctx context.Context, c Config) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	for _, f := range c.Files {
-		opts := rootfs.HostDirOptions{Owner: c.Owner, MTime: &c.Epoch}
-		if err := tree.AddHostDir(f.Src, f.Dest, opts); err != nil {
-			return nil, err
-		}
+	if err := c.addFiles(tree); err != nil {
+		return nil, err
 	}
 	if err := c.addVolumes(tree); err != nil {
 		return nil, err
@@ -398,6 +400,35 @@ func Build(ctx context.Context, c Config) (*Result, error) {
 	}
 	c.logf("wrote %s (%s: boot %s, root squashfs %s%s, data %s) in %s", c.Output, image.HumanSize(res.Size), image.HumanSize(bootSize), image.HumanSize(rootSize), lsizes, image.HumanSize(c.DataSize), res.Duration.Round(time.Millisecond))
 	return res, nil
+}
+
+// addFiles merges the --files directories. Each source's contents merge
+// into its destination, which keeps its own mode and owner; a system
+// directory a source leaves unusable for other users gets a warning that
+// names the source.
+func (c *Config) addFiles(tree *rootfs.Tree) error {
+	for _, f := range c.Files {
+		before := tree.SystemDirProblems()
+		opts := rootfs.HostDirOptions{Owner: c.Owner, MTime: &c.Epoch, KeepDest: true}
+		if err := tree.AddHostDir(f.Src, f.Dest, opts); err != nil {
+			return err
+		}
+		after := tree.SystemDirProblems()
+		for _, p := range slices.Sorted(maps.Keys(after)) {
+			if before[p] != after[p] {
+				c.warnf("warning: %s %s makes the image's %s %s", c.where("files"), f.Src, p, after[p])
+			}
+		}
+	}
+	return nil
+}
+
+func (c *Config) warnf(format string, args ...any) {
+	if c.Warn != nil {
+		c.Warn(format, args...)
+		return
+	}
+	c.logf(format, args...)
 }
 
 // checkLayers checks every --layer file: a squashfs our reader reads,

@@ -70,6 +70,9 @@ The image is written to a temporary name and renamed when complete.`,
 			if err != nil {
 				return err
 			}
+			cfg.Warn = func(format string, args ...any) {
+				fmt.Fprintf(cmd.ErrOrStderr(), "rfs: "+format+"\n", args...)
+			}
 			if !f.quiet {
 				cfg.Log = func(format string, args ...any) {
 					fmt.Fprintf(cmd.ErrOrStderr(), "rfs: "+format+"\n", args...)
