@@ -9,9 +9,11 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/rfsbuild/rfs/apps"
 	"github.com/rfsbuild/rfs/image"
 	"github.com/rfsbuild/rfs/overlay"
 	"github.com/rfsbuild/rfs/rootfs"
+	"github.com/rfsbuild/rfs/uroot"
 )
 
 // Limits of the settings Validate checks.
@@ -50,6 +52,14 @@ func (c *Config) Validate() error {
 	}
 	if c.Output == "" {
 		return errors.New("no output path")
+	}
+	if err := apps.Validate(c.Apps, c.Userland); err != nil {
+		return fmt.Errorf("%s: %w", c.where("apps"), err)
+	}
+	if c.Userland == "u-root" {
+		if _, err := uroot.Packages(c.URootCommands); err != nil {
+			return fmt.Errorf("%s: %w", c.where("uroot_commands"), err)
+		}
 	}
 	if err := c.validateSizes(); err != nil {
 		return err
