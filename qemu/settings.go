@@ -37,7 +37,7 @@ func ParseMemory(s, machine string) (string, error) {
 // kernel's COMMAND_LINE_SIZE (2048 bytes with its NUL on arm64 and x86).
 func (c Config) CheckAppend() error {
 	if i := strings.IndexFunc(c.Append, func(r rune) bool { return (r < 0x20 && r != '\t') || r == 0x7f }); i >= 0 {
-		return fmt.Errorf("--append: control character %q at byte %d: the kernel command line is one line of text", c.Append[i], i)
+		return fmt.Errorf("--append: control character %q: the kernel command line is one line of text", c.Append[i])
 	}
 	if strings.Count(c.Append, `"`)%2 != 0 {
 		return errors.New("--append: unbalanced double quote (the kernel would read the rest of the line as one value)")

@@ -147,7 +147,8 @@ func resolveBuild(cmd *cobra.Command, f buildFlags) (*builder.Config, error) {
 		return origin[key]
 	}
 	for flag, key := range map[string]string{"userland": "userland", "hostname": "hostname", "cmdline": "cmdline", "upper": "upper",
-		"files": "files", "volume": "volumes", "epoch": "epoch", "root_password_hash": "root_password_hash", "config_txt": "config_txt"} {
+		"files": "files", "volume": "volumes", "epoch": "epoch", "root_password_hash": "root_password_hash", "config_txt": "config_txt",
+		"apps": "apps", "uroot_commands": "uroot_commands"} {
 		from(flag, key)
 	}
 	pick := func(flag, flagVal, fileVal string) string {
@@ -157,9 +158,10 @@ func resolveBuild(cmd *cobra.Command, f buildFlags) (*builder.Config, error) {
 		return fileVal
 	}
 	size := func(flag, key, s string) (int64, error) {
+		where := from(flag, key)
 		n, err := image.ParseSize(s)
 		if err != nil {
-			return 0, fmt.Errorf("%s %q: %w", from(flag, key), s, err)
+			return 0, fmt.Errorf("%s %q: %w", where, s, err)
 		}
 		return n, nil
 	}
