@@ -195,6 +195,8 @@ upper: data
 #   - /var/lib/app
 #   - wifi:/etc/wpa_supplicant
 
+# Sizes are whole numbers of bytes with an optional K, M, G or T suffix
+# (also KiB..TiB; powers of 1024): 4096, 512M, 2G.
 # Size of the data partition (upper layer and volumes) in the image; the
 # first boot grows it to fill the SD card or disk.
 # data_size: 64M
