@@ -32,14 +32,15 @@ func ParseMemory(s, machine string) (string, error) {
 	return fmt.Sprintf("%dM", n/image.MiB), nil
 }
 
-// CheckAppend checks the kernel command line c.Append will boot with:
-// printable text (tabs allowed), balanced double quotes, within the
-// kernel's COMMAND_LINE_SIZE (2048 bytes with its NUL on arm64 and x86).
-func (c Config) CheckAppend() error {
-	if i := strings.IndexFunc(c.Append, func(r rune) bool { return (r < 0x20 && r != '\t') || r == 0x7f }); i >= 0 {
-		return fmt.Errorf("--append: control character %q: the kernel command line is one line of text", c.Append[i])
+// CheckAppend checks extra, the parameters rfs run --append adds to
+// c.Append: printable text (tabs allowed), balanced double quotes, and
+// the whole command line within the kernel's COMMAND_LINE_SIZE (2048
+// bytes with its NUL on arm64 and x86).
+func (c Config) CheckAppend(extra string) error {
+	if i := strings.IndexFunc(extra, func(r rune) bool { return (r < 0x20 && r != '\t') || r == 0x7f }); i >= 0 {
+		return fmt.Errorf("--append: control character %q at byte %d: the kernel command line is one line of text", extra[i], i)
 	}
-	if strings.Count(c.Append, `"`)%2 != 0 {
+	if strings.Count(extra, `"`)%2 != 0 {
 		return errors.New("--append: unbalanced double quote (the kernel would read the rest of the line as one value)")
 	}
 	if n := len(c.Append); n > 2047 {

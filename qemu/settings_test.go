@@ -40,7 +40,7 @@ func TestCheckAppend(t *testing.T) {
 		"console=ttyAMA0\trfs.debug":      "",
 		"console=ttyAMA0 " + "rfs.init=/": "",
 	} {
-		err := Config{Append: in}.CheckAppend()
+		err := Config{Append: "console=ttyAMA0 " + in}.CheckAppend(in)
 		if want == "" && err != nil || want != "" && (err == nil || !strings.Contains(err.Error(), want)) {
 			t.Errorf("CheckAppend(%.30q) = %v, want %q", in, err, want)
 		}

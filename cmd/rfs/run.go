@@ -64,7 +64,7 @@ text appears, or non-zero (2) when --timeout passes first; for scripts and CI.`,
 					return err
 				}
 			}
-			if err := cfg.CheckAppend(); err != nil {
+			if err := cfg.CheckAppend(appendC); err != nil {
 				return err
 			}
 			if dryRun {
