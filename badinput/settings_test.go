@@ -234,3 +234,40 @@ func TestSettingsFilesMode(t *testing.T) {
 		t.Error("the --files content did not merge in")
 	}
 }
+
+// patchData writes b into the data partition's ext4 superblock of
+// {dir}/dev.img at off (bytes from the superblock's start).
+func patchData(off int64, b []byte) func(t tester, dir string) {
+	return func(t tester, dir string) {
+		img := filepath.Join(dir, "dev.img")
+		disk, err := image.Open(img)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p, err := disk.Partition(image.DataPartition)
+		disk.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		f, err := os.OpenFile(img, os.O_RDWR, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		if _, err := f.WriteAt(b, p.Start+1024+off); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// TestSettingsMessages: messages that used to blame the wrong thing.
+func TestSettingsMessages(t *testing.T) {
+	damaged := []string{"{dir}/dev.img", "the data partition's superblock is damaged", "partition 3", "nothing was changed", "e2fsck"}
+	runCases(t, []badCase{
+		{name: "reset of a zeroed ext4 magic", args: []string{"reset", "{image}"}, setup: patchData(0x38, []byte{0, 0}), want: append(damaged, "no ext4 superblock")},
+		{name: "reset of a whole zeroed superblock", args: []string{"reset", "--all", "{image}"}, setup: patchData(0, make([]byte, 1024)), want: damaged},
+		{name: "reset of a relabelled data partition", args: []string{"reset", "{image}"}, setup: patchData(0x78, []byte("other\x00")),
+			want: []string{"{dir}/dev.img", "partition 3", `labelled "other", not "rfs-data"`, "nothing was changed", "e2label"}},
+		{name: "reset --now of a damaged superblock", args: []string{"reset", "--now", "{image}"}, setup: patchData(0x38, []byte{0, 0}), want: damaged, root: true},
+	})
+}

@@ -232,16 +232,17 @@ func dataCandidate(t *overlay.Table, haveBoot bool) (overlay.Partition, bool) {
 
 // damagedData says what is wrong with the data partition p and what to do.
 func damagedData(path string, device bool, r io.ReaderAt, p overlay.Partition) error {
-	what := "has no ext4 superblock (magic 0xef53 missing)"
-	if label := ext4Label(r, p.Start); label != "" {
-		what = fmt.Sprintf("is ext4 labelled %q, not %q", label, overlay.DataLabel)
-	}
-	fsck := fmt.Sprintf("e2fsck -f %s", partitionNode(path, p.Number))
+	node, loop := partitionNode(path, p.Number), ""
 	if !device {
-		fsck = fmt.Sprintf("losetup --find --show --offset %d --sizelimit %d %s, then e2fsck -f on that loop device (or e2fsck -b 32768 to use a backup superblock)", p.Start, p.Size, path)
+		node = "LOOP"
+		loop = fmt.Sprintf(" (LOOP from losetup --find --show --offset %d --sizelimit %d %s)", p.Start, p.Size, path)
 	}
-	return fmt.Errorf("%s: %w: partition %d (bytes %d..%d) %s. Nothing was changed. Repair it as root: %s; rfs reset --now works once it mounts again (or re-flash the image to start over)",
-		path, ErrDataDamaged, p.Number, p.Start, p.Start+p.Size, what, fsck)
+	if label := ext4Label(r, p.Start); label != "" {
+		return fmt.Errorf("%s: %w: partition %d, where it belongs, is ext4 labelled %q, not %q. Nothing was changed. If it is the data partition, relabel it as root: e2label %s %s%s",
+			path, ErrNoData, p.Number, label, overlay.DataLabel, node, overlay.DataLabel, loop)
+	}
+	return fmt.Errorf("%s: %w: partition %d (bytes %d..%d) has no ext4 superblock (magic 0xef53 missing). Nothing was changed. Repair it as root: e2fsck -f %s%s (e2fsck -b 32768 uses a backup superblock); rfs reset --now works once it mounts again (or re-flash the image to start over)",
+		path, ErrDataDamaged, p.Number, p.Start, p.Start+p.Size, node, loop)
 }
 
 // partitionNode is the node of partition n of the disk at path, as Linux
@@ -259,7 +260,8 @@ func ext4Label(r io.ReaderAt, off int64) string {
 	if _, err := r.ReadAt(sb, off+1024); err != nil || binary.LittleEndian.Uint16(sb[0x38:]) != 0xef53 {
 		return ""
 	}
-	return strings.TrimRight(string(sb[0x78:0x88]), "\x00")
+	label, _, _ := strings.Cut(string(sb[0x78:0x88]), "\x00")
+	return label
 }
 
 func sysPath(s flash.System, p ...string) string {
