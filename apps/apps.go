@@ -87,6 +87,11 @@ func (a App) Check() error {
 	if a.Path == "" {
 		return fmt.Errorf("app without a path")
 	}
+	// The path becomes an argument of go get and go build: a leading
+	// dash would be read as a flag, a control character is no path.
+	if strings.HasPrefix(a.Path, "-") || strings.IndexFunc(a.Path, func(r rune) bool { return r < 0x20 || r == 0x7f }) >= 0 {
+		return fmt.Errorf("app %q: not a package path (want ./pkg or import/path@version)", a.Path)
+	}
 	if !a.Local() {
 		p, v, ok := strings.Cut(a.Path, "@")
 		if !ok || p == "" || v == "" || v == "latest" || strings.ContainsAny(a.Path, " \t\n") {

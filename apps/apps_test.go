@@ -25,6 +25,10 @@ func TestCheckAndName(t *testing.T) {
 		{App{Path: "example.com/tool"}, "", false},
 		{App{Path: ""}, "", false},
 		{App{Path: "./x", Name: "a/b"}, "", false},
+		{App{Path: "-modfile=/tmp/x@v1"}, "", false}, // a flag of go get
+		{App{Path: "-x@v1", Name: "x"}, "", false},
+		{App{Path: "./x\n", Name: "x"}, "", false},
+		{App{Path: "./x", Name: "x\ny"}, "", false}, // a line of inittab
 	} {
 		err := c.app.Check()
 		if (err == nil) != c.ok {

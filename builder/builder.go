@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"path"
 	"path/filepath"
@@ -125,6 +126,10 @@ type Config struct {
 	// on; empty: the board's default (systemd-boot-efi's). Other boards
 	// ignore it.
 	EFIStub string
+	// Origin names where each setting came from, by its rfs.yaml key
+	// ("data_size"): "--data-size" or "rfs.yaml:7: data_size". Messages
+	// use it; a key not in it is named as the key.
+	Origin map[string]string
 	// Layers are squashfs files stacked above the base root, bottom to
 	// top (rfs build --layer, e.g. made by rfs commit). Each gets its own
 	// partition rfs-layer-N between the root and the data partition.
@@ -137,6 +142,9 @@ type Config struct {
 	Init    initramfs.Builder
 	// Log receives one line per step; nil discards.
 	Log func(format string, args ...any)
+	// Warn receives what the user should know even when the build
+	// succeeds; nil: Log.
+	Warn func(format string, args ...any)
 
 	modules map[string]modfetch.Module // directories of downloaded modules
 }
@@ -163,31 +171,19 @@ func Build(ctx context.Context, c Config) (*Result, error) {
 	if c.Userland == "" {
 		c.Userland = "busybox"
 	}
-	if !slices.Contains(Userlands, c.Userland) {
-		return nil, fmt.Errorf("userland %q is not supported (supported: %s)", c.Userland, strings.Join(Userlands, ", "))
-	}
 	if c.Upper == "" {
 		c.Upper = "data"
-	}
-	if c.Upper != "tmpfs" && c.Upper != "data" && !strings.HasPrefix(c.Upper, "tmpfs:size=") {
-		return nil, fmt.Errorf("upper %q: supported are data, tmpfs and tmpfs:size=N", c.Upper)
 	}
 	if c.DataSize == 0 {
 		c.DataSize = DefaultDataSize
 	}
-	if c.DataSize%image.MiB != 0 || c.DataSize < 16*image.MiB {
-		return nil, fmt.Errorf("data partition size %d: want a whole number of MiB, at least 16 MiB", c.DataSize)
-	}
-	if c.Output == "" {
-		return nil, fmt.Errorf("no output path")
+	if err := c.Validate(); err != nil {
+		return nil, err
 	}
 	if err := c.checkPaths(); err != nil {
 		return nil, err
 	}
 	for _, f := range c.Files {
-		if _, err := rootfs.Clean(f.Dest); err != nil {
-			return nil, fmt.Errorf("files %s: destination: %w", f.Src, err)
-		}
 		if st, err := os.Stat(f.Src); err != nil {
 			return nil, fmt.Errorf("files: %w", err)
 		} else if !st.IsDir() {
@@ -228,11 +224,8 @@ func Build(ctx context.Context, c Config) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	for _, f := range c.Files {
-		opts := rootfs.HostDirOptions{Owner: c.Owner, MTime: &c.Epoch}
-		if err := tree.AddHostDir(f.Src, f.Dest, opts); err != nil {
-			return nil, err
-		}
+	if err := c.addFiles(tree); err != nil {
+		return nil, err
 	}
 	if err := c.addVolumes(tree); err != nil {
 		return nil, err
@@ -333,27 +326,18 @@ func Build(ctx context.Context, c Config) (*Result, error) {
 		}
 	}
 
-	var cmdline []string
-	for _, con := range append(slices.Clone(c.Board.ExtraConsoles), c.Board.Console) {
-		cmdline = append(cmdline, "console="+con)
+	ids := partIDs{root: rootID, data: dataID, boot: bootID}
+	for _, l := range layers {
+		ids.layers = append(ids.layers, l.PARTUUID)
 	}
-	cmdline = append(cmdline, "rfs.root=PARTUUID="+rootID)
-	if len(layers) > 0 {
-		ids := make([]string, len(layers))
-		for i, l := range layers {
-			ids[i] = "PARTUUID=" + l.PARTUUID
-		}
-		cmdline = append(cmdline, "rfs.layers="+strings.Join(ids, ","))
-	}
-	cmdline = append(cmdline, "rfs.data=PARTUUID="+dataID, "rfs.boot=PARTUUID="+bootID, "rfs.upper="+c.Upper)
-	cmdline = append(cmdline, strings.Fields(c.Cmdline)...)
+	cmdline := c.kernelCmdline(ids)
 	meta := image.Meta{Board: c.Board.Name, Arch: arch, RFSVersion: rfs.Version(), BuildID: buildID, Kernel: kernelOrigin, KernelFile: c.kernelName(), Upper: c.Upper, RootGUID: rootID, DataGUID: dataID, BootGUID: bootID, Userland: c.Userland, Layers: layers}
 	files := map[string][]byte{
-		image.CmdlineFile: []byte(strings.Join(cmdline, " ") + "\n"),
+		image.CmdlineFile: []byte(cmdline + "\n"),
 		image.MetaFile:    meta.Marshal(),
 	}
 	if c.Board.UEFI != nil {
-		img, err := c.unifiedKernelImage(kernelPath, initrd, strings.Join(cmdline, " "), tree)
+		img, err := c.unifiedKernelImage(kernelPath, initrd, cmdline, tree)
 		if err != nil {
 			return nil, err
 		}
@@ -422,6 +406,35 @@ func Build(ctx context.Context, c Config) (*Result, error) {
 	}
 	c.logf("wrote %s (%s: boot %s, root squashfs %s%s, data %s) in %s", c.Output, image.HumanSize(res.Size), image.HumanSize(bootSize), image.HumanSize(rootSize), lsizes, image.HumanSize(c.DataSize), res.Duration.Round(time.Millisecond))
 	return res, nil
+}
+
+// addFiles merges the --files directories. Each source's contents merge
+// into its destination, which keeps its own mode and owner; a system
+// directory a source leaves unusable for other users gets a warning that
+// names the source.
+func (c *Config) addFiles(tree *rootfs.Tree) error {
+	for _, f := range c.Files {
+		before := tree.SystemDirProblems()
+		opts := rootfs.HostDirOptions{Owner: c.Owner, MTime: &c.Epoch, KeepDest: true}
+		if err := tree.AddHostDir(f.Src, f.Dest, opts); err != nil {
+			return err
+		}
+		after := tree.SystemDirProblems()
+		for _, p := range slices.Sorted(maps.Keys(after)) {
+			if before[p] != after[p] {
+				c.warnf("warning: %s %s makes the image's %s %s", c.where("files"), f.Src, p, after[p])
+			}
+		}
+	}
+	return nil
+}
+
+func (c *Config) warnf(format string, args ...any) {
+	if c.Warn != nil {
+		c.Warn(format, args...)
+		return
+	}
+	c.logf(format, args...)
 }
 
 // checkLayers checks every --layer file: a squashfs our reader reads,

@@ -257,7 +257,7 @@ func TestBuildErrors(t *testing.T) {
 		{"image too small", func(c *Config) { c.Size = 8 * image.MiB }, "too small"},
 		{"output is a directory", func(c *Config) { c.Output = t.TempDir() }, "is a directory"},
 		{"unwritable output", func(c *Config) { c.Output = "/proc/rfs-test/x.img" }, "create"},
-		{"bad upper", func(c *Config) { c.Upper = "ext4" }, "supported are data, tmpfs"},
+		{"bad upper", func(c *Config) { c.Upper = "ext4" }, "want data, tmpfs or tmpfs:size=N"},
 		{"tiny data partition", func(c *Config) { c.DataSize = 1 << 20 }, "at least 16 MiB"},
 		{"wrong-arch kernel on a Pi", func(c *Config) {
 			dir, err := c.Fetcher.Download(context.Background(), amd64.Kernel.Module)

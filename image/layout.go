@@ -14,6 +14,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/diskfs/go-diskfs/partition/gpt"
@@ -381,31 +382,46 @@ func HumanSize(n int64) string {
 	return fmt.Sprintf("%d bytes", n)
 }
 
-// ParseSize reads sizes like "512M", "2G", "1.5GiB", "4096".
+// SizeForms lists the sizes ParseSize accepts, for error messages.
+const SizeForms = "a whole number of bytes, optionally followed by K, M, G or T (or KiB, MiB, GiB, TiB; powers of 1024, any case), e.g. 4096, 512M, 2G"
+
+// ParseSize reads a size: digits with an optional binary suffix K, M, G or
+// T (also KiB, MiB, GiB, TiB; letters in any case). Nothing else: no sign,
+// no fraction or exponent, no spaces, no "MB" (ambiguous: 10^6 or 2^20?),
+// and no value beyond int64. Range checks are the caller's, per setting.
 func ParseSize(s string) (int64, error) {
-	t := strings.TrimSpace(strings.ToUpper(s))
-	t = strings.TrimSuffix(strings.TrimSuffix(t, "IB"), "B")
-	mult := int64(1)
-	if t != "" {
-		switch t[len(t)-1] {
-		case 'K':
-			mult = 1 << 10
-		case 'M':
-			mult = 1 << 20
-		case 'G':
-			mult = 1 << 30
-		case 'T':
-			mult = 1 << 40
-		}
-		if mult != 1 {
-			t = t[:len(t)-1]
+	digits := strings.TrimRightFunc(s, func(r rune) bool { return r < '0' || r > '9' })
+	// digits ends at the last digit; the suffix is what follows it.
+	suffix := s[len(digits):]
+	for _, r := range digits {
+		if r < '0' || r > '9' {
+			return 0, fmt.Errorf("not a size: want %s", SizeForms)
 		}
 	}
-	var v float64
-	if _, err := fmt.Sscanf(t, "%g", &v); err != nil || v < 0 || t == "" {
-		return 0, fmt.Errorf("bad size %q (want e.g. 512M, 2G)", s)
+	if digits == "" {
+		return 0, fmt.Errorf("not a size: want %s", SizeForms)
 	}
-	return int64(v * float64(mult)), nil
+	shift := uint(0)
+	switch strings.ToUpper(suffix) {
+	case "":
+	case "K", "KIB":
+		shift = 10
+	case "M", "MIB":
+		shift = 20
+	case "G", "GIB":
+		shift = 30
+	case "T", "TIB":
+		shift = 40
+	case "KB", "MB", "GB", "TB":
+		return 0, fmt.Errorf("%q is ambiguous (powers of 1000 or 1024?): rfs sizes are powers of 1024, write %s or %siB", suffix, suffix[:1], suffix[:1])
+	default:
+		return 0, fmt.Errorf("unknown suffix %q: want %s", suffix, SizeForms)
+	}
+	n, err := strconv.ParseInt(digits, 10, 64)
+	if err != nil || n > math.MaxInt64>>shift {
+		return 0, fmt.Errorf("too large (at most 8 EiB)")
+	}
+	return n << shift, nil
 }
 
 // ErrNotRFS is returned for disks that carry no rfs image.

@@ -104,15 +104,26 @@ func TestWriteFileKeepsOldImageOnFailure(t *testing.T) {
 }
 
 func TestParseSize(t *testing.T) {
-	for in, want := range map[string]int64{"512M": 512 << 20, "2G": 2 << 30, "1.5GiB": 3 << 29, "4096": 4096, "64k": 64 << 10, "1MB": 1 << 20} {
+	for in, want := range map[string]int64{
+		"512M": 512 << 20, "2G": 2 << 30, "3GiB": 3 << 30, "4096": 4096, "64k": 64 << 10,
+		"1mib": 1 << 20, "0": 0, "1T": 1 << 40, "8388607T": 8388607 << 40,
+	} {
 		got, err := ParseSize(in)
 		if err != nil || got != want {
 			t.Errorf("ParseSize(%q) = %d, %v; want %d", in, got, err, want)
 		}
 	}
-	for _, bad := range []string{"", "lots", "-1G", "G"} {
-		if _, err := ParseSize(bad); err == nil {
-			t.Errorf("ParseSize(%q) succeeded", bad)
+	for bad, why := range map[string]string{
+		"": "not a size", "lots": "not a size", "-1G": "not a size", "G": "not a size",
+		"33554432garbage": `unknown suffix "garbage"`, "1e30": "not a size", "NaN": "not a size",
+		"Inf": "not a size", "1.5G": "not a size", "0x10": "not a size", " 1M": "not a size",
+		"1M ": "unknown suffix", "+1M": "not a size", "1MB": "ambiguous", "1 M": "unknown suffix",
+		"9223372036854775808": "too large", "8388608T": "too large", "99999999999999999999999": "too large",
+		"1P": "unknown suffix",
+	} {
+		_, err := ParseSize(bad)
+		if err == nil || !strings.Contains(err.Error(), why) {
+			t.Errorf("ParseSize(%q) = %v, want an error saying %q", bad, err, why)
 		}
 	}
 }

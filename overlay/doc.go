@@ -81,8 +81,11 @@
 //	    size: a number of bytes with an optional k/m/g suffix (K/M/G
 //	    accepted) or a percentage of RAM (default 50%; also used by a
 //	    degraded data boot). Default tmpfs. rfs.upper=data:PARTUUID=<id> is
-//	    short for rfs.upper=data rfs.data=PARTUUID=<id>. Unknown modes log a
-//	    warning and use tmpfs. The builder writes rfs.upper=...; giving it
+//	    short for rfs.upper=data rfs.data=PARTUUID=<id>. Unknown modes, and
+//	    anything else after tmpfs: (another mount option, a size that
+//	    overflows 64 bits, nothing after the colon), log a warning and use
+//	    tmpfs with the default size: the value never reaches the mount
+//	    options unchecked. The builder writes rfs.upper=...; giving it
 //	    again at boot overrides it (last wins), e.g. to boot clean once.
 //	rfs.layers=PARTUUID=<id1>,PARTUUID=<id2>,...
 //	    Squashfs layers stacked above the root, bottom to top, each with

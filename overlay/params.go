@@ -1,6 +1,7 @@
 package overlay
 
 import (
+	"math"
 	"strconv"
 	"strings"
 	"time"
@@ -276,7 +277,12 @@ func parseLayers(v string) ([]RootSpec, string) {
 // the data partition if given as data:PARTUUID=..., and a warning.
 func parseUpper(v string) (u UpperSpec, data RootSpec, warning string) {
 	u = UpperSpec{Mode: UpperTmpfs, Size: DefaultTmpfsSize}
-	mode, opts, _ := strings.Cut(v, ":")
+	// The value ends in mount options (tmpfs size=): only the forms below
+	// pass, anything else is a warning and the default.
+	mode, opts, hasOpts := strings.Cut(v, ":")
+	if hasOpts && opts == "" {
+		return u, data, "rfs.upper=" + v + ": nothing after the colon, using tmpfs size=" + DefaultTmpfsSize
+	}
 	switch mode {
 	case UpperTmpfs:
 		if opts == "" {
@@ -303,7 +309,8 @@ func parseUpper(v string) (u UpperSpec, data RootSpec, warning string) {
 }
 
 // ValidTmpfsSize reports whether s is a tmpfs size= value: digits with an
-// optional k/m/g suffix (either case), or 1-100 followed by %.
+// optional k/m/g suffix (either case) whose bytes fit in 64 bits, or 1-100
+// followed by %. Nothing else: the value goes into mount options.
 func ValidTmpfsSize(s string) bool {
 	if s == "" {
 		return false
@@ -312,8 +319,16 @@ func ValidTmpfsSize(s string) bool {
 		n, err := strconv.Atoi(num)
 		return err == nil && n > 0 && n <= 100 && num[0] != '+'
 	}
+	shift := 0
 	switch s[len(s)-1] {
-	case 'k', 'K', 'm', 'M', 'g', 'G':
+	case 'k', 'K':
+		shift = 10
+	case 'm', 'M':
+		shift = 20
+	case 'g', 'G':
+		shift = 30
+	}
+	if shift > 0 {
 		s = s[:len(s)-1]
 	}
 	if s == "" {
@@ -325,5 +340,5 @@ func ValidTmpfsSize(s string) bool {
 		}
 	}
 	n, err := strconv.ParseUint(s, 10, 64)
-	return err == nil && n > 0
+	return err == nil && n > 0 && n <= math.MaxUint64>>shift
 }

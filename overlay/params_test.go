@@ -92,6 +92,18 @@ func TestParseCmdline(t *testing.T) {
 		{"reset off (last wins)", "rfs.reset=all rfs.reset=0", def(nil), nil},
 		{"reset bogus", "rfs.reset=everything", def(nil), []string{"expected rfs.reset or rfs.reset=all"}},
 		{"upper unknown", "rfs.upper=zram", def(nil), []string{"unknown mode"}},
+		// Hand-edited command lines must not reach tmpfs's mount options.
+		{"upper size with mount option", "rfs.upper=tmpfs:size=1M,mode=777", def(nil), []string{"expected tmpfs:size=N"}},
+		{"upper quoted options", `rfs.upper="tmpfs:size=1M nr_inodes=1"`, def(nil), []string{"expected tmpfs:size=N"}},
+		{"upper other option", "rfs.upper=tmpfs:mode=777", def(nil), []string{"expected tmpfs:size=N"}},
+		{"upper two colons", "rfs.upper=tmpfs:size=1M:x", def(nil), []string{"expected tmpfs:size=N"}},
+		{"upper size overflow", "rfs.upper=tmpfs:size=18446744073709551615G", def(nil), []string{"expected tmpfs:size=N"}},
+		{"upper percent overflow", "rfs.upper=tmpfs:size=100000000000000000000%", def(nil), []string{"expected tmpfs:size=N"}},
+		{"upper empty after colon", "rfs.upper=tmpfs:", def(nil), []string{"nothing after the colon"}},
+		{"upper data empty after colon", "rfs.upper=data:", def(nil), []string{"nothing after the colon"}},
+		{"upper data climbing path", "rfs.upper=data:/dev/../etc/shadow", def(func(p *Params) { p.Upper.Mode = UpperData }), []string{"expected PARTUUID"}},
+		{"upper injected params split", "rfs.upper=tmpfs:size=1M rfs.shell init=/bin/sh",
+			def(func(p *Params) { p.Upper.Size = "1M"; p.Shell = ShellBefore }), nil},
 		{"init", "rfs.init=/bin/sh", def(func(p *Params) { p.Init = "/bin/sh" }), nil},
 		{"init quoted", `rfs.init="/opt/my init"`, def(func(p *Params) { p.Init = "/opt/my init" }), nil},
 		{"init relative", "rfs.init=bin/sh", def(nil), []string{"not an absolute path"}},
@@ -140,6 +152,8 @@ func TestValidTmpfsSize(t *testing.T) {
 		"50%": true, "100%": true, "101%": false, "0%": false, "%": false, "-5%": false, "+5%": false,
 		"256M": true, "256m": true, "1G": true, "4096": true, "16k": true, "0": false, "M": false,
 		"": false, "1.5G": false, "12T": false, "1 G": false,
+		"17179869183G": true, "17179869184G": false, "18446744073709551615": true, "18446744073709551616": false,
+		"1M,mode=777": false, "1M ": false, "0x10": false, "1e3": false,
 	} {
 		if got := ValidTmpfsSize(s); got != want {
 			t.Errorf("ValidTmpfsSize(%q) = %v, want %v", s, got, want)

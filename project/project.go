@@ -50,6 +50,23 @@ type File struct {
 
 	// Dir is the directory the file was read from.
 	Dir string `yaml:"-"`
+	// Path is the file's path as given, and Lines the line of each
+	// top-level key in it: messages about a value name both.
+	Path  string         `yaml:"-"`
+	Lines map[string]int `yaml:"-"`
+}
+
+// Where names a key for messages: "rfs.yaml:7: data_size" (or just the
+// key when the file was not read from disk).
+func (f *File) Where(key string) string {
+	line := f.Lines[key]
+	switch {
+	case f.Path != "" && line > 0:
+		return fmt.Sprintf("%s:%d: %s", f.Path, line, key)
+	case f.Path != "":
+		return f.Path + ": " + key
+	}
+	return key
 }
 
 // Load reads and strictly parses a project file: unknown keys and wrong
@@ -63,7 +80,7 @@ func Load(path string) (*File, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
-	f.Dir = dirOf(path)
+	f.Dir, f.Path = dirOf(path), path
 	return f, nil
 }
 
@@ -78,7 +95,23 @@ func Parse(data []byte) (*File, error) {
 		}
 		return nil, cleanYAMLError(err)
 	}
+	f.Lines = keyLines(data)
 	return &f, nil
+}
+
+// keyLines returns the line of each top-level key (the strict decode has
+// already accepted the document).
+func keyLines(data []byte) map[string]int {
+	var doc yaml.Node
+	if yaml.Unmarshal(data, &doc) != nil || len(doc.Content) == 0 || doc.Content[0].Kind != yaml.MappingNode {
+		return nil
+	}
+	m := doc.Content[0]
+	lines := map[string]int{}
+	for i := 0; i+1 < len(m.Content); i += 2 {
+		lines[m.Content[i].Value] = m.Content[i].Line
+	}
+	return lines
 }
 
 // cleanYAMLError turns yaml.v3's "field x not found in type project.File"
@@ -162,6 +195,8 @@ upper: data
 #   - /var/lib/app
 #   - wifi:/etc/wpa_supplicant
 
+# Sizes are whole numbers of bytes with an optional K, M, G or T suffix
+# (also KiB..TiB; powers of 1024): 4096, 512M, 2G.
 # Size of the data partition (upper layer and volumes) in the image; the
 # first boot grows it to fill the SD card or disk.
 # data_size: 64M

@@ -60,3 +60,25 @@ func TestLoadDir(t *testing.T) {
 		t.Fatal("Load of a missing file succeeded")
 	}
 }
+
+// Messages about a value name the file, the line and the key.
+func TestWhere(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "rfs.yaml")
+	os.WriteFile(p, []byte("# c\nboard: qemu-arm64\n\ndata_size: 1e30\nconfig_txt:\n  - a\n"), 0o644)
+	f, err := Load(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for key, want := range map[string]string{
+		"data_size":  p + ":4: data_size",
+		"config_txt": p + ":5: config_txt",
+		"hostname":   p + ": hostname", // not in the file
+	} {
+		if got := f.Where(key); got != want {
+			t.Errorf("Where(%q) = %q, want %q", key, got, want)
+		}
+	}
+	if got := (&File{}).Where("size"); got != "size" {
+		t.Errorf("Where without a file = %q", got)
+	}
+}

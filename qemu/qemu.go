@@ -67,8 +67,8 @@ func (c Config) Args() []string {
 	}
 	if c.FirmwareCode != "" {
 		args = append(args,
-			"-drive", "if=pflash,format=raw,readonly=on,file="+c.FirmwareCode,
-			"-drive", "if=pflash,format=raw,file="+c.FirmwareVars)
+			"-drive", "if=pflash,format=raw,readonly=on,file="+driveValue(c.FirmwareCode),
+			"-drive", "if=pflash,format=raw,file="+driveValue(c.FirmwareVars))
 	}
 	kernel, initrd, appendC := c.Kernel, c.Initrd, c.Append
 	if c.FirmwareCode != "" && c.Kernel == "" {
@@ -92,10 +92,10 @@ func (c Config) Args() []string {
 		}
 	}
 	for _, d := range c.OtherDisks {
-		args = append(args, "-drive", "file="+d+",format=raw,if="+q.Disk+",snapshot=on")
+		args = append(args, "-drive", "file="+driveValue(d)+",format=raw,if="+q.Disk+",snapshot=on")
 	}
 	if c.Disk != "" {
-		drive := "file=" + c.Disk + ",format=raw,if=" + q.Disk
+		drive := "file=" + driveValue(c.Disk) + ",format=raw,if=" + q.Disk
 		if !c.Persist {
 			drive += ",snapshot=on"
 		}

@@ -37,6 +37,10 @@ type Target struct {
 	sys  flash.System
 }
 
+// ErrDataDamaged means the partition where the data partition belongs
+// holds no ext4 labelled rfs-data: its superblock is damaged.
+var ErrDataDamaged = errors.New("the data partition's superblock is damaged")
+
 // ErrNoData means the image has no data partition: nothing to reset.
 var ErrNoData = errors.New("no data partition (ext4 labelled " + overlay.DataLabel + ")")
 
@@ -98,6 +102,9 @@ func Inspect(path string) (*Target, error) {
 		}
 	}
 	if !haveData {
+		if p, ok := dataCandidate(t.Table, haveBoot); ok {
+			return nil, damagedData(path, t.Device, f, p)
+		}
 		return nil, fmt.Errorf("%s: %w: an image built before rfs had one, or not an rfs image", path, ErrNoData)
 	}
 	if !haveBoot {
@@ -208,13 +215,53 @@ func isFAT(r io.ReaderAt, off int64) bool {
 	return b[510] == 0x55 && b[511] == 0xaa && string(b[82:87]) == "FAT32"
 }
 
+// dataCandidate returns the partition that should be the data partition
+// when none carries its label: the GPT partition named rfs-data, or on
+// MBR the last of three or more partitions behind a FAT boot partition.
+func dataCandidate(t *overlay.Table, haveBoot bool) (overlay.Partition, bool) {
+	for _, p := range t.Partitions {
+		if p.Name == overlay.DataLabel {
+			return p, true
+		}
+	}
+	if t.Kind == overlay.TableMBR && haveBoot && len(t.Partitions) >= 3 {
+		return t.Partitions[len(t.Partitions)-1], true
+	}
+	return overlay.Partition{}, false
+}
+
+// damagedData says what is wrong with the data partition p and what to do.
+func damagedData(path string, device bool, r io.ReaderAt, p overlay.Partition) error {
+	node, loop := partitionNode(path, p.Number), ""
+	if !device {
+		node = "LOOP"
+		loop = fmt.Sprintf(" (LOOP from losetup --find --show --offset %d --sizelimit %d %s)", p.Start, p.Size, path)
+	}
+	if label := ext4Label(r, p.Start); label != "" {
+		return fmt.Errorf("%s: %w: partition %d, where it belongs, is ext4 labelled %q, not %q. Nothing was changed. If it is the data partition, relabel it as root: e2label %s %s%s",
+			path, ErrNoData, p.Number, label, overlay.DataLabel, node, overlay.DataLabel, loop)
+	}
+	return fmt.Errorf("%s: %w: partition %d (bytes %d..%d) has no ext4 superblock (magic 0xef53 missing). Nothing was changed. Repair it as root: e2fsck -f %s%s (e2fsck -b 32768 uses a backup superblock); rfs reset --now works once it mounts again (or re-flash the image to start over)",
+		path, ErrDataDamaged, p.Number, p.Start, p.Start+p.Size, node, loop)
+}
+
+// partitionNode is the node of partition n of the disk at path, as Linux
+// names it (sdb3, mmcblk0p3).
+func partitionNode(path string, n int) string {
+	if last := path[len(path)-1]; last >= '0' && last <= '9' {
+		return fmt.Sprintf("%sp%d", path, n)
+	}
+	return fmt.Sprintf("%s%d", path, n)
+}
+
 // ext4Label returns the label of the ext4 filesystem at off, "" if none.
 func ext4Label(r io.ReaderAt, off int64) string {
 	sb := make([]byte, 1024)
 	if _, err := r.ReadAt(sb, off+1024); err != nil || binary.LittleEndian.Uint16(sb[0x38:]) != 0xef53 {
 		return ""
 	}
-	return strings.TrimRight(string(sb[0x78:0x88]), "\x00")
+	label, _, _ := strings.Cut(string(sb[0x78:0x88]), "\x00")
+	return label
 }
 
 func sysPath(s flash.System, p ...string) string {

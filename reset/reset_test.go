@@ -16,7 +16,11 @@ import (
 	"github.com/diskfs/go-diskfs/filesystem/fat32"
 	"golang.org/x/sys/unix"
 
+	"github.com/rfsbuild/rfs/image"
+	"github.com/rfsbuild/rfs/image/ext4"
+	"github.com/rfsbuild/rfs/image/fat"
 	"github.com/rfsbuild/rfs/overlay"
+	"github.com/rfsbuild/rfs/rootfs"
 )
 
 const (
@@ -427,5 +431,70 @@ func TestBenchNow100k(t *testing.T) {
 	t.Logf("BENCH rfs reset --now, 100k files (1 byte each) in upper/: %v in all; wipe (renames + fsyncs) %.1f ms", res.Took, res.Record.WipeMS)
 	if got := lsAt(t, img, start, size, "/upper"); got != "" {
 		t.Errorf("upper after reset: %q", got)
+	}
+}
+
+// rfsImage writes an image with rfs's own writers (no sfdisk needed):
+// boot FAT32, a root placeholder and an ext4 data partition, named as rfs
+// names them; it returns the path and the data partition's offset.
+func rfsImage(t *testing.T, table string) (string, int64) {
+	t.Helper()
+	if _, err := exec.LookPath("mke2fs"); err != nil {
+		t.Skip("mke2fs not installed")
+	}
+	guid := func(n int) string { return fmt.Sprintf("%08x-0000-4000-8000-000000000000", n) }
+	l := image.Layout{Table: table, DiskGUID: guid(9), DiskID: 0x1234abcd, Partitions: []image.Partition{
+		{Name: image.BootPartition, Type: image.TypeESP, GUID: guid(1), MBRType: image.MBRTypeFAT32LBA, Size: 40 * mib,
+			Write: func(_ context.Context, w io.WriterAt) (int64, error) {
+				return 40 * mib, fat.Write(w, 40*mib, rootfs.New(0), fat.Options{Label: "RFS-BOOT"})
+			}},
+		{Name: image.RootPartition, Type: image.TypeLinuxData, GUID: guid(2), MBRType: image.MBRTypeLinux, Size: mib,
+			Write: func(context.Context, io.WriterAt) (int64, error) { return mib, nil }},
+		{Name: image.DataPartition, Type: image.TypeLinuxData, GUID: guid(3), MBRType: image.MBRTypeLinux, Size: 16 * mib,
+			Write: func(ctx context.Context, w io.WriterAt) (int64, error) {
+				return 16 * mib, ext4.Make(ctx, w, 16*mib, ext4.Options{Label: overlay.DataLabel, UUID: guid(4), HashSeed: guid(5)})
+			}},
+	}}
+	if table == "mbr" {
+		for i := range l.Partitions {
+			l.Partitions[i].GUID = image.MBRPartUUID(l.DiskID, i+1)
+		}
+	}
+	img := filepath.Join(t.TempDir(), "disk.img")
+	parts, err := l.WriteFile(context.Background(), img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return img, parts[2].Start
+}
+
+// A data partition whose superblock is damaged is named as such, with
+// what to do, not blamed on an old image.
+func TestDamagedData(t *testing.T) {
+	for _, table := range []string{"gpt", "mbr"} {
+		t.Run(table, func(t *testing.T) {
+			img, dataAt := rfsImage(t, table)
+			if _, err := Inspect(img); err != nil {
+				t.Fatalf("the intact image: %v", err)
+			}
+			f, err := os.OpenFile(img, os.O_RDWR, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			f.WriteAt([]byte{0, 0}, dataAt+1024+0x38) // the ext4 magic
+			f.Close()
+			_, err = Flag(img, false)
+			if !errors.Is(err, ErrDataDamaged) {
+				t.Fatalf("Flag on a damaged data partition: %v", err)
+			}
+			for _, want := range []string{"superblock is damaged", "partition 3", "e2fsck", "--offset " + strconv.FormatInt(dataAt, 10), "Nothing was changed"} {
+				if !strings.Contains(err.Error(), want) {
+					t.Errorf("message %q lacks %q", err, want)
+				}
+			}
+			if strings.Contains(err.Error(), "built before") {
+				t.Errorf("message blames an old image: %v", err)
+			}
+		})
 	}
 }

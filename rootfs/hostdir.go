@@ -20,6 +20,11 @@ type HostDirOptions struct {
 	// MTime, when set, is every entry's time (reproducible by default);
 	// nil keeps the host's mtimes.
 	MTime *int64
+	// KeepDest keeps the destination directory's own mode and owner: the
+	// source directory's contents merge in, its own mode does not (a
+	// `mktemp -d` directory is 0700, and would make the image's / 0700).
+	// A destination that does not exist yet is made 0755, owned by root.
+	KeepDest bool
 }
 
 // Owner is a uid and gid.
@@ -70,7 +75,7 @@ func (t *Tree) addHostDir(src, dest string, opts HostDirOptions, workers int) er
 	if root.node != nil && root.node.Type == Dir {
 		scanTree(root, opts, max(workers, 1))
 	}
-	return t.mergeHost(rel, root)
+	return t.mergeHost(rel, root, opts.KeepDest)
 }
 
 // hostEntry is a host file as scanned, waiting to be merged into a tree.
@@ -228,13 +233,24 @@ func ignoringEINTR(fn func() error) error {
 // mergeHost adds the scanned root and its entries to t at rel, one by one
 // in filepath.WalkDir's order, with t.Add's rules for entries already
 // there.
-func (t *Tree) mergeHost(rel string, root *hostEntry) error {
+func (t *Tree) mergeHost(rel string, root *hostEntry, keepDest bool) error {
 	if root.err != nil {
 		return root.err
 	}
 	target := "/" + rel
-	if err := t.Add(target, root.node); err != nil {
-		return fmt.Errorf("files %s: %w", root.path, err)
+	top := root.node
+	if keepDest && top.Type == Dir {
+		if old := t.Lookup(target); old == nil {
+			top = &Node{Type: Dir, Perm: 0o755, MTime: top.MTime}
+		} else if old.Type == Dir {
+			top = nil // stays as it is
+		}
+		// (anything else: t.Add says why it cannot be replaced)
+	}
+	if top != nil {
+		if err := t.Add(target, top); err != nil {
+			return fmt.Errorf("files %s: %w", root.path, err)
+		}
 	}
 	if root.node.Type != Dir {
 		return nil

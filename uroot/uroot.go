@@ -78,6 +78,9 @@ var DefaultCommands = []string{
 
 var nameRE = regexp.MustCompile(`^(core/|exp/)?[a-z0-9_][a-z0-9_.-]*$`)
 
+// fullRE is a full import path of a command (checked for ".." too).
+var fullRE = regexp.MustCompile(`^[a-z0-9_./-]+$`)
+
 // Packages resolves a command list: "ls" is cmds/core/ls, "exp/ed" is
 // cmds/exp/ed, a full import path under github.com/u-root/u-root/cmds/ is
 // taken as is. Required commands are added; the result is sorted and
@@ -92,7 +95,7 @@ func Packages(cmds []string) ([]string, error) {
 		c = strings.TrimSpace(c)
 		var p string
 		switch {
-		case strings.HasPrefix(c, Module+"/cmds/"):
+		case strings.HasPrefix(c, Module+"/cmds/") && fullRE.MatchString(c) && !strings.Contains(c, ".."):
 			p = c
 		case nameRE.MatchString(c):
 			if !strings.Contains(c, "/") {

@@ -30,7 +30,7 @@ func TestPackages(t *testing.T) {
 	if len(def) != len(DefaultCommands) {
 		t.Errorf("default set: %d packages for %d commands", len(def), len(DefaultCommands))
 	}
-	for _, bad := range []string{"../x", "github.com/evil/x", "Ls", "a b"} {
+	for _, bad := range []string{"../x", "github.com/evil/x", "Ls", "a b", Module + "/cmds/../../../evil/x", Module + "/cmds/core/ls -o /x"} {
 		if _, err := Packages([]string{bad}); err == nil {
 			t.Errorf("%q accepted", bad)
 		}

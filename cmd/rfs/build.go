@@ -1,7 +1,6 @@
 package main
 
 import (
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -71,6 +70,9 @@ The image is written to a temporary name and renamed when complete.`,
 			if err != nil {
 				return err
 			}
+			cfg.Warn = func(format string, args ...any) {
+				fmt.Fprintf(cmd.ErrOrStderr(), "rfs: "+format+"\n", args...)
+			}
 			if !f.quiet {
 				cfg.Log = func(format string, args ...any) {
 					fmt.Fprintf(cmd.ErrOrStderr(), "rfs: "+format+"\n", args...)
@@ -135,11 +137,35 @@ func resolveBuild(cmd *cobra.Command, f buildFlags) (*builder.Config, error) {
 		return filepath.Join(p.Dir, path)
 	}
 	changed := cmd.Flags().Changed
+	// origin names each setting for messages: its flag, or its key and
+	// line in the project file.
+	origin := map[string]string{}
+	from := func(flag, key string) string {
+		if changed(flag) {
+			origin[key] = "--" + flag
+		} else {
+			origin[key] = p.Where(key)
+		}
+		return origin[key]
+	}
+	for flag, key := range map[string]string{"userland": "userland", "hostname": "hostname", "cmdline": "cmdline", "upper": "upper",
+		"files": "files", "volume": "volumes", "epoch": "epoch", "root_password_hash": "root_password_hash", "config_txt": "config_txt",
+		"apps": "apps", "uroot_commands": "uroot_commands"} {
+		from(flag, key)
+	}
 	pick := func(flag, flagVal, fileVal string) string {
 		if changed(flag) {
 			return flagVal
 		}
 		return fileVal
+	}
+	size := func(flag, key, s string) (int64, error) {
+		where := from(flag, key)
+		n, err := image.ParseSize(s)
+		if err != nil {
+			return 0, fmt.Errorf("%s %q: %w", where, s, err)
+		}
+		return n, nil
 	}
 
 	boardName := pick("board", f.board, p.Board)
@@ -159,6 +185,7 @@ func resolveBuild(cmd *cobra.Command, f buildFlags) (*builder.Config, error) {
 		RootHash:  p.RootHash,
 		ConfigTxt: p.ConfigTxt,
 		Owner:     &rootfs.Owner{},
+		Origin:    origin,
 	}
 	cfg.ProjectFile = projectFile
 	cfg.URootCommands, cfg.Apps, cfg.AppsDir = p.URootCommands, p.Apps, p.Dir
@@ -204,11 +231,8 @@ func resolveBuild(cmd *cobra.Command, f buildFlags) (*builder.Config, error) {
 		cfg.Owner = &rootfs.Owner{UID: uint32(uid), GID: uint32(gid)}
 	}
 	if s := pick("size", f.size, p.Size); s != "" {
-		if cfg.Size, err = image.ParseSize(s); err != nil {
+		if cfg.Size, err = size("size", "size", s); err != nil {
 			return nil, err
-		}
-		if cfg.Size%image.MiB != 0 {
-			return nil, fmt.Errorf("size %s: must be a whole number of MiB", s)
 		}
 	}
 	vols := p.Volumes
@@ -223,7 +247,7 @@ func resolveBuild(cmd *cobra.Command, f buildFlags) (*builder.Config, error) {
 		cfg.Volumes = append(cfg.Volumes, vol)
 	}
 	if s := pick("data-size", f.dataSize, p.DataSize); s != "" {
-		if cfg.DataSize, err = image.ParseSize(s); err != nil {
+		if cfg.DataSize, err = size("data-size", "data_size", s); err != nil {
 			return nil, err
 		}
 	}
@@ -237,16 +261,12 @@ func resolveBuild(cmd *cobra.Command, f buildFlags) (*builder.Config, error) {
 	case p.Epoch != nil:
 		cfg.Epoch = *p.Epoch
 	case os.Getenv("SOURCE_DATE_EPOCH") != "":
-		e, err := strconv.ParseInt(os.Getenv("SOURCE_DATE_EPOCH"), 10, 64)
-		if err != nil {
-			return nil, fmt.Errorf("SOURCE_DATE_EPOCH: %w", err)
+		if cfg.Epoch, err = builder.ParseEpoch(os.Getenv("SOURCE_DATE_EPOCH")); err != nil {
+			return nil, err
 		}
-		cfg.Epoch = e
+		origin["epoch"] = "SOURCE_DATE_EPOCH"
 	default:
 		cfg.Epoch = builder.DefaultEpoch
-	}
-	if cfg.Epoch < 0 {
-		return nil, errors.New("epoch must not be negative")
 	}
 	switch {
 	case changed("output"):

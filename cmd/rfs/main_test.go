@@ -83,7 +83,7 @@ func TestBuildBadInput(t *testing.T) {
 	}{
 		{[]string{"build", "--board", "rpi9"}, `unknown board "rpi9"`},
 		{[]string{"build", "--config", bad}, `line 2: unknown key "board_typo"`},
-		{[]string{"build", "--size", "lots"}, "bad size"},
+		{[]string{"build", "--size", "lots"}, `--size "lots": not a size`},
 		{[]string{"build", "--owner", "root"}, "uid:gid"},
 		{[]string{"run", filepath.Join(dir, "missing.img")}, "no such file"},
 		{[]string{"run", bad}, "not an rfs image"},

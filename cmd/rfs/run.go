@@ -40,6 +40,9 @@ text appears, or non-zero (2) when --timeout passes first; for scripts and CI.`,
   rfs run out/qemu-arm64.img --append rfs.shell     # rescue shell in the initramfs`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if timeout <= 0 {
+				return fmt.Errorf("--timeout %s: want a positive duration, e.g. 90s or 5m", timeout)
+			}
 			tmp, err := os.MkdirTemp("", "rfs-run-")
 			if err != nil {
 				return err
@@ -57,7 +60,12 @@ text appears, or non-zero (2) when --timeout passes first; for scripts and CI.`,
 				fmt.Fprintf(cmd.ErrOrStderr(), "rfs: %s\n", board.QEMU.Note)
 			}
 			if memory != "" {
-				cfg.QEMU.Memory = memory
+				if cfg.QEMU.Memory, err = qemu.ParseMemory(memory, cfg.QEMU.Machine); err != nil {
+					return err
+				}
+			}
+			if err := cfg.CheckAppend(appendC); err != nil {
+				return err
 			}
 			if dryRun {
 				fmt.Fprintln(cmd.OutOrStdout(), cfg.QEMU.Binary, strings.Join(cfg.Args(), " "))

@@ -3,16 +3,17 @@ package main
 import (
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"runtime"
-	"strconv"
 	"strings"
 
 	"github.com/spf13/cobra"
 	"golang.org/x/sys/unix"
 
 	"github.com/rfsbuild/rfs/atomicfile"
+	"github.com/rfsbuild/rfs/builder"
 	"github.com/rfsbuild/rfs/image"
 	"github.com/rfsbuild/rfs/pathcheck"
 	"github.com/rfsbuild/rfs/rootfs"
@@ -129,19 +130,27 @@ mksquashfs's single-dash spellings (-comp, -b, -all-root, -all-time,
 			}
 			bs, err := image.ParseSize(blockSize)
 			if err != nil {
-				return fmt.Errorf("--block-size: %w", err)
+				return fmt.Errorf("--block-size %q: %w", blockSize, err)
+			}
+			if bs < 4<<10 || bs > 1<<20 || bs&(bs-1) != 0 {
+				return fmt.Errorf("--block-size %q: want a power of two from 4K to 1M", blockSize)
+			}
+			for flag, v := range map[string]int64{"--all-time": allTime, "--mkfs-time": mkfsTime} {
+				if fl.Changed(flag[2:]) && (v < 0 || v > math.MaxUint32) {
+					return fmt.Errorf("%s %d: want seconds since 1970 from 0 to %d (squashfs stores 32 bits)", flag, v, uint32(math.MaxUint32))
+				}
 			}
 			ds := int64(0)
 			if dictSize != "" {
-				if ds, err = image.ParseSize(dictSize); err != nil {
-					return fmt.Errorf("--xz-dict-size: %w", err)
+				if ds, err = image.ParseSize(dictSize); err != nil || ds > 1<<20 {
+					return fmt.Errorf("--xz-dict-size %q: want a size up to the block size, e.g. 64K", dictSize)
 				}
 			}
 			if !fl.Changed("mkfs-time") {
 				mkfsTime = 0
 				if e := os.Getenv("SOURCE_DATE_EPOCH"); e != "" {
-					if mkfsTime, err = strconv.ParseInt(e, 10, 64); err != nil {
-						return fmt.Errorf("SOURCE_DATE_EPOCH: %w", err)
+					if mkfsTime, err = builder.ParseEpoch(e); err != nil {
+						return err
 					}
 				}
 			}

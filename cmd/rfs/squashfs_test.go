@@ -94,7 +94,8 @@ func TestSquashfsCommand(t *testing.T) {
 		want string
 	}{
 		{[]string{"squashfs", src, "-o", img, "--comp", "lzo"}, `compressor "lzo" is not supported`},
-		{[]string{"squashfs", src, "-o", img, "-b", "3000"}, "block size"},
+		{[]string{"squashfs", src, "-o", img, "-b", "3000"}, `--block-size "3000": want a power of two`},
+		{[]string{"squashfs", src, "-o", img, "--all-time", "-1"}, "--all-time -1: want seconds"},
 		{[]string{"squashfs", src, "-o", img, "--xattrs", "--no-xattrs"}, "both given"},
 		{[]string{"squashfs", src, "-o", img, "--comp", "xz", "--level", "3"}, "xz has no level"},
 		{[]string{"squashfs", src}, "missing -o"},
