@@ -39,10 +39,10 @@ type Inode struct {
 	Major, Minor uint32 // device numbers of char and block devices
 
 	flags     uint32
-	blocks512 uint32 // i_blocks_lo: 512-byte sectors used (data, tree nodes, xattr block)
-	block    [60]byte // i_block: extent root, block map, fast symlink or inline data
-	fileACL  uint64   // the xattr block, or 0
-	xattrsIn []byte   // the in-inode xattr area (after i_extra_isize), if any
+	blocks512 uint32   // i_blocks_lo: 512-byte sectors used (data, tree nodes, xattr block)
+	block     [60]byte // i_block: extent root, block map, fast symlink or inline data
+	fileACL   uint64   // the xattr block, or 0
+	xattrsIn  []byte   // the in-inode xattr area (after i_extra_isize), if any
 }
 
 // Type is the file type bits of Mode.
