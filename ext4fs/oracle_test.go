@@ -72,7 +72,7 @@ func populate(t *testing.T, dir string) {
 	must(unix.Lsetxattr(filepath.Join(dir, "opaque"), "trusted.overlay.opaque", []byte("y"), 0))
 	must(unix.Lsetxattr(filepath.Join(dir, "opaque", "sub"), "user.overlay.opaque", []byte("y"), 0))
 	must(unix.Lsetxattr(filepath.Join(dir, "small"), "user.big", pattern(700), 0)) // in the xattr block
-	must(os.Lchown(filepath.Join(dir, "small"), 100000, 70000))                     // high 16 bits
+	must(os.Lchown(filepath.Join(dir, "small"), 100000, 70000))                    // high 16 bits
 	must(os.Lchown(filepath.Join(dir, "sl-short"), 1000, 1001))
 	must(os.Chtimes(filepath.Join(dir, "exact"), time.Unix(1<<32+77, 0), time.Unix(1<<32+77, 0)))
 	must(os.Chtimes(filepath.Join(dir, "empty"), time.Unix(-86400, 0), time.Unix(-86400, 0)))
@@ -100,8 +100,8 @@ func TestMatchesHost(t *testing.T) {
 	variants := []struct {
 		name   string
 		opts   []string
-		old    bool // 128-byte inodes: no times past 2038
-		htreeD bool // e2fsck -D: index the directories
+		old    bool   // 128-byte inodes: no times past 2038
+		htreeD bool   // e2fsck -D: index the directories
 		kernel bool   // copy in through a loop mount (the kernel writes it all)
 		skip   string // a path not to compare
 	}{
