@@ -107,7 +107,7 @@ func ReadExt4(f *os.File, start, size int64, sub string) (*rootfs.Tree, error) {
 type ext4Reader struct {
 	fs     *ext4fs.FS
 	t      *rootfs.Tree
-	inodes map[uint32]*rootfs.Node // files by inode: hard links
+	inodes map[uint32]*rootfs.Node // regular files by inode: hard links
 	dirs   map[uint32]string       // directories seen, by inode: cycles
 }
 
@@ -141,8 +141,15 @@ func (r *ext4Reader) dir(src, dst string, in *ext4fs.Inode, depth int) error {
 		if err := r.t.Add(dp, n); err != nil {
 			return fmt.Errorf("ext4 %s: %w", sp, err)
 		}
-		if ci.Type() != ext4fs.TypeDir {
+		switch ci.Type() {
+		case ext4fs.TypeRegular:
+			// Hard links, as ReadDir sees them: regular files only (the
+			// kernel's overlayfs links its whiteouts to one shared inode;
+			// they stay separate nodes).
 			r.inodes[e.Ino] = n
+			continue
+		case ext4fs.TypeDir:
+		default:
 			continue
 		}
 		r.dirs[e.Ino] = sp
