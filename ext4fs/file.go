@@ -39,7 +39,44 @@ func (fs *FS) Open(in *Inode) (*File, error) {
 func (f *File) Size() int64 { return f.size }
 
 // NewReader reads the file from the start.
-func (f *File) NewReader() io.Reader { return io.NewSectionReader(f, 0, f.size) }
+func (f *File) NewReader() io.Reader { return &reader{f: f} }
+
+// reader reads a File in order. Its WriteTo lets io.Copy use a buffer
+// sized by the file (at most 128 KiB) instead of 32 KiB per file.
+type reader struct {
+	f   *File
+	off int64
+}
+
+func (r *reader) Read(p []byte) (int, error) {
+	n, err := r.f.ReadAt(p, r.off)
+	r.off += int64(n)
+	if err == io.EOF && n > 0 {
+		err = nil
+	}
+	return n, err
+}
+
+func (r *reader) WriteTo(w io.Writer) (int64, error) {
+	buf := make([]byte, min(max(r.f.size-r.off, 1), 128<<10))
+	var total int64
+	for {
+		n, err := r.Read(buf)
+		if n > 0 {
+			m, werr := w.Write(buf[:n])
+			total += int64(m)
+			if werr != nil {
+				return total, werr
+			}
+		}
+		if err == io.EOF {
+			return total, nil
+		}
+		if err != nil {
+			return total, err
+		}
+	}
+}
 
 // ReadAt reads the file's bytes at off; holes and unwritten extents read
 // as zeros.
