@@ -236,3 +236,33 @@ func logTreeDiff(t *testing.T, got, want *rootfs.Tree) {
 		return nil
 	})
 }
+
+// TestReadExt4TooDeep: directories nested past maxDepth are an error, not
+// a stack overflow.
+func TestReadExt4TooDeep(t *testing.T) {
+	for _, tool := range []string{"mke2fs", "debugfs"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Skipf("%s not installed (e2fsprogs)", tool)
+		}
+	}
+	dir := t.TempDir()
+	img := filepath.Join(dir, "d.img")
+	if out, err := exec.Command("mke2fs", "-q", "-F", "-t", "ext4", "-N", "5000", img, "32M").CombinedOutput(); err != nil {
+		t.Fatalf("mke2fs: %v\n%s", err, out)
+	}
+	cmds := strings.Repeat("mkdir a\ncd a\n", maxDepth+2)
+	if err := os.WriteFile(filepath.Join(dir, "cmds"), []byte("mkdir upper\ncd upper\n"+cmds), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command("debugfs", "-w", "-f", filepath.Join(dir, "cmds"), img).CombinedOutput(); err != nil {
+		t.Fatalf("debugfs: %v\n%s", err, out)
+	}
+	f, err := os.Open(img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := ReadExt4(f, 0, 32<<20, "upper"); err == nil || !strings.Contains(err.Error(), "nested deeper") {
+		t.Errorf("got %v, want an error about the nesting", err)
+	}
+}

@@ -113,7 +113,7 @@ type ext4Reader struct {
 
 func (r *ext4Reader) dir(src, dst string, in *ext4fs.Inode, depth int) error {
 	if depth >= maxDepth {
-		return fmt.Errorf("ext4 %s: directories nested deeper than %d", src, maxDepth)
+		return fmt.Errorf("ext4 %.100s...: directories nested deeper than %d", src, maxDepth)
 	}
 	entries, err := r.fs.ReadDir(in)
 	if err != nil {
