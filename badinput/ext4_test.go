@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rfsbuild/rfs/ext4fs"
 	"github.com/rfsbuild/rfs/image"
 )
 
@@ -50,6 +51,18 @@ func (p *dataPart) patch(off int64, v any) {
 	defer f.Close()
 	if _, err := f.WriteAt(b.Bytes(), off); err != nil {
 		p.t.Fatal(err)
+	}
+	// A patched superblock field gets a valid checksum again (as a
+	// hostile card would have), so rfs must catch the field itself.
+	if end := off + int64(b.Len()); off < sbOff+ext4fs.SuperblockSize && end > sbOff && end <= sbOff+0x3fc {
+		raw := make([]byte, ext4fs.SuperblockSize)
+		if _, err := f.ReadAt(raw, sbOff); err != nil {
+			p.t.Fatal(err)
+		}
+		binary.LittleEndian.PutUint32(raw[0x3fc:], ext4fs.SuperblockChecksum(raw))
+		if _, err := f.WriteAt(raw[0x3fc:], sbOff+0x3fc); err != nil {
+			p.t.Fatal(err)
+		}
 	}
 }
 
@@ -169,6 +182,7 @@ func TestHostileDataPartition(t *testing.T) {
 	add(ext4Cmds("desc size 7", func(p *dataPart) { p.patch(sbOff+0xfe, uint16(7)) }, true, "group descriptor size 7"))
 	add(ext4Cmds("blocks past the partition", func(p *dataPart) { p.patch(sbOff+0x04, uint32(0x7fffffff)) }, true, "do not fit in the"))
 	add(ext4Cmds("block size 2^40", func(p *dataPart) { p.patch(sbOff+0x18, uint32(30)) }, true, "block size"))
+	add(ext4Cmds("superblock checksum", func(p *dataPart) { p.patch(sbOff+0x3fc, uint32(0x12345678)) }, true, "checksum 0x12345678"))
 	add(ext4Cmds("unknown feature", func(p *dataPart) {
 		p.patch(sbOff+0x60, uint32(0x2c2|0x400)) // + ea_inode
 	}, true, "unsupported ext4 features: ea_inode"))

@@ -57,6 +57,19 @@ func patch(t *testing.T, img string, off int64, v any) {
 	if _, err := f.WriteAt(b.Bytes(), off); err != nil {
 		t.Fatal(err)
 	}
+	// A patched superblock gets a valid checksum again, so the field
+	// itself is what the reader must catch (unless the patch is the
+	// checksum).
+	if end := off + int64(b.Len()); off < sb+SuperblockSize && end > sb && end <= sb+0x3fc {
+		raw := make([]byte, SuperblockSize)
+		if _, err := f.ReadAt(raw, sb); err != nil {
+			t.Fatal(err)
+		}
+		binary.LittleEndian.PutUint32(raw[0x3fc:], SuperblockChecksum(raw))
+		if _, err := f.WriteAt(raw[0x3fc:], sb+0x3fc); err != nil {
+			t.Fatal(err)
+		}
+	}
 }
 
 // inodeOff is where path's inode is in img (debugfs imap).
@@ -121,6 +134,7 @@ var hostileCases = []struct {
 	{"encrypt feature", func(t *testing.T, img string) { patch(t, img, sb+0x60, uint32(0x2c2|0x10000)) }, "unsupported ext4 features: encrypt"},
 	{"needs recovery", func(t *testing.T, img string) { patch(t, img, sb+0x60, uint32(0x2c2|0x4)) }, "needs recovery"},
 	{"bad magic", func(t *testing.T, img string) { patch(t, img, sb+0x38, uint16(0x1234)) }, "no ext2/3/4 superblock"},
+	{"superblock checksum", func(t *testing.T, img string) { patch(t, img, sb+0x3fc, uint32(0x12345678)) }, "checksum 0x12345678"},
 	{"inode table past the end", func(t *testing.T, img string) { patch(t, img, 2048+8, uint32(0xfffffff0)) }, "inode table"},
 	// Inodes.
 	{"symlink size 0xffffffff", func(t *testing.T, img string) { debugfs(t, img, "sif /sl size 0xffffffff") }, "symlink of 4294967295 bytes"},

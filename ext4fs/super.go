@@ -20,6 +20,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"math/bits"
 	"strings"
 )
@@ -53,8 +54,17 @@ const (
 	incompatEncrypt     = 0x10000
 	incompatCasefold    = 0x20000
 
-	roCompatSparseSuper = 0x1
+	roCompatSparseSuper  = 0x1
+	roCompatMetadataCsum = 0x400
 )
+
+// castagnoli is CRC-32C, the metadata checksum of ext4.
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+// SuperblockChecksum is the metadata_csum checksum of a superblock: the
+// CRC-32C of its first 1020 bytes, stored (at 0x3fc) without the final
+// inversion.
+func SuperblockChecksum(b []byte) uint32 { return ^crc32.Checksum(b[:0x3fc], castagnoli) }
 
 // supportedIncompat are the INCOMPAT features this reader understands (or,
 // like mmp, csum_seed, casefold and largedir, that change nothing for a
@@ -125,6 +135,12 @@ func ParseSuperblock(b []byte, partSize int64) (*Superblock, error) {
 		sb.InodeSize = le16(0x58)
 		sb.FirstMetaBG = le32(0x104)
 		sb.BackupBGs = [2]uint32{le32(0x24c), le32(0x250)}
+	}
+	if sb.RoCompat&roCompatMetadataCsum != 0 {
+		// What the kernel checks first: a card's bit rot shows here.
+		if want, got := le32(0x3fc), SuperblockChecksum(b); got != want {
+			return nil, fmt.Errorf("superblock: checksum %#08x, computed %#08x: the superblock is corrupt", want, got)
+		}
 	}
 	sb.NeedsRecovery = sb.Incompat&incompatRecover != 0
 	if unknown := sb.Incompat &^ (supportedIncompat | incompatRecover); unknown != 0 {
