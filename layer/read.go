@@ -4,16 +4,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"os"
 	"path"
 	"path/filepath"
-	"slices"
 
-	"github.com/diskfs/go-diskfs/backend/file"
-	"github.com/diskfs/go-diskfs/filesystem/ext4"
 	"golang.org/x/sys/unix"
 
+	"github.com/rfsbuild/rfs/ext4fs"
 	"github.com/rfsbuild/rfs/rootfs"
 )
 
@@ -68,128 +65,109 @@ func lgetxattr(p, name string) ([]byte, error) {
 // an image's upper, the device has not booted yet (the init makes it).
 var ErrNoDir = errors.New("no such directory")
 
+// maxDepth bounds directory nesting (PATH_MAX allows about 2048 levels).
+const maxDepth = 4096
+
 // ReadExt4 reads the directory sub (e.g. "upper") of the ext4 filesystem
 // at [start, start+size) of f into a tree, without mounting it and without
-// root: go-diskfs's ext4 reader gives owners, modes, times, device numbers
-// (so whiteouts, char 0/0) and xattrs (so the opaque marker); hard links
-// are recognised by inode number. File contents are read from f when
-// opened.
+// root, with our own reader (ext4fs: go-diskfs's panicked, looped and
+// exhausted memory on hostile filesystems): owners, modes, times, device
+// numbers (so whiteouts, char 0/0) and the opaque xattrs; hard links are
+// recognised by inode number, and a directory reached twice (hard-linked
+// into its own subtree, say) is an error. File contents are read from f
+// when opened.
 func ReadExt4(f *os.File, start, size int64, sub string) (*rootfs.Tree, error) {
-	efs, err := ext4.Read(file.New(f, true), size, start, 512)
+	efs, err := ext4fs.Open(io.NewSectionReader(f, start, size), size)
 	if err != nil {
 		return nil, fmt.Errorf("ext4: %w", err)
 	}
-	root := path.Clean(sub)
-	st, err := efs.Stat(root)
+	root := path.Clean("/" + sub)[1:]
+	in, err := efs.Lookup(root)
+	if errors.Is(err, ext4fs.ErrNotExist) {
+		return nil, fmt.Errorf("ext4 %s: %w", root, ErrNoDir)
+	}
 	if err != nil {
-		// go-diskfs's error does not say why: look in the parent.
-		if missing(efs, root) {
-			return nil, fmt.Errorf("ext4 %s: %w", root, ErrNoDir)
-		}
 		return nil, fmt.Errorf("ext4 %s: %w", root, err)
 	}
+	if in.Type() != ext4fs.TypeDir {
+		return nil, fmt.Errorf("ext4 %s: not a directory", root)
+	}
 	t := rootfs.New(0)
-	r := &ext4Reader{fs: efs, t: t, inodes: map[uint32]*rootfs.Node{}}
-	n, err := r.node(root, st)
+	r := &ext4Reader{fs: efs, t: t, inodes: map[uint32]*rootfs.Node{}, dirs: map[uint32]string{in.Ino: root}}
+	n, err := r.node(root, in)
 	if err != nil {
 		return nil, err
 	}
 	if err := t.Add("/", n); err != nil {
 		return nil, err
 	}
-	return t, r.dir(root, "")
-}
-
-// missing says whether p is absent from its parent directory (which is
-// there and readable).
-func missing(efs *ext4.FileSystem, p string) bool {
-	entries, err := efs.ReadDir(path.Dir(p))
-	if err != nil {
-		return false
-	}
-	for _, e := range entries {
-		if e.Name() == path.Base(p) {
-			return false
-		}
-	}
-	return true
+	return t, r.dir(root, "", in, 0)
 }
 
 type ext4Reader struct {
-	fs     *ext4.FileSystem
+	fs     *ext4fs.FS
 	t      *rootfs.Tree
-	inodes map[uint32]*rootfs.Node
+	inodes map[uint32]*rootfs.Node // regular files by inode: hard links
+	dirs   map[uint32]string       // directories seen, by inode: cycles
 }
 
-func (r *ext4Reader) dir(src, dst string) error {
-	entries, err := r.fs.ReadDir(src)
+func (r *ext4Reader) dir(src, dst string, in *ext4fs.Inode, depth int) error {
+	if depth >= maxDepth {
+		return fmt.Errorf("ext4 %.100s...: directories nested deeper than %d", src, maxDepth)
+	}
+	entries, err := r.fs.ReadDir(in)
 	if err != nil {
 		return fmt.Errorf("ext4 %s: %w", src, err)
 	}
-	names := make([]string, 0, len(entries))
 	for _, e := range entries {
-		names = append(names, e.Name())
-	}
-	slices.Sort(names)
-	for _, name := range names {
-		sp, dp := path.Join(src, name), dst+"/"+name
-		st, err := r.fs.Stat(sp)
+		sp, dp := src+"/"+e.Name, dst+"/"+e.Name
+		if n := r.inodes[e.Ino]; n != nil {
+			if err := r.t.Add(dp, n); err != nil {
+				return fmt.Errorf("ext4 %s: %w", sp, err)
+			}
+			continue
+		}
+		if prev, ok := r.dirs[e.Ino]; ok {
+			return fmt.Errorf("ext4 %s: the directory %s again (a hard-linked directory: a cycle)", sp, prev)
+		}
+		ci, err := r.fs.Inode(e.Ino)
 		if err != nil {
 			return fmt.Errorf("ext4 %s: %w", sp, err)
 		}
-		sys, ok := st.Sys().(*ext4.StatT)
-		if !ok {
-			return fmt.Errorf("ext4 %s: no inode data", sp)
-		}
-		if !st.IsDir() {
-			if n := r.inodes[sys.Ino]; n != nil {
-				if err := r.t.Add(dp, n); err != nil {
-					return err
-				}
-				continue
-			}
-		}
-		n, err := r.node(sp, st)
+		n, err := r.node(sp, ci)
 		if err != nil {
 			return err
 		}
-		if !st.IsDir() {
-			r.inodes[sys.Ino] = n
-		}
 		if err := r.t.Add(dp, n); err != nil {
-			return err
+			return fmt.Errorf("ext4 %s: %w", sp, err)
 		}
-		if st.IsDir() {
-			if err := r.dir(sp, dp); err != nil {
-				return err
-			}
+		switch ci.Type() {
+		case ext4fs.TypeRegular:
+			// Hard links, as ReadDir sees them: regular files only (the
+			// kernel's overlayfs links its whiteouts to one shared inode;
+			// they stay separate nodes).
+			r.inodes[e.Ino] = n
+			continue
+		case ext4fs.TypeDir:
+		default:
+			continue
+		}
+		r.dirs[e.Ino] = sp
+		if err := r.dir(sp, dp, ci, depth+1); err != nil {
+			return err
 		}
 	}
 	return nil
 }
 
-func (r *ext4Reader) node(p string, st fs.FileInfo) (*rootfs.Node, error) {
-	sys, ok := st.Sys().(*ext4.StatT)
-	if !ok {
-		return nil, fmt.Errorf("ext4 %s: no inode data", p)
-	}
-	mode := st.Mode()
-	n := &rootfs.Node{Perm: uint32(mode.Perm()), UID: sys.UID, GID: sys.GID, MTime: st.ModTime().Unix()}
-	if mode&fs.ModeSetuid != 0 {
-		n.Perm |= 0o4000
-	}
-	if mode&fs.ModeSetgid != 0 {
-		n.Perm |= 0o2000
-	}
-	if mode&fs.ModeSticky != 0 {
-		n.Perm |= 0o1000
-	}
-	switch {
-	case mode.IsDir():
+func (r *ext4Reader) node(p string, in *ext4fs.Inode) (*rootfs.Node, error) {
+	n := &rootfs.Node{Perm: in.Perm(), UID: in.UID, GID: in.GID, MTime: in.MTime}
+	switch in.Type() {
+	case ext4fs.TypeDir:
 		d := rootfs.NewDir(n.Perm, n.MTime)
 		d.UID, d.GID = n.UID, n.GID
 		n = d
-		x, err := r.fs.GetXattr(p)
+		x, err := r.fs.Xattrs(in)
 		if err != nil {
 			return nil, fmt.Errorf("ext4 %s: xattrs: %w", p, err)
 		}
@@ -201,46 +179,41 @@ func (r *ext4Reader) node(p string, st fs.FileInfo) (*rootfs.Node, error) {
 				n.Xattrs[k] = v
 			}
 		}
-	case mode.IsRegular():
+	case ext4fs.TypeRegular:
 		n.Type = rootfs.Regular
-		n.Content = ext4File{fs: r.fs, path: p, size: st.Size()}
-	case mode&fs.ModeSymlink != 0:
-		n.Type = rootfs.Symlink
-		n.Target = sys.LinkTarget
-		if n.Target == "" {
-			t, err := r.fs.ReadLink(p)
-			if err != nil {
-				return nil, fmt.Errorf("ext4 %s: %w", p, err)
-			}
-			n.Target = t
+		c, err := r.fs.Open(in)
+		if err != nil {
+			return nil, fmt.Errorf("ext4 %s: %w", p, err)
 		}
-	case mode&fs.ModeNamedPipe != 0:
+		n.Content = ext4File{c}
+	case ext4fs.TypeSymlink:
+		n.Type = rootfs.Symlink
+		t, err := r.fs.Readlink(in)
+		if err != nil {
+			return nil, fmt.Errorf("ext4 %s: %w", p, err)
+		}
+		n.Target = t
+	case ext4fs.TypeFIFO:
 		n.Type = rootfs.FIFO
-	case mode&fs.ModeSocket != 0:
+	case ext4fs.TypeSocket:
 		n.Type = rootfs.Socket
-	case mode&fs.ModeDevice != 0:
+	case ext4fs.TypeChar, ext4fs.TypeBlock:
 		n.Type = rootfs.BlockDev
-		if mode&fs.ModeCharDevice != 0 {
+		if in.Type() == ext4fs.TypeChar {
 			n.Type = rootfs.CharDev
 		}
-		n.Major, n.Minor = sys.Major, sys.Minor
+		n.Major, n.Minor = in.Major, in.Minor
 	default:
-		return nil, fmt.Errorf("ext4 %s: unsupported file type %v", p, mode.Type())
+		return nil, fmt.Errorf("ext4 %s: unsupported file type %#o", p, in.Type())
 	}
 	return n, nil
 }
 
-type ext4File struct {
-	fs   *ext4.FileSystem
-	path string
-	size int64
-}
+// ext4File is a regular file's content, read from the partition when
+// opened, piece by piece.
+type ext4File struct{ f *ext4fs.File }
 
-func (f ext4File) Size() int64 { return f.size }
+func (f ext4File) Size() int64 { return f.f.Size() }
 func (f ext4File) Open() (io.ReadCloser, error) {
-	fh, err := f.fs.OpenFile(f.path, os.O_RDONLY)
-	if err != nil {
-		return nil, err
-	}
-	return fh, nil
+	return io.NopCloser(f.f.NewReader()), nil
 }

@@ -294,7 +294,9 @@ func ResizePartition(diskNode string, pno int, start, length int64) error {
 // arm, arm64 and amd64.
 const ext4IocResizeFS = 0x40086610
 
-// Ext4Info reads an ext4 superblock: block size and block count.
+// Ext4Info reads an ext4 superblock: block size and block count. (The
+// host's full checks are in package ext4fs, which the init's embedded
+// source does not carry.)
 func Ext4Info(r interface {
 	ReadAt(p []byte, off int64) (int, error)
 }) (blockSize int64, blocks uint64, err error) {
@@ -310,7 +312,13 @@ func Ext4Info(r interface {
 	if le.Uint32(sb[0x60:])&0x80 != 0 { // INCOMPAT_64BIT
 		blocks |= uint64(le.Uint32(sb[0x150:])) << 32
 	}
-	return 1024 << le.Uint32(sb[24:]), blocks, nil
+	// The kernel refuses blocks over 64 KiB; a larger shift would give a
+	// block size of 0 (a division by zero in the caller).
+	lg := le.Uint32(sb[24:])
+	if lg > 6 {
+		return 0, 0, fmt.Errorf("ext4 superblock: block size 2^(10+%d): want 1 KiB to 64 KiB", lg)
+	}
+	return 1024 << lg, blocks, nil
 }
 
 // ResizeExt4 grows the ext4 filesystem mounted at mountpoint to newBlocks

@@ -203,19 +203,19 @@ func (img *rfsImage) Close() {
 	img.disk.Close()
 }
 
-// upper reads upper/ of the data partition, rootless (go-diskfs's ext4
-// reader sees whiteouts and the opaque xattr).
+// upper reads upper/ of the data partition, rootless (our ext4 reader,
+// ext4fs, sees whiteouts and the opaque xattr).
 func (img *rfsImage) upper() (*rootfs.Tree, error) {
 	data, err := img.disk.Partition(image.DataPartition)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", img.path, err)
 	}
-	u, err := ext4Usage(img.f, data.Start)
+	u, err := ext4Usage(img.f, data.Start, data.Size)
 	if err != nil {
 		return nil, fmt.Errorf("%s: data partition: %w", img.path, err)
 	}
 	if u.NeedsRecovery {
-		// go-diskfs reads the filesystem as it is on disk and does not
+		// ext4fs reads the filesystem as it is on disk and does not
 		// replay the journal: what the journal holds would be missed.
 		return nil, fmt.Errorf("%s: the data partition's journal needs recovery (the device was not shut down cleanly); replay it first, e.g. e2fsck -p on the partition (losetup --offset %d --sizelimit %d), or boot and power off cleanly", img.path, data.Start, data.Size)
 	}

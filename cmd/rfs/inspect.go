@@ -2,16 +2,15 @@ package main
 
 import (
 	"crypto/sha256"
-	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
 
+	"github.com/rfsbuild/rfs/ext4fs"
 	"github.com/rfsbuild/rfs/image"
 )
 
@@ -153,32 +152,30 @@ func inspect(p string) (*Inspection, error) {
 		in.Layers = append(in.Layers, InspectedLyr{Partition: l.part.Name, Size: int64(info.BytesUsed), Digest: "sha256:" + hex.EncodeToString(h.Sum(nil)), Origin: origin, Compressor: info.Compressor, Inodes: info.Inodes})
 	}
 	if data, err := img.disk.Partition(image.DataPartition); err == nil {
-		if in.Data, err = ext4Usage(img.f, data.Start); err != nil {
+		if in.Data, err = ext4Usage(img.f, data.Start, data.Size); err != nil {
 			return nil, fmt.Errorf("%s: data partition: %w", p, err)
 		}
 	}
 	return in, nil
 }
 
-// ext4Usage reads the counts of an ext4 superblock (at byte 1024).
-func ext4Usage(r io.ReaderAt, start int64) (*DataUsage, error) {
-	sb := make([]byte, 1024)
-	if _, err := r.ReadAt(sb, start+1024); err != nil {
-		return nil, err
+// ext4Usage reads the counts of the ext4 superblock of the partition at
+// [start, start+size), checked by ext4fs (a corrupt one is an error, not
+// nonsense counts).
+func ext4Usage(r io.ReaderAt, start, size int64) (*DataUsage, error) {
+	b := make([]byte, ext4fs.SuperblockSize)
+	if _, err := r.ReadAt(b, start+ext4fs.SuperblockOffset); err != nil {
+		return nil, fmt.Errorf("read the ext4 superblock: %w", err)
 	}
-	if binary.LittleEndian.Uint16(sb[0x38:]) != 0xef53 {
-		return nil, errors.New("no ext4 superblock")
+	sb, err := ext4fs.ParseSuperblock(b, size)
+	if err != nil {
+		return nil, fmt.Errorf("ext4: %w", err)
 	}
-	le32 := func(off int) uint64 { return uint64(binary.LittleEndian.Uint32(sb[off:])) }
-	blocks, free := le32(0x04), le32(0x0c)
-	if le32(0x60)&0x80 != 0 { // INCOMPAT_64BIT
-		blocks |= le32(0x150) << 32
-		free |= le32(0x158) << 32
-	}
-	bs := uint64(1024) << le32(0x18)
+	bs := int64(sb.BlockSize)
+	free := min(sb.FreeBlocks, sb.BlocksCount) // both bounded by the partition
 	return &DataUsage{
-		Size: int64(blocks * bs), Free: int64(free * bs), Used: int64((blocks - free) * bs),
-		Inodes: int64(le32(0x00)), FreeInodes: int64(le32(0x10)),
-		NeedsRecovery: le32(0x60)&0x4 != 0, // INCOMPAT_RECOVER
+		Size: int64(sb.BlocksCount) * bs, Free: int64(free) * bs, Used: int64(sb.BlocksCount-free) * bs,
+		Inodes: int64(sb.InodesCount), FreeInodes: int64(min(sb.FreeInodes, sb.InodesCount)),
+		NeedsRecovery: sb.NeedsRecovery,
 	}, nil
 }
