@@ -37,6 +37,9 @@ func TestMain(m *testing.M) {
 	}
 	code := m.Run()
 	os.RemoveAll(dir)
+	if fixture.path != "" {
+		os.RemoveAll(filepath.Dir(fixture.path))
+	}
 	os.Exit(code)
 }
 
