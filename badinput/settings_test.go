@@ -50,9 +50,9 @@ func TestSettingsSizes(t *testing.T) {
 		{name: "rfs.yaml size with garbage", args: yamlArgs, setup: project("size: 1G of space"), want: []string{`{dir}/rfs.yaml:1: size "1G of space"`, "unknown suffix"}},
 		{name: "rfs.yaml data_size too small", args: yamlArgs, setup: project("# small", "data_size: 1M"), want: []string{"{dir}/rfs.yaml:2: data_size 1048576 bytes", "at least 16 MiB"}},
 		{name: "flag wins over rfs.yaml and is named", args: []string{"build", "-c", "{dir}/rfs.yaml", "--data-size", "NaN"}, setup: project("data_size: 64M"), want: []string{`--data-size "NaN"`}},
-		{name: "squashfs block size", args: []string{"squashfs", "{dir}", "-o", "{dir}/x.sqfs", "-b", "128Kx"}, want: []string{`--block-size "128Kx"`, "unknown suffix"}},
-		{name: "squashfs block size range", args: []string{"squashfs", "{dir}", "-o", "{dir}/x.sqfs", "-b", "2M"}, want: []string{`--block-size "2M"`, "power of two from 4K to 1M"}},
-		{name: "squashfs xz dict size", args: []string{"squashfs", "{dir}", "-o", "{dir}/x.sqfs", "--comp", "xz", "--xz-dict-size", "NaN"}, want: []string{`--xz-dict-size "NaN"`}},
+		{name: "squashfs block size", args: []string{"squashfs", "{dir}/.tmp", "-o", "{dir}/x.sqfs", "-b", "128Kx"}, want: []string{`--block-size "128Kx"`, "unknown suffix"}},
+		{name: "squashfs block size range", args: []string{"squashfs", "{dir}/.tmp", "-o", "{dir}/x.sqfs", "-b", "2M"}, want: []string{`--block-size "2M"`, "power of two from 4K to 1M"}},
+		{name: "squashfs xz dict size", args: []string{"squashfs", "{dir}/.tmp", "-o", "{dir}/x.sqfs", "--comp", "xz", "--xz-dict-size", "NaN"}, want: []string{`--xz-dict-size "NaN"`}},
 	})
 }
 
@@ -177,7 +177,7 @@ func TestSettingsFileValues(t *testing.T) {
 		{name: "rfs.yaml epoch beyond squashfs", args: yamlArgs, setup: project("epoch: 4294967296"), want: []string{"{dir}/rfs.yaml:1: epoch 4294967296", "32 bits"}},
 		{name: "SOURCE_DATE_EPOCH garbage", args: []string{"build"}, env: []string{"SOURCE_DATE_EPOCH=yesterday"}, want: []string{`SOURCE_DATE_EPOCH "yesterday"`, "seconds since 1970", "unset it"}},
 		{name: "SOURCE_DATE_EPOCH float", args: []string{"build"}, env: []string{"SOURCE_DATE_EPOCH=1.7e9"}, want: []string{`SOURCE_DATE_EPOCH "1.7e9"`}},
-		{name: "SOURCE_DATE_EPOCH squashfs", args: []string{"squashfs", "{dir}", "-o", "{dir}/x.sqfs"}, env: []string{"SOURCE_DATE_EPOCH=-1"}, want: []string{`SOURCE_DATE_EPOCH "-1"`}},
+		{name: "SOURCE_DATE_EPOCH squashfs", args: []string{"squashfs", "{dir}/.tmp", "-o", "{dir}/x.sqfs"}, env: []string{"SOURCE_DATE_EPOCH=-1"}, want: []string{`SOURCE_DATE_EPOCH "-1"`}},
 		{name: "app path is a go flag", args: yamlArgs, setup: project("apps:", "  - path: -modfile=/tmp/x@v1", "    name: x"), want: []string{"{dir}/rfs.yaml:1: apps", "not a package path"}},
 		{name: "u-root command climbs out", args: yamlArgs, setup: project("userland: u-root", "uroot_commands: [github.com/u-root/u-root/cmds/../../../evil/x]"), want: []string{"{dir}/rfs.yaml:2: uroot_commands"}},
 	})
