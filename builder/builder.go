@@ -24,6 +24,7 @@ import (
 	"github.com/rfsbuild/rfs/image"
 	"github.com/rfsbuild/rfs/image/ext4"
 	"github.com/rfsbuild/rfs/image/fat"
+	"github.com/rfsbuild/rfs/infile"
 	"github.com/rfsbuild/rfs/initramfs"
 	"github.com/rfsbuild/rfs/kernel"
 	"github.com/rfsbuild/rfs/modfetch"
@@ -434,7 +435,7 @@ func (c *Config) checkLayers() ([]image.LayerMeta, error) {
 }
 
 func (c *Config) checkLayer(p string) (image.LayerMeta, error) {
-	f, err := os.Open(p)
+	f, err := infile.Open("", p)
 	if err != nil {
 		return image.LayerMeta{}, err
 	}
@@ -473,7 +474,7 @@ func (c *Config) checkLayer(p string) (image.LayerMeta, error) {
 
 // copyFile writes the file at p to w from offset 0.
 func copyFile(w io.WriterAt, p string) (int64, error) {
-	f, err := os.Open(p)
+	f, err := infile.Open("", p)
 	if err != nil {
 		return 0, err
 	}
@@ -512,6 +513,9 @@ func (c *Config) kernel(ctx context.Context) (path, origin string, err error) {
 			if _, err := os.Stat(p); err != nil {
 				return "", "", fmt.Errorf("kernel directory %s has no vmlinuz: %w", c.Kernel, err)
 			}
+		}
+		if err := infile.Check("kernel", p); err != nil {
+			return "", "", err
 		}
 		return p, p, nil
 	}

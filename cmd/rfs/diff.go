@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/rfsbuild/rfs/image"
+	"github.com/rfsbuild/rfs/infile"
 	"github.com/rfsbuild/rfs/layer"
 	"github.com/rfsbuild/rfs/rootfs"
 	"github.com/rfsbuild/rfs/squashfs"
@@ -116,7 +117,7 @@ func readLower(p string) (*rootfs.Tree, func(), error) {
 		}
 		return t, func() {}, nil
 	}
-	f, err := os.Open(p)
+	f, err := infile.Open("lower", p)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -155,7 +156,7 @@ func openImage(p string) (*rfsImage, error) {
 	if err != nil {
 		return nil, err
 	}
-	f, err := os.Open(p)
+	f, err := infile.OpenDisk("image", p)
 	if err != nil {
 		disk.Close()
 		return nil, err
