@@ -22,7 +22,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"path"
 	"path/filepath"
 	"regexp"
@@ -30,6 +29,8 @@ import (
 
 	"github.com/rfsbuild/rfs/overlay"
 	"github.com/rfsbuild/rfs/rootfs"
+
+	"github.com/rfsbuild/rfs/subproc"
 )
 
 // App is one program.
@@ -140,20 +141,26 @@ func (b Builder) Build(ctx context.Context, arch string, a App) ([]byte, error) 
 		if err := os.WriteFile(filepath.Join(dir, "go.mod"), []byte("module rfs.local/app\n"), 0o644); err != nil {
 			return nil, err
 		}
-		get := exec.CommandContext(ctx, gobin, "get", a.Path)
+		get := subproc.Command(ctx, gobin, "get", a.Path)
 		get.Dir, get.Env = dir, append(env, "GOFLAGS=-mod=mod")
 		if o, err := get.CombinedOutput(); err != nil {
+			if ctx.Err() != nil {
+				return nil, fmt.Errorf("app %s: go get: %w", a.Path, ctx.Err())
+			}
 			return nil, fmt.Errorf("app %s: go get: %w\n%s", a.Path, err, bytes.TrimSpace(o))
 		}
 		pkg, _, _ := strings.Cut(a.Path, "@")
 		args = append(args, pkg)
 		env = append(env, "GOFLAGS=-mod=mod")
 	}
-	cmd := exec.CommandContext(ctx, gobin, args...)
+	cmd := subproc.Command(ctx, gobin, args...)
 	cmd.Dir, cmd.Env = dir, env
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	if err := cmd.Run(); err != nil {
+		if ctx.Err() != nil {
+			return nil, fmt.Errorf("app %s: build for %s: %w", a.Path, arch, ctx.Err())
+		}
 		return nil, fmt.Errorf("app %s: build for %s: %w\n%s", a.Path, arch, err, bytes.TrimSpace(stderr.Bytes()))
 	}
 	return os.ReadFile(out)

@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"github.com/rfsbuild/rfs"
+
+	"github.com/rfsbuild/rfs/subproc"
 )
 
 // Builder compiles the init. Its zero value builds rfs's embedded init
@@ -101,13 +103,16 @@ func (b Builder) Init(ctx context.Context, arch string) (string, error) {
 	// they are byte-identical.
 	tmp := fmt.Sprintf("%s.tmp-%d-%d", out, os.Getpid(), time.Now().UnixNano())
 	ldflags := "-s -w -buildid= -X github.com/rfsbuild/rfs/overlay.Version=" + version
-	cmd := exec.CommandContext(ctx, gobin, "build", "-trimpath", "-buildvcs=false", "-ldflags", ldflags, "-o", tmp, rfs.InitPackage)
+	cmd := subproc.Command(ctx, gobin, "build", "-trimpath", "-buildvcs=false", "-ldflags", ldflags, "-o", tmp, rfs.InitPackage)
 	cmd.Dir = work
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH="+arch, "GOFLAGS=-mod=mod", "GOWORK=off")
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
-	if err := cmd.Run(); err != nil {
+	if err := subproc.Err(ctx, "build init", cmd.Run()); err != nil {
 		os.Remove(tmp)
+		if ctx.Err() != nil {
+			return "", err
+		}
 		return "", fmt.Errorf("build init for %s: %w\n%s", arch, err, strings.TrimSpace(stderr.String()))
 	}
 	if err := os.Rename(tmp, out); err != nil {
@@ -175,5 +180,6 @@ func toolchainVersion(ctx context.Context, gobin string) ([]byte, error) {
 			}
 		}
 	}
-	return exec.CommandContext(ctx, gobin, "env", "GOVERSION").Output()
+	out, err := subproc.Command(ctx, gobin, "env", "GOVERSION").Output()
+	return out, subproc.Err(ctx, "go env", err)
 }

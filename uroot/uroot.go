@@ -27,7 +27,6 @@ import (
 	"log"
 	"maps"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -38,6 +37,8 @@ import (
 	"github.com/u-root/gobusybox/src/pkg/golang"
 
 	"github.com/rfsbuild/rfs/rootfs"
+
+	"github.com/rfsbuild/rfs/subproc"
 )
 
 // Pinned versions: the u-root commands and the gobusybox builder (the one
@@ -139,7 +140,8 @@ func (b Builder) Build(ctx context.Context, arch string, cmds []string) (string,
 	if gobin == "" {
 		gobin = "go"
 	}
-	goVersion, err := exec.CommandContext(ctx, gobin, "env", "GOVERSION").Output()
+	goVersion, err := subproc.Command(ctx, gobin, "env", "GOVERSION").Output()
+	err = subproc.Err(ctx, "build u-root", err)
 	if err != nil {
 		return "", fmt.Errorf("build u-root: the go command is needed: %w", err)
 	}
@@ -175,9 +177,12 @@ func (b Builder) Build(ctx context.Context, arch string, cmds []string) (string,
 		return "", fmt.Errorf("build u-root: %w", err)
 	}
 	env := append(os.Environ(), "GOFLAGS=-mod=mod", "GOWORK=off")
-	dl := exec.CommandContext(ctx, gobin, "mod", "download", Module+"@"+Version)
+	dl := subproc.Command(ctx, gobin, "mod", "download", Module+"@"+Version)
 	dl.Dir, dl.Env = work, env
 	if o, err := dl.CombinedOutput(); err != nil {
+		if ctx.Err() != nil {
+			return "", fmt.Errorf("build u-root: %w", ctx.Err())
+		}
 		return "", fmt.Errorf("build u-root: go mod download %s@%s: %w\n%s", Module, Version, err, o)
 	}
 	// go/packages resolves the imports with -mod=mod, which fills go.sum.
