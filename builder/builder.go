@@ -190,7 +190,7 @@ func Build(ctx context.Context, c Config) (*Result, error) {
 		}
 	}
 	arch := c.Board.Arch
-	layers, err := c.checkLayers()
+	layers, err := c.checkLayers(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -225,7 +225,7 @@ func Build(ctx context.Context, c Config) (*Result, error) {
 	}
 	for _, f := range c.Files {
 		opts := rootfs.HostDirOptions{Owner: c.Owner, MTime: &c.Epoch}
-		if err := tree.AddHostDir(f.Src, f.Dest, opts); err != nil {
+		if err := tree.AddHostDirContext(ctx, f.Src, f.Dest, opts); err != nil {
 			return nil, err
 		}
 	}
@@ -237,7 +237,7 @@ func Build(ctx context.Context, c Config) (*Result, error) {
 	if err := tree.Add("/usr/bin/rfs-init", &rootfs.Node{Type: rootfs.Symlink, Perm: 0o777, Target: "/run/rfs/bin/rfs-init", MTime: c.Epoch}); err != nil {
 		return nil, err
 	}
-	digest, err := tree.Digest()
+	digest, err := tree.DigestContext(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -371,13 +371,13 @@ func Build(ctx context.Context, c Config) (*Result, error) {
 			MBRType: image.MBRTypeFAT32LBA, Bootable: true,
 			Write: func(ctx context.Context, w io.WriterAt) (int64, error) {
 				opts := fat.Options{Label: "RFS-BOOT", VolumeID: binary.BigEndian.Uint32(volID), MTime: c.Epoch}
-				return bootSize, fat.Write(w, bootSize, boot, opts)
+				return bootSize, fat.WriteContext(ctx, w, bootSize, boot, opts)
 			},
 		},
 		{
 			Name: image.RootPartition, Type: rootType, GUID: rootID, MBRType: image.MBRTypeLinux,
 			Write: func(ctx context.Context, w io.WriterAt) (int64, error) {
-				n, err := squashfs.Write(w, tree, squashfs.Options{MTime: c.Epoch})
+				n, err := squashfs.WriteContext(ctx, w, tree, squashfs.Options{MTime: c.Epoch})
 				rootSize = n
 				return n, err
 			},
@@ -387,7 +387,7 @@ func Build(ctx context.Context, c Config) (*Result, error) {
 		layout.Partitions = append(layout.Partitions, image.Partition{
 			Name: image.LayerPartition(i + 1), Type: image.TypeLinuxData, GUID: l.PARTUUID, MBRType: image.MBRTypeLinux,
 			Logical: layout.Table == "mbr" && len(layers) > 1, // as numbered above
-			Write:   func(ctx context.Context, w io.WriterAt) (int64, error) { return copyFile(w, c.Layers[i]) },
+			Write:   func(ctx context.Context, w io.WriterAt) (int64, error) { return copyFile(ctx, w, c.Layers[i]) },
 		})
 	}
 	layout.Partitions = append(layout.Partitions,
@@ -422,10 +422,10 @@ func Build(ctx context.Context, c Config) (*Result, error) {
 // checkLayers checks every --layer file: a squashfs our reader reads,
 // compressed with what the kernel supports; it returns their records for
 // rfs.json (PARTUUIDs still empty).
-func (c *Config) checkLayers() ([]image.LayerMeta, error) {
+func (c *Config) checkLayers(ctx context.Context) ([]image.LayerMeta, error) {
 	var out []image.LayerMeta
 	for i, p := range c.Layers {
-		m, err := c.checkLayer(p)
+		m, err := c.checkLayer(ctx, p)
 		if err != nil {
 			return nil, fmt.Errorf("layer %d (%s): %w", i+1, p, err)
 		}
@@ -434,7 +434,7 @@ func (c *Config) checkLayers() ([]image.LayerMeta, error) {
 	return out, nil
 }
 
-func (c *Config) checkLayer(p string) (image.LayerMeta, error) {
+func (c *Config) checkLayer(ctx context.Context, p string) (image.LayerMeta, error) {
 	f, err := infile.Open("", p)
 	if err != nil {
 		return image.LayerMeta{}, err
@@ -466,20 +466,20 @@ func (c *Config) checkLayer(p string) (image.LayerMeta, error) {
 		c.logf("layer %s has xattrs; the %s kernel ignores them (opaque directories need explicit whiteouts, as rfs commit writes)", p, c.Board.Name)
 	}
 	h := sha256.New()
-	if _, err := io.Copy(h, io.NewSectionReader(f, 0, st.Size())); err != nil {
+	if _, err := io.Copy(h, ctxReader{ctx, io.NewSectionReader(f, 0, st.Size())}); err != nil {
 		return image.LayerMeta{}, err
 	}
 	return image.LayerMeta{File: p, SHA256: hex.EncodeToString(h.Sum(nil)), Size: st.Size()}, nil
 }
 
-// copyFile writes the file at p to w from offset 0.
-func copyFile(w io.WriterAt, p string) (int64, error) {
+// copyFile writes the file at p to w from offset 0, until ctx is done.
+func copyFile(ctx context.Context, w io.WriterAt, p string) (int64, error) {
 	f, err := infile.Open("", p)
 	if err != nil {
 		return 0, err
 	}
 	defer f.Close()
-	return io.Copy(io.NewOffsetWriter(w, 0), f)
+	return io.Copy(io.NewOffsetWriter(w, 0), ctxReader{ctx, f})
 }
 
 // addVolumes writes the volume list the init reads from the lower.
@@ -539,3 +539,16 @@ func DeriveGUID(buildID, role string) string {
 }
 
 func roundUp(n, to int64) int64 { return (n + to - 1) / to * to }
+
+// ctxReader ends a copy with ctx's error once ctx is done.
+type ctxReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (c ctxReader) Read(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.r.Read(p)
+}

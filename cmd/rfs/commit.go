@@ -58,7 +58,7 @@ or squashfs) and an upper directory.`,
 					return err
 				}
 				n, err := writeAtomic(output, func(f *os.File) (int64, error) {
-					return squashfs.Write(f, tree, squashfs.Options{MTime: upper.Root.MTime})
+					return squashfs.WriteContext(cmd.Context(), f, tree, squashfs.Options{MTime: upper.Root.MTime})
 				})
 				if err != nil {
 					return err

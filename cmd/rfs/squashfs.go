@@ -110,7 +110,7 @@ mksquashfs's single-dash spellings (-comp, -b, -all-root, -all-time,
 				opts.MTime = &allTime
 			}
 			t := rootfs.New(0)
-			if err := t.AddHostDir(pos[0], "/", opts); err != nil {
+			if err := t.AddHostDirContext(cmd.Context(), pos[0], "/", opts); err != nil {
 				return err
 			}
 			if xattrs {
@@ -144,7 +144,7 @@ mksquashfs's single-dash spellings (-comp, -b, -all-root, -all-time,
 				return err
 			}
 			defer os.Remove(f.Name())
-			n, err := squashfs.Write(f, t, squashfs.Options{
+			n, err := squashfs.WriteContext(cmd.Context(), f, t, squashfs.Options{
 				Compressor: comp, BlockSize: int(bs), Level: level, XZDictSize: int(ds),
 				MTime: mkfsTime, Workers: processors, Xattrs: xattrs, Smallest: smallest,
 			})
