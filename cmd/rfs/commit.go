@@ -2,8 +2,10 @@ package main
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 
@@ -44,7 +46,7 @@ or squashfs) and an upper directory.`,
 			if output == "" && oci == "" {
 				return errors.New("give -o LAYER.sqfs and/or --oci LAYER.tar")
 			}
-			lower, upper, closeFn, err := openLayers(args)
+			lower, upper, closeFn, err := openLayers(cmd.Context(), args)
 			if err != nil {
 				return err
 			}
@@ -71,7 +73,7 @@ or squashfs) and an upper directory.`,
 			}
 			if oci != "" {
 				n, err := writeAtomic(oci, func(f *os.File) (int64, error) {
-					w := bufio.NewWriterSize(f, 1<<20)
+					w := bufio.NewWriterSize(ctxWriter{cmd.Context(), f}, 1<<20)
 					if err := layer.WriteOCI(w, lower, upper); err != nil {
 						return 0, err
 					}
@@ -119,4 +121,18 @@ func writeAtomic(path string, write func(*os.File) (int64, error)) (int64, error
 		return 0, fmt.Errorf("write %s: %w", path, err)
 	}
 	return n, nil
+}
+
+// ctxWriter fails writes once ctx is done, so that a long write through it
+// (the OCI tar of a large upper) stops on Ctrl-C.
+type ctxWriter struct {
+	ctx context.Context
+	w   io.Writer
+}
+
+func (c ctxWriter) Write(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.w.Write(p)
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -40,12 +41,12 @@ xattrs needs root).`,
   rfs diff rootfs.sqfs ./upper`,
 		Args: cobra.RangeArgs(1, 2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			lower, upper, closeFn, err := openLayers(args)
+			lower, upper, closeFn, err := openLayers(cmd.Context(), args)
 			if err != nil {
 				return err
 			}
 			defer closeFn()
-			changes, err := layer.Diff(lower, upper)
+			changes, err := layer.DiffContext(cmd.Context(), lower, upper)
 			if err != nil {
 				return err
 			}
@@ -79,9 +80,9 @@ func printChanges(w io.Writer, changes []layer.Change, asJSON bool) error {
 // openLayers reads the lower and the upper named by the command line: an
 // image (file or block device), or a lower (dir or squashfs) and an upper
 // dir.
-func openLayers(args []string) (lower, upper *rootfs.Tree, closeFn func(), err error) {
+func openLayers(ctx context.Context, args []string) (lower, upper *rootfs.Tree, closeFn func(), err error) {
 	if len(args) == 2 {
-		lower, closeFn, err = readLower(args[0])
+		lower, closeFn, err = readLower(ctx, args[0])
 		if err != nil {
 			return nil, nil, nil, err
 		}
@@ -105,14 +106,14 @@ func openLayers(args []string) (lower, upper *rootfs.Tree, closeFn func(), err e
 }
 
 // readLower reads a directory or a squashfs file as a tree.
-func readLower(p string) (*rootfs.Tree, func(), error) {
+func readLower(ctx context.Context, p string) (*rootfs.Tree, func(), error) {
 	st, err := os.Stat(p)
 	if err != nil {
 		return nil, nil, err
 	}
 	if st.IsDir() {
 		t := rootfs.New(0)
-		if err := t.AddHostDir(p, "/", rootfs.HostDirOptions{}); err != nil {
+		if err := t.AddHostDirContext(ctx, p, "/", rootfs.HostDirOptions{}); err != nil {
 			return nil, nil, err
 		}
 		return t, func() {}, nil
