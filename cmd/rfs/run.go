@@ -40,11 +40,27 @@ text appears, or non-zero (2) when --timeout passes first; for scripts and CI.`,
   rfs run out/qemu-arm64.img --append rfs.shell     # rescue shell in the initramfs`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			tmp, err := os.MkdirTemp("", "rfs-run-")
+			// The run's files (kernel, initramfs, SD card copy, UEFI
+			// variables) go on every way out; a run killed outright leaves
+			// them to the next run, which removes them. --dry-run keeps
+			// them: the printed command needs them.
+			var tmp string
+			var err error
+			if dryRun {
+				qemu.RemoveStaleRunDirs(os.TempDir())
+				tmp, err = os.MkdirTemp("", "rfs-dry-run-")
+			} else {
+				tmp, err = qemu.RunDir()
+			}
 			if err != nil {
 				return err
 			}
-			defer os.RemoveAll(tmp)
+			keep := false
+			defer func() {
+				if !keep {
+					os.RemoveAll(tmp)
+				}
+			}()
 			cfg, board, err := qemu.ForImage(args[0], tmp, persist)
 			if err != nil {
 				return err
@@ -60,7 +76,9 @@ text appears, or non-zero (2) when --timeout passes first; for scripts and CI.`,
 				cfg.QEMU.Memory = memory
 			}
 			if dryRun {
-				fmt.Fprintln(cmd.OutOrStdout(), cfg.QEMU.Binary, strings.Join(cfg.Args(), " "))
+				keep = true
+				fmt.Fprintln(cmd.OutOrStdout(), shellQuote(append([]string{cfg.QEMU.Binary}, cfg.Args()...)))
+				fmt.Fprintf(cmd.ErrOrStderr(), "rfs: the files this command uses (kernel, initramfs, disk copy, firmware variables) are kept in %s: remove it when done\n", tmp)
 				return nil
 			}
 			if expect == "" {
@@ -70,7 +88,7 @@ text appears, or non-zero (2) when --timeout passes first; for scripts and CI.`,
 				fmt.Fprintf(cmd.ErrOrStderr(), "rfs: booting %s (%s) in %s; Ctrl-A X quits\n", args[0], board.Name, cfg.QEMU.Binary)
 				q := cfg.Command(cmd.Context())
 				q.Stdin, q.Stdout, q.Stderr = os.Stdin, os.Stdout, os.Stderr
-				return q.Run()
+				return qemu.Run(q)
 			}
 			vm, err := qemu.Start(cmd.Context(), cfg, cmd.OutOrStdout())
 			if err != nil {
@@ -97,4 +115,17 @@ text appears, or non-zero (2) when --timeout passes first; for scripts and CI.`,
 	fl.StringVar(&memory, "memory", "", "guest memory, e.g. 2G (default: the board's)")
 	fl.BoolVar(&dryRun, "dry-run", false, "print the QEMU command instead of running it")
 	return cmd
+}
+
+// shellQuote joins args into a line a POSIX shell splits back into them.
+func shellQuote(args []string) string {
+	q := make([]string, len(args))
+	for i, a := range args {
+		if a != "" && strings.Trim(a, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_=+,./:@%") == "" {
+			q[i] = a
+			continue
+		}
+		q[i] = "'" + strings.ReplaceAll(a, "'", `'\''`) + "'"
+	}
+	return strings.Join(q, " ")
 }
