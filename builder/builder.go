@@ -155,6 +155,16 @@ func (c *Config) logf(format string, args ...any) {
 	}
 }
 
+// Bounds of the sizes a build accepts. The data partition's ext4 is made
+// with all its inode tables written (about 1/64 of its size) in a temp
+// file and copied into the image, so it stays small; the first boot grows
+// it. Images are at most what an MBR can address (GPT could hold more, but
+// no card or stick rfs writes to is larger).
+const (
+	MaxDataSize  = 16 << 30
+	MaxImageSize = 2 << 40
+)
+
 // Build writes the image at c.Output.
 func Build(ctx context.Context, c Config) (*Result, error) {
 	start := time.Now()
@@ -173,8 +183,11 @@ func Build(ctx context.Context, c Config) (*Result, error) {
 	if c.DataSize == 0 {
 		c.DataSize = DefaultDataSize
 	}
-	if c.DataSize%image.MiB != 0 || c.DataSize < 16*image.MiB {
-		return nil, fmt.Errorf("data partition size %d: want a whole number of MiB, at least 16 MiB", c.DataSize)
+	if c.DataSize%image.MiB != 0 || c.DataSize < 16*image.MiB || c.DataSize > MaxDataSize {
+		return nil, fmt.Errorf("data partition size %s: want a whole number of MiB, at least 16 MiB and at most %s (the first boot grows the partition to the end of the medium)", image.HumanSize(c.DataSize), image.HumanSize(MaxDataSize))
+	}
+	if c.Size < 0 || c.Size > MaxImageSize {
+		return nil, fmt.Errorf("image size %s: at most %s", image.HumanSize(c.Size), image.HumanSize(MaxImageSize))
 	}
 	if c.Output == "" {
 		return nil, fmt.Errorf("no output path")

@@ -52,6 +52,11 @@ type Options struct {
 	Workers int
 }
 
+// MaxWorkers is the most compressing goroutines Write accepts: each holds
+// a compressor and block buffers, so the count bounds memory. More than
+// there are CPUs gains nothing; at least 64 are allowed.
+func MaxWorkers() int { return max(64, 4*runtime.NumCPU()) }
+
 // DefaultBlockSize is the block size used when Options.BlockSize is 0.
 const DefaultBlockSize = 131072
 
@@ -91,6 +96,9 @@ func WriteContext(ctx context.Context, w io.WriterAt, t *rootfs.Tree, opts Optio
 	workers := opts.Workers
 	if workers <= 0 {
 		workers = runtime.GOMAXPROCS(0)
+	}
+	if workers > MaxWorkers() {
+		return 0, fmt.Errorf("squashfs: %d workers: at most %d", workers, MaxWorkers())
 	}
 
 	b := &builder{

@@ -73,7 +73,9 @@ text appears, or non-zero (2) when --timeout passes first; for scripts and CI.`,
 				fmt.Fprintf(cmd.ErrOrStderr(), "rfs: %s\n", board.QEMU.Note)
 			}
 			if memory != "" {
-				cfg.QEMU.Memory = memory
+				if cfg.QEMU.Memory, err = qemu.ParseMemory(memory); err != nil {
+					return err
+				}
 			}
 			if dryRun {
 				keep = true

@@ -122,6 +122,9 @@ mksquashfs's single-dash spellings (-comp, -b, -all-root, -all-time,
 			if err != nil {
 				return fmt.Errorf("--block-size: %w", err)
 			}
+			if bs < 4<<10 || bs > 1<<20 || bs&(bs-1) != 0 {
+				return fmt.Errorf("--block-size %s: the block size must be a power of two from 4K to 1M", blockSize)
+			}
 			ds := int64(0)
 			if dictSize != "" {
 				if ds, err = image.ParseSize(dictSize); err != nil {
@@ -136,8 +139,8 @@ mksquashfs's single-dash spellings (-comp, -b, -all-root, -all-time,
 					}
 				}
 			}
-			if processors < 0 {
-				return fmt.Errorf("--processors %d: must be at least 1", processors)
+			if processors < 0 || processors > squashfs.MaxWorkers() {
+				return fmt.Errorf("--processors %d: want 1 to %d", processors, squashfs.MaxWorkers())
 			}
 			f, err := os.CreateTemp(filepath.Dir(output), filepath.Base(output)+".tmp-*")
 			if err != nil {
