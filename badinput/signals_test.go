@@ -135,7 +135,7 @@ func TestSignals(t *testing.T) {
 		)
 	}
 	cases = append(cases,
-		badCase{name: "squashfs -processors 1 sigint", args: []string{"squashfs", text, "{dir}/out.sqfs", "-processors", "1", "-comp", "zstd"},
+		badCase{name: "squashfs -processors 1 sigint", args: []string{"squashfs", text, "{dir}/out.sqfs", "-processors", "1"},
 			signal: syscall.SIGINT, code: 130, want: []string{"rfs: interrupted"}, timeout: signalDeadline},
 		badCase{name: "squashfs of sparse files sigterm", args: []string{"squashfs", upper, "-o", "{dir}/out.sqfs"},
 			signal: syscall.SIGTERM, code: 143, want: []string{"rfs: interrupted"}, timeout: signalDeadline},
