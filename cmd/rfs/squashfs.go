@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -114,7 +115,7 @@ mksquashfs's single-dash spellings (-comp, -b, -all-root, -all-time,
 				return err
 			}
 			if xattrs {
-				if err := addHostXattrs(t, pos[0]); err != nil {
+				if err := addHostXattrs(cmd.Context(), t, pos[0]); err != nil {
 					return err
 				}
 			}
@@ -192,10 +193,13 @@ mksquashfs's single-dash spellings (-comp, -b, -all-root, -all-time,
 
 // addHostXattrs copies the xattrs that squashfs can store from the host
 // directory into the tree (every path of the tree came from src).
-func addHostXattrs(t *rootfs.Tree, src string) error {
+func addHostXattrs(ctx context.Context, t *rootfs.Tree, src string) error {
 	buf := make([]byte, 64<<10)
 	val := make([]byte, 64<<10)
 	return t.Walk(func(p string, n *rootfs.Node) error {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
 		hp := filepath.Join(src, p)
 		sz, err := unix.Llistxattr(hp, buf)
 		if errors.Is(err, unix.ENOTSUP) {
