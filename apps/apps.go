@@ -115,7 +115,13 @@ func (b Builder) Build(ctx context.Context, arch string, a App) ([]byte, error) 
 	}
 	defer os.RemoveAll(tmpDir)
 	out := filepath.Join(tmpDir, "app.bin")
-	env := append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH="+arch, "GOWORK=off")
+	// go's work directory goes inside ours: removed with it even when an
+	// interrupted go is killed before it cleans up.
+	gotmp := filepath.Join(tmpDir, "gotmp")
+	if err := os.Mkdir(gotmp, 0o700); err != nil {
+		return nil, err
+	}
+	env := append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH="+arch, "GOWORK=off", "GOTMPDIR="+gotmp)
 	args := []string{"build", "-trimpath", "-buildvcs=false", "-ldflags", "-s -w -buildid=", "-o", out}
 	var dir string
 	if a.Local() {

@@ -105,7 +105,13 @@ func (b Builder) Init(ctx context.Context, arch string) (string, error) {
 	ldflags := "-s -w -buildid= -X github.com/rfsbuild/rfs/overlay.Version=" + version
 	cmd := subproc.Command(ctx, gobin, "build", "-trimpath", "-buildvcs=false", "-ldflags", ldflags, "-o", tmp, rfs.InitPackage)
 	cmd.Dir = work
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH="+arch, "GOFLAGS=-mod=mod", "GOWORK=off")
+	// go's work directory goes inside ours: removed with it even when an
+	// interrupted go is killed before it cleans up.
+	gotmp := filepath.Join(work, ".gotmp")
+	if err := os.Mkdir(gotmp, 0o700); err != nil {
+		return "", fmt.Errorf("build init: %w", err)
+	}
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH="+arch, "GOFLAGS=-mod=mod", "GOWORK=off", "GOTMPDIR="+gotmp)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	if err := subproc.Err(ctx, "build init", cmd.Run()); err != nil {
