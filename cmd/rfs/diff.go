@@ -86,7 +86,7 @@ func openLayers(ctx context.Context, args []string) (lower, upper *rootfs.Tree, 
 		if err != nil {
 			return nil, nil, nil, err
 		}
-		upper, err = layer.ReadDir(args[1])
+		upper, err = layer.ReadDirContext(ctx, args[1])
 		if err != nil {
 			closeFn()
 			return nil, nil, nil, fmt.Errorf("upper %s: %w", args[1], err)

@@ -115,7 +115,7 @@ text appears, or non-zero (2) when --timeout passes first; for scripts and CI.`,
 	fl.BoolVar(&kvm, "kvm", false, "use KVM instead of TCG emulation (host and board must share an architecture)")
 	fl.StringVar(&appendC, "append", "", "extra kernel command line for this boot, e.g. rfs.shell")
 	fl.StringVar(&memory, "memory", "", "guest memory, e.g. 2G (default: the board's)")
-	fl.BoolVar(&dryRun, "dry-run", false, "print the QEMU command instead of running it")
+	fl.BoolVar(&dryRun, "dry-run", false, "print the QEMU command instead of running it (the files it uses are kept in a directory it names)")
 	return cmd
 }
 
