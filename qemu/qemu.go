@@ -148,6 +148,10 @@ func Start(ctx context.Context, c Config, log io.Writer) (*VM, error) {
 		return nil, err
 	}
 	cmd := c.Command(ctx)
+	// Its console is ours, not the terminal's: in its own process group
+	// the terminal's Ctrl-C reaches only rfs, which stops QEMU and says
+	// "interrupted", not "QEMU exited (signal: interrupt)".
+	cmd.SysProcAttr.Setpgid = true
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
 		return nil, err
