@@ -43,7 +43,13 @@ var stopSignals = []os.Signal{syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP}
 func signalContext(parent context.Context, stderr io.Writer, now func(code int)) (ctx context.Context, stop func()) {
 	ctx, cancel := context.WithCancelCause(parent)
 	ch := make(chan os.Signal, 2)
-	signal.Notify(ch, stopSignals...)
+	for _, s := range stopSignals {
+		// Started ignoring it (nohup, a background job of a script):
+		// keep ignoring it, as Notify would not.
+		if !signal.Ignored(s) {
+			signal.Notify(ch, s)
+		}
+	}
 	done := make(chan struct{})
 	go func() {
 		first := true
