@@ -29,7 +29,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"path"
 	"path/filepath"
 	"regexp"
@@ -38,6 +37,7 @@ import (
 	"github.com/rfsbuild/rfs/gotarget"
 	"github.com/rfsbuild/rfs/overlay"
 	"github.com/rfsbuild/rfs/rootfs"
+	"github.com/rfsbuild/rfs/subproc"
 )
 
 // App is one program.
@@ -127,8 +127,14 @@ func (b Builder) Build(ctx context.Context, arch string, a App) ([]byte, error) 
 	}
 	defer os.RemoveAll(tmpDir)
 	out := filepath.Join(tmpDir, "app.bin")
+	// go's work directory goes inside ours: removed with it even when an
+	// interrupted go is killed before it cleans up.
+	gotmp := filepath.Join(tmpDir, "gotmp")
+	if err := os.Mkdir(gotmp, 0o700); err != nil {
+		return nil, err
+	}
 	env := append(os.Environ(), gotarget.Baseline...)
-	env = append(env, "CGO_ENABLED=0", "GOOS=linux", "GOARCH="+arch, "GOWORK=off")
+	env = append(env, "CGO_ENABLED=0", "GOOS=linux", "GOARCH="+arch, "GOWORK=off", "GOTMPDIR="+gotmp)
 	args := []string{"build", "-trimpath", "-buildvcs=false", "-ldflags", "-s -w -buildid=", "-o", out}
 	var dir string
 	if a.Local() {
@@ -154,20 +160,26 @@ func (b Builder) Build(ctx context.Context, arch string, a App) ([]byte, error) 
 		if err := os.WriteFile(filepath.Join(dir, "go.mod"), []byte("module rfs.local/app\n"), 0o644); err != nil {
 			return nil, err
 		}
-		get := exec.CommandContext(ctx, gobin, "get", a.Path)
+		get := subproc.Command(ctx, gobin, "get", a.Path)
 		get.Dir, get.Env = dir, append(env, "GOFLAGS=-mod=mod")
 		if o, err := get.CombinedOutput(); err != nil {
+			if ctx.Err() != nil {
+				return nil, fmt.Errorf("app %s: go get: %w", a.Path, ctx.Err())
+			}
 			return nil, fmt.Errorf("app %s: go get: %w\n%s", a.Path, err, bytes.TrimSpace(o))
 		}
 		pkg, _, _ := strings.Cut(a.Path, "@")
 		args = append(args, pkg)
 		env = append(env, "GOFLAGS=-mod=mod")
 	}
-	cmd := exec.CommandContext(ctx, gobin, args...)
+	cmd := subproc.Command(ctx, gobin, args...)
 	cmd.Dir, cmd.Env = dir, env
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	if err := cmd.Run(); err != nil {
+		if ctx.Err() != nil {
+			return nil, fmt.Errorf("app %s: build for %s: %w", a.Path, arch, ctx.Err())
+		}
 		return nil, fmt.Errorf("app %s: build for %s: %w\n%s", a.Path, arch, err, bytes.TrimSpace(stderr.Bytes()))
 	}
 	return os.ReadFile(out)

@@ -2,7 +2,6 @@ package badinput
 
 import (
 	"io/fs"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -210,14 +209,6 @@ func devNullIntact(t tester, dir, out string) {
 	}
 }
 
-func mkfifo(name string) func(t tester, dir string) {
-	return func(t tester, dir string) {
-		if err := unix.Mkfifo(filepath.Join(dir, name), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-}
-
 func mkdir(name string) func(t tester, dir string) {
 	return func(t tester, dir string) {
 		if err := os.MkdirAll(filepath.Join(dir, name), 0o755); err != nil {
@@ -233,17 +224,6 @@ func mkblock(name string) func(t tester, dir string) {
 		if err := unix.Mknod(filepath.Join(dir, name), unix.S_IFBLK|0o600, int(unix.Mkdev(7, 250))); err != nil {
 			t.Fatal(err)
 		}
-	}
-}
-
-func mksocket(name string) func(t tester, dir string) {
-	return func(t tester, dir string) {
-		l, err := net.ListenUnix("unix", &net.UnixAddr{Name: filepath.Join(dir, name), Net: "unix"})
-		if err != nil {
-			t.Fatal(err)
-		}
-		l.SetUnlinkOnClose(false)
-		l.Close()
 	}
 }
 

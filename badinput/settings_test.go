@@ -45,7 +45,7 @@ func TestSettingsSizes(t *testing.T) {
 		{name: "data-size below ext4's minimum", args: []string{"build", "--data-size", "8M"}, want: []string{"--data-size 8388608 bytes", "at least 16 MiB"}},
 		{name: "data-size not whole MiB", args: []string{"build", "--data-size", "33554433"}, want: []string{"--data-size 33554433 bytes", "whole number of MiB"}},
 		{name: "size smaller than the data partition", args: []string{"build", "--size", "32M", "--data-size", "64M"}, want: []string{"--size 33554432 bytes", "too small", "--data-size"}},
-		{name: "size beyond 16 TiB", args: []string{"build", "--size", "32T"}, want: []string{"--size", "at most 16 TiB"}},
+		{name: "size beyond 2 TiB", args: []string{"build", "--size", "32T"}, want: []string{"--size", "at most 2 TiB"}},
 		{name: "rfs.yaml data_size 1e30", args: yamlArgs, setup: project("board: qemu-arm64", "data_size: 1e30"), want: []string{`{dir}/rfs.yaml:2: data_size "1e30": not a size`, sizeForms}},
 		{name: "rfs.yaml size with garbage", args: yamlArgs, setup: project("size: 1G of space"), want: []string{`{dir}/rfs.yaml:1: size "1G of space"`, "unknown suffix"}},
 		{name: "rfs.yaml data_size too small", args: yamlArgs, setup: project("# small", "data_size: 1M"), want: []string{"{dir}/rfs.yaml:2: data_size 1048576 bytes", "at least 16 MiB"}},

@@ -10,6 +10,7 @@ import (
 
 	"github.com/rfsbuild/rfs/boards"
 	"github.com/rfsbuild/rfs/image"
+	"github.com/rfsbuild/rfs/infile"
 	"github.com/rfsbuild/rfs/modfetch"
 	"github.com/rfsbuild/rfs/rootfs"
 	"github.com/rfsbuild/rfs/uki"
@@ -60,14 +61,14 @@ func (c *Config) ukiInputs(kernelPath string) ([32]byte, error) {
 // sections. Firmware boots it from the ESP's removable-media path.
 func (c *Config) unifiedKernelImage(kernelPath string, initrd []byte, cmdline string, lower *rootfs.Tree) ([]byte, error) {
 	stubPath := c.efiStub()
-	stub, err := os.ReadFile(stubPath)
+	stub, err := infile.ReadFile("", stubPath)
 	if err != nil {
 		return nil, fmt.Errorf("EFI stub: %w", err)
 	}
 	if err := uki.CheckArch(stub, c.Board.Arch); err != nil {
 		return nil, fmt.Errorf("EFI stub %s: %w", stubPath, err)
 	}
-	kernel, err := os.ReadFile(kernelPath)
+	kernel, err := infile.ReadFile("", kernelPath)
 	if err != nil {
 		return nil, fmt.Errorf("kernel: %w", err)
 	}

@@ -25,6 +25,7 @@ import (
 	"github.com/rfsbuild/rfs/image"
 	"github.com/rfsbuild/rfs/image/ext4"
 	"github.com/rfsbuild/rfs/image/fat"
+	"github.com/rfsbuild/rfs/infile"
 	"github.com/rfsbuild/rfs/initramfs"
 	"github.com/rfsbuild/rfs/kernel"
 	"github.com/rfsbuild/rfs/modfetch"
@@ -191,7 +192,7 @@ func Build(ctx context.Context, c Config) (*Result, error) {
 		}
 	}
 	arch := c.Board.Arch
-	layers, err := c.checkLayers()
+	layers, err := c.checkLayers(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -224,7 +225,7 @@ func Build(ctx context.Context, c Config) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := c.addFiles(tree); err != nil {
+	if err := c.addFiles(ctx, tree); err != nil {
 		return nil, err
 	}
 	if err := c.addVolumes(tree); err != nil {
@@ -235,7 +236,7 @@ func Build(ctx context.Context, c Config) (*Result, error) {
 	if err := tree.Add("/usr/bin/rfs-init", &rootfs.Node{Type: rootfs.Symlink, Perm: 0o777, Target: "/run/rfs/bin/rfs-init", MTime: c.Epoch}); err != nil {
 		return nil, err
 	}
-	digest, err := tree.Digest()
+	digest, err := tree.DigestContext(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -360,13 +361,13 @@ func Build(ctx context.Context, c Config) (*Result, error) {
 			MBRType: image.MBRTypeFAT32LBA, Bootable: true,
 			Write: func(ctx context.Context, w io.WriterAt) (int64, error) {
 				opts := fat.Options{Label: "RFS-BOOT", VolumeID: binary.BigEndian.Uint32(volID), MTime: c.Epoch}
-				return bootSize, fat.Write(w, bootSize, boot, opts)
+				return bootSize, fat.WriteContext(ctx, w, bootSize, boot, opts)
 			},
 		},
 		{
 			Name: image.RootPartition, Type: rootType, GUID: rootID, MBRType: image.MBRTypeLinux,
 			Write: func(ctx context.Context, w io.WriterAt) (int64, error) {
-				n, err := squashfs.Write(w, tree, squashfs.Options{MTime: c.Epoch})
+				n, err := squashfs.WriteContext(ctx, w, tree, squashfs.Options{MTime: c.Epoch})
 				rootSize = n
 				return n, err
 			},
@@ -376,7 +377,7 @@ func Build(ctx context.Context, c Config) (*Result, error) {
 		layout.Partitions = append(layout.Partitions, image.Partition{
 			Name: image.LayerPartition(i + 1), Type: image.TypeLinuxData, GUID: l.PARTUUID, MBRType: image.MBRTypeLinux,
 			Logical: layout.Table == "mbr" && len(layers) > 1, // as numbered above
-			Write:   func(ctx context.Context, w io.WriterAt) (int64, error) { return copyFile(w, c.Layers[i]) },
+			Write:   func(ctx context.Context, w io.WriterAt) (int64, error) { return copyFile(ctx, w, c.Layers[i]) },
 		})
 	}
 	layout.Partitions = append(layout.Partitions,
@@ -412,11 +413,11 @@ func Build(ctx context.Context, c Config) (*Result, error) {
 // into its destination, which keeps its own mode and owner; a system
 // directory a source leaves unusable for other users gets a warning that
 // names the source.
-func (c *Config) addFiles(tree *rootfs.Tree) error {
+func (c *Config) addFiles(ctx context.Context, tree *rootfs.Tree) error {
 	for _, f := range c.Files {
 		before := tree.SystemDirProblems()
 		opts := rootfs.HostDirOptions{Owner: c.Owner, MTime: &c.Epoch, KeepDest: true}
-		if err := tree.AddHostDir(f.Src, f.Dest, opts); err != nil {
+		if err := tree.AddHostDirContext(ctx, f.Src, f.Dest, opts); err != nil {
 			return err
 		}
 		after := tree.SystemDirProblems()
@@ -440,10 +441,10 @@ func (c *Config) warnf(format string, args ...any) {
 // checkLayers checks every --layer file: a squashfs our reader reads,
 // compressed with what the kernel supports; it returns their records for
 // rfs.json (PARTUUIDs still empty).
-func (c *Config) checkLayers() ([]image.LayerMeta, error) {
+func (c *Config) checkLayers(ctx context.Context) ([]image.LayerMeta, error) {
 	var out []image.LayerMeta
 	for i, p := range c.Layers {
-		m, err := c.checkLayer(p)
+		m, err := c.checkLayer(ctx, p)
 		if err != nil {
 			return nil, fmt.Errorf("layer %d (%s): %w", i+1, p, err)
 		}
@@ -452,8 +453,8 @@ func (c *Config) checkLayers() ([]image.LayerMeta, error) {
 	return out, nil
 }
 
-func (c *Config) checkLayer(p string) (image.LayerMeta, error) {
-	f, err := os.Open(p)
+func (c *Config) checkLayer(ctx context.Context, p string) (image.LayerMeta, error) {
+	f, err := infile.Open("", p)
 	if err != nil {
 		return image.LayerMeta{}, err
 	}
@@ -484,20 +485,20 @@ func (c *Config) checkLayer(p string) (image.LayerMeta, error) {
 		c.logf("layer %s has xattrs; the %s kernel ignores them (opaque directories need explicit whiteouts, as rfs commit writes)", p, c.Board.Name)
 	}
 	h := sha256.New()
-	if _, err := io.Copy(h, io.NewSectionReader(f, 0, st.Size())); err != nil {
+	if _, err := io.Copy(h, ctxReader{ctx, io.NewSectionReader(f, 0, st.Size())}); err != nil {
 		return image.LayerMeta{}, err
 	}
 	return image.LayerMeta{File: p, SHA256: hex.EncodeToString(h.Sum(nil)), Size: st.Size()}, nil
 }
 
-// copyFile writes the file at p to w from offset 0.
-func copyFile(w io.WriterAt, p string) (int64, error) {
-	f, err := os.Open(p)
+// copyFile writes the file at p to w from offset 0, until ctx is done.
+func copyFile(ctx context.Context, w io.WriterAt, p string) (int64, error) {
+	f, err := infile.Open("", p)
 	if err != nil {
 		return 0, err
 	}
 	defer f.Close()
-	return io.Copy(io.NewOffsetWriter(w, 0), f)
+	return io.Copy(io.NewOffsetWriter(w, 0), ctxReader{ctx, f})
 }
 
 // addVolumes writes the volume list the init reads from the lower.
@@ -532,6 +533,9 @@ func (c *Config) kernel(ctx context.Context) (path, origin string, err error) {
 				return "", "", fmt.Errorf("kernel directory %s has no vmlinuz: %w", c.Kernel, err)
 			}
 		}
+		if err := infile.Check("kernel", p); err != nil {
+			return "", "", err
+		}
 		return p, p, nil
 	}
 	src := c.Board.Kernel
@@ -554,3 +558,16 @@ func DeriveGUID(buildID, role string) string {
 }
 
 func roundUp(n, to int64) int64 { return (n + to - 1) / to * to }
+
+// ctxReader ends a copy with ctx's error once ctx is done.
+type ctxReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (c ctxReader) Read(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.r.Read(p)
+}

@@ -259,6 +259,8 @@ func TestBuildErrors(t *testing.T) {
 		{"unwritable output", func(c *Config) { c.Output = "/proc/rfs-test/x.img" }, "create"},
 		{"bad upper", func(c *Config) { c.Upper = "ext4" }, "want data, tmpfs or tmpfs:size=N"},
 		{"tiny data partition", func(c *Config) { c.DataSize = 1 << 20 }, "at least 16 MiB"},
+		{"huge data partition", func(c *Config) { c.DataSize = 100 << 40 }, "at most 16 GiB"},
+		{"huge image", func(c *Config) { c.Size = 100 << 40 }, "at most 2048 GiB"},
 		{"wrong-arch kernel on a Pi", func(c *Config) {
 			dir, err := c.Fetcher.Download(context.Background(), amd64.Kernel.Module)
 			if err != nil {

@@ -19,9 +19,14 @@ import (
 // Limits of the settings Validate checks.
 const (
 	MinDataSize = 16 * image.MiB // what the init needs for upper/, work/ and its bookkeeping
-	// MaxImageSize bounds --size and --data-size: a file on the build
-	// host's ext4 ends at 16 TiB, and no card or USB disk comes near.
-	MaxImageSize = 16 << 40
+	// MaxDataSize bounds --data-size: the data partition's ext4 is made
+	// with all its inode tables written (about 1/64 of its size) in a temp
+	// file and copied into the image, so it stays small; the first boot
+	// grows it to the end of the medium.
+	MaxDataSize = 16 << 30
+	// MaxImageSize bounds --size: what an MBR can address (GPT could hold
+	// more, but no card or stick rfs writes to is larger).
+	MaxImageSize = 2 << 40
 	// CmdlineMax is the kernel's COMMAND_LINE_SIZE on arm64 and x86 (2048)
 	// less its terminating NUL.
 	CmdlineMax = 2047
@@ -107,14 +112,14 @@ func (c *Config) Validate() error {
 }
 
 func (c *Config) validateSizes() error {
-	if c.DataSize%image.MiB != 0 || c.DataSize < MinDataSize || c.DataSize > MaxImageSize {
-		return fmt.Errorf("%s %s: want a whole number of MiB, at least 16 MiB and at most 16 TiB", c.where("data_size"), sizeText(c.DataSize))
+	if c.DataSize%image.MiB != 0 || c.DataSize < MinDataSize || c.DataSize > MaxDataSize {
+		return fmt.Errorf("%s %s: want a whole number of MiB, at least 16 MiB and at most 16 GiB (the first boot grows the partition to the end of the medium)", c.where("data_size"), sizeText(c.DataSize))
 	}
 	if c.Size == 0 {
 		return nil
 	}
 	if c.Size < 0 || c.Size%image.MiB != 0 || c.Size > MaxImageSize {
-		return fmt.Errorf("%s %s: want a whole number of MiB, at most 16 TiB (or none: just fit)", c.where("size"), sizeText(c.Size))
+		return fmt.Errorf("%s %s: want a whole number of MiB, at most 2 TiB (or none: just fit)", c.where("size"), sizeText(c.Size))
 	}
 	// Boot and root need a few MiB more; the layout says how many once
 	// they are known.

@@ -38,7 +38,7 @@ func TestValidate(t *testing.T) {
 		// Sizes.
 		{"data size not MiB", "", func(c *Config) { c.DataSize = 33554433 }, "data_size 33554433 bytes (32.0 MiB): want a whole number of MiB"},
 		{"data size tiny", "", func(c *Config) { c.DataSize = 1 << 20 }, "at least 16 MiB"},
-		{"data size huge", "", func(c *Config) { c.DataSize = 1 << 50 }, "at most 16 TiB"},
+		{"data size huge", "", func(c *Config) { c.DataSize = 1 << 50 }, "at most 16 GiB"},
 		{"data size negative", "", func(c *Config) { c.DataSize = -1 << 30 }, "data_size"},
 		{"size not MiB", "", func(c *Config) { c.Size = 1<<30 + 1 }, "size 1073741825 bytes"},
 		{"size negative", "", func(c *Config) { c.Size = -1 << 20 }, "size"},

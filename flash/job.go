@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/rfsbuild/rfs/infile"
 )
 
 // DefaultChunk is the size of each write and read-back: large, and a
@@ -112,7 +114,7 @@ func Open(image, target string, opts Options) (j *Job, err error) {
 			job.Close()
 		}
 	}()
-	if j.img, err = os.Open(image); err != nil {
+	if j.img, err = infile.Open("image", image); err != nil {
 		return nil, err
 	}
 	ist, err := j.img.Stat()

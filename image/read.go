@@ -15,6 +15,7 @@ import (
 	"github.com/diskfs/go-diskfs/filesystem/fat32"
 	"github.com/diskfs/go-diskfs/partition/gpt"
 
+	"github.com/rfsbuild/rfs/infile"
 	"github.com/rfsbuild/rfs/overlay"
 )
 
@@ -89,7 +90,7 @@ func (d *Disk) readMBR() error {
 
 // Open reads the partition table of the image at path.
 func Open(path string) (*Disk, error) {
-	f, err := os.Open(path)
+	f, err := infile.OpenDisk("image", path)
 	if err != nil {
 		return nil, err
 	}

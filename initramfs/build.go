@@ -10,13 +10,13 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 
 	"github.com/rfsbuild/rfs"
 	"github.com/rfsbuild/rfs/atomicfile"
 	"github.com/rfsbuild/rfs/gotarget"
+	"github.com/rfsbuild/rfs/subproc"
 )
 
 // Builder compiles the init. Its zero value builds rfs's embedded init
@@ -76,11 +76,20 @@ func (b Builder) Init(ctx context.Context, arch string) (string, error) {
 	}
 	bin := filepath.Join(work, "rfs-init.bin")
 	ldflags := "-s -w -buildid= -X github.com/rfsbuild/rfs/overlay.Version=" + version
-	cmd := exec.CommandContext(ctx, gobin, "build", "-trimpath", "-buildvcs=false", "-ldflags", ldflags, "-o", bin, rfs.InitPackage)
-	cmd.Dir, cmd.Env = work, env
+	cmd := subproc.Command(ctx, gobin, "build", "-trimpath", "-buildvcs=false", "-ldflags", ldflags, "-o", bin, rfs.InitPackage)
+	// go's work directory goes inside ours: removed with it even when an
+	// interrupted go is killed before it cleans up.
+	gotmp := filepath.Join(work, ".gotmp")
+	if err := os.Mkdir(gotmp, 0o700); err != nil {
+		return "", fmt.Errorf("build init: %w", err)
+	}
+	cmd.Dir, cmd.Env = work, append(env, "GOTMPDIR="+gotmp)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
-	if err := cmd.Run(); err != nil {
+	if err := subproc.Err(ctx, "build init", cmd.Run()); err != nil {
+		if ctx.Err() != nil {
+			return "", err
+		}
 		return "", fmt.Errorf("build init for %s: %w\n%s", arch, err, strings.TrimSpace(stderr.String()))
 	}
 	if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {

@@ -8,7 +8,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
+
+	"github.com/rfsbuild/rfs/infile"
 )
 
 // Format is the boot format of a kernel image.
@@ -63,7 +64,7 @@ func Detect(r io.ReaderAt) (Format, error) {
 
 // Check verifies that the kernel file at path boots on arch (GOARCH naming).
 func Check(path, arch string) (Format, error) {
-	f, err := os.Open(path)
+	f, err := infile.Open("kernel", path)
 	if err != nil {
 		return "", fmt.Errorf("open kernel: %w", err)
 	}

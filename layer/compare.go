@@ -1,6 +1,7 @@
 package layer
 
 import (
+	"context"
 	"fmt"
 	"slices"
 
@@ -65,7 +66,7 @@ func nodeDiff(a, b *rootfs.Node, mtime bool) string {
 	case (a.Type == rootfs.CharDev || a.Type == rootfs.BlockDev) && (a.Major != b.Major || a.Minor != b.Minor):
 		return fmt.Sprintf("device %d:%d vs %d:%d", a.Major, a.Minor, b.Major, b.Minor)
 	case a.Type == rootfs.Regular:
-		same, err := sameContent(a, b)
+		same, err := sameContent(context.Background(), a, b)
 		if err != nil {
 			return "reading content: " + err.Error()
 		}

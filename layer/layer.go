@@ -14,6 +14,7 @@ package layer
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"io"
 	"slices"
@@ -82,7 +83,13 @@ func (c Change) String() string { return fmt.Sprintf("%c %s", c.Kind, c.Path) }
 // shows, so it equals a diff of the lower against the merged tree.
 // The result is sorted by path; "/" is never listed.
 func Diff(lower, upper *rootfs.Tree) ([]Change, error) {
-	d := &differ{}
+	return DiffContext(context.Background(), lower, upper)
+}
+
+// DiffContext is Diff that stops once ctx is done (between entries, and
+// while comparing contents), returning an error that wraps ctx.Err().
+func DiffContext(ctx context.Context, lower, upper *rootfs.Tree) ([]Change, error) {
+	d := &differ{ctx: ctx}
 	if _, err := d.dir("", lower.Root, upper.Root, true); err != nil {
 		return nil, err
 	}
@@ -90,7 +97,10 @@ func Diff(lower, upper *rootfs.Tree) ([]Change, error) {
 	return d.out, nil
 }
 
-type differ struct{ out []Change }
+type differ struct {
+	ctx context.Context
+	out []Change
+}
 
 func (d *differ) add(k Kind, p string) { d.out = append(d.out, Change{k, p}) }
 
@@ -106,6 +116,9 @@ func (d *differ) dir(p string, l, u *rootfs.Node, merge bool) (bool, error) {
 	}
 	mergeKids := merge && ldir != nil && !IsOpaque(u)
 	for _, name := range unionNames(ldir, u) {
+		if err := d.ctx.Err(); err != nil {
+			return false, err
+		}
 		cp := p + "/" + name
 		var lc *rootfs.Node
 		if ldir != nil {
@@ -139,7 +152,7 @@ func (d *differ) dir(p string, l, u *rootfs.Node, merge bool) (bool, error) {
 			d.add(Changed, cp)
 			d.addAll(cp, uc)
 		default:
-			same, err := Same(lc, uc)
+			same, err := same(d.ctx, lc, uc)
 			if err != nil {
 				return false, fmt.Errorf("%s: %w", cp, err)
 			}
@@ -201,16 +214,20 @@ func sameMeta(a, b *rootfs.Node) bool {
 // Same says whether two non-directory nodes look the same through the
 // merged view: metadata (sameMeta) and, for regular files, size and bytes.
 func Same(a, b *rootfs.Node) (bool, error) {
+	return same(context.Background(), a, b)
+}
+
+func same(ctx context.Context, a, b *rootfs.Node) (bool, error) {
 	if !sameMeta(a, b) {
 		return false, nil
 	}
 	if a.Type != rootfs.Regular {
 		return true, nil
 	}
-	return sameContent(a, b)
+	return sameContent(ctx, a, b)
 }
 
-func sameContent(a, b *rootfs.Node) (bool, error) {
+func sameContent(ctx context.Context, a, b *rootfs.Node) (bool, error) {
 	if a.Size() != b.Size() {
 		return false, nil
 	}
@@ -230,6 +247,9 @@ func sameContent(a, b *rootfs.Node) (bool, error) {
 	ba := make([]byte, 64<<10)
 	bb := make([]byte, 64<<10)
 	for {
+		if err := ctx.Err(); err != nil {
+			return false, err
+		}
 		na, ea := io.ReadFull(ra, ba)
 		nb, eb := io.ReadFull(rb, bb)
 		if na != nb || !bytes.Equal(ba[:na], bb[:nb]) {

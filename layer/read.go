@@ -1,6 +1,7 @@
 package layer
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -20,14 +21,22 @@ import (
 // lgetxattr). trusted.* xattrs are invisible without CAP_SYS_ADMIN, so
 // an opaque marker would be silently missed: ReadDir needs root.
 func ReadDir(dir string) (*rootfs.Tree, error) {
+	return ReadDirContext(context.Background(), dir)
+}
+
+// ReadDirContext is ReadDir that stops once ctx is done.
+func ReadDirContext(ctx context.Context, dir string) (*rootfs.Tree, error) {
 	if os.Geteuid() != 0 {
 		return nil, fmt.Errorf("%s: reading an upper directory needs root: its opaque markers are trusted.overlay.* xattrs, invisible to other users (an image's ext4 upper is read without root)", dir)
 	}
 	t := rootfs.New(0)
-	if err := t.AddHostDir(dir, "/", rootfs.HostDirOptions{}); err != nil {
+	if err := t.AddHostDirContext(ctx, dir, "/", rootfs.HostDirOptions{}); err != nil {
 		return nil, err
 	}
 	err := t.Walk(func(p string, n *rootfs.Node) error {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
 		if n.Type != rootfs.Dir {
 			return nil
 		}

@@ -16,6 +16,8 @@ import (
 	"strings"
 
 	"golang.org/x/mod/module"
+
+	"github.com/rfsbuild/rfs/subproc"
 )
 
 // Module is a pinned module version and its go.sum hash ("h1:...").
@@ -50,7 +52,7 @@ func (f Fetcher) Download(ctx context.Context, m Module) (string, error) {
 	if _, err := exec.LookPath(gobin); err != nil {
 		return "", fmt.Errorf("fetch %s: the go command is needed to fetch kernels and busybox through the module proxy: %w", m, err)
 	}
-	cmd := exec.CommandContext(ctx, gobin, "mod", "download", "-json", m.String())
+	cmd := subproc.Command(ctx, gobin, "mod", "download", "-json", m.String())
 	// Run outside any module so the user's go.mod (or rfs's) plays no part.
 	cmd.Dir = "/"
 	cmd.Env = append(cmd.Environ(), "GOFLAGS=-mod=mod", "GO111MODULE=on")
@@ -58,6 +60,9 @@ func (f Fetcher) Download(ctx context.Context, m Module) (string, error) {
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	runErr := cmd.Run()
+	if ctx.Err() != nil {
+		return "", fmt.Errorf("fetch %s: %w", m, ctx.Err())
+	}
 	var res downloadResult
 	if err := json.Unmarshal(stdout.Bytes(), &res); err != nil {
 		if runErr != nil {

@@ -7,13 +7,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"strconv"
 	"strings"
 
 	"gopkg.in/yaml.v3"
 
 	"github.com/rfsbuild/rfs/apps"
+	"github.com/rfsbuild/rfs/infile"
 )
 
 // DefaultFile is the project file `rfs build` reads when it exists.
@@ -72,7 +72,7 @@ func (f *File) Where(key string) string {
 // Load reads and strictly parses a project file: unknown keys and wrong
 // types are errors that name the line.
 func Load(path string) (*File, error) {
-	data, err := os.ReadFile(path)
+	data, err := infile.ReadFile("project file", path)
 	if err != nil {
 		return nil, err
 	}

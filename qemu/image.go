@@ -10,6 +10,7 @@ import (
 
 	"github.com/rfsbuild/rfs/boards"
 	"github.com/rfsbuild/rfs/image"
+	"github.com/rfsbuild/rfs/infile"
 )
 
 // ForImage prepares a Config that boots the image at path as its board's
@@ -85,7 +86,7 @@ func ForImage(path, dir string, persist bool) (Config, boards.Board, error) {
 
 // copyPadded copies src to dst and extends dst to size (sparse; 0: as is).
 func copyPadded(src, dst string, size int64) error {
-	in, err := os.Open(src)
+	in, err := infile.OpenDisk("image", src)
 	if err != nil {
 		return err
 	}

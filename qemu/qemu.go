@@ -120,14 +120,18 @@ func (c Config) Check() error {
 	return nil
 }
 
-// Command returns QEMU ready to run.
+// Command returns QEMU ready to run with Run: it is stopped when ctx is
+// done, and killed when rfs dies, however it dies.
 func (c Config) Command(ctx context.Context) *exec.Cmd {
-	return exec.CommandContext(ctx, c.QEMU.Binary, c.Args()...)
+	cmd := exec.CommandContext(ctx, c.QEMU.Binary, c.Args()...)
+	prepare(cmd)
+	return cmd
 }
 
 // VM is a running QEMU whose serial console is read and written by the caller.
 type VM struct {
 	cmd   *exec.Cmd
+	wait  func() error
 	stdin io.WriteCloser
 
 	mu     sync.Mutex
@@ -144,6 +148,10 @@ func Start(ctx context.Context, c Config, log io.Writer) (*VM, error) {
 		return nil, err
 	}
 	cmd := c.Command(ctx)
+	// Its console is ours, not the terminal's: in its own process group
+	// the terminal's Ctrl-C reaches only rfs, which stops QEMU and says
+	// "interrupted", not "QEMU exited (signal: interrupt)".
+	cmd.SysProcAttr.Setpgid = true
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
 		return nil, err
@@ -153,11 +161,11 @@ func Start(ctx context.Context, c Config, log io.Writer) (*VM, error) {
 		return nil, err
 	}
 	cmd.Stderr = cmd.Stdout
-	cmd.WaitDelay = 2 * time.Second
-	if err := cmd.Start(); err != nil {
+	wait, err := startLocked(cmd)
+	if err != nil {
 		return nil, fmt.Errorf("start %s: %w", c.QEMU.Binary, err)
 	}
-	vm := &VM{cmd: cmd, stdin: stdin, notify: make(chan struct{}, 1)}
+	vm := &VM{cmd: cmd, wait: wait, stdin: stdin, notify: make(chan struct{}, 1)}
 	go vm.read(stdout, log)
 	return vm, nil
 }
@@ -179,7 +187,7 @@ func (vm *VM) read(r io.Reader, log io.Writer) {
 			break
 		}
 	}
-	werr := vm.cmd.Wait()
+	werr := vm.wait()
 	vm.mu.Lock()
 	vm.done, vm.waitEr = true, werr
 	vm.mu.Unlock()

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"strings"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/rfsbuild/rfs/image"
 )
 
@@ -25,6 +27,10 @@ func ParseMemory(s, machine string) (string, error) {
 	}
 	if n%image.MiB != 0 || n < MinMemory || n > MaxMemory {
 		return "", fmt.Errorf("--memory %q: want a whole number of MiB from 64M to 1T, e.g. 512M or 2G (a bare number is bytes)", s)
+	}
+	// QEMU would try to allocate whatever it is given.
+	if host := hostMemory(); n > host {
+		return "", fmt.Errorf("--memory %q: more than this host's memory (%dM)", s, host/image.MiB)
 	}
 	if machine == "raspi3b" && n != 1<<30 {
 		return "", fmt.Errorf("--memory %q: QEMU's raspi3b machine has exactly 1G", s)
@@ -52,3 +58,12 @@ func (c Config) CheckAppend(extra string) error {
 // driveValue escapes a file name for a QEMU option list (-drive
 // file=...): a comma is doubled, or it would start another option.
 func driveValue(s string) string { return strings.ReplaceAll(s, ",", ",,") }
+
+// hostMemory is the host's RAM, or MaxMemory if it cannot be read.
+func hostMemory() int64 {
+	var si unix.Sysinfo_t
+	if err := unix.Sysinfo(&si); err != nil || si.Totalram == 0 {
+		return MaxMemory
+	}
+	return int64(si.Totalram) * int64(si.Unit)
+}

@@ -1,6 +1,7 @@
 package qemu
 
 import (
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -16,6 +17,7 @@ func TestParseMemory(t *testing.T) {
 		{"512", "virt", "", "a bare number is bytes"},
 		{"32M", "virt", "", "from 64M to 1T"},
 		{"2T", "virt", "", "from 64M to 1T"},
+		{fmt.Sprintf("%dM", hostMemory()/(1<<20)+1), "virt", "", "this host's memory"},
 		{"1.5G", "virt", "", `--memory "1.5G": not a size`},
 		{"1G,slots=2", "virt", "", "not a size"},
 		{"-1G", "virt", "", "not a size"},

@@ -1,6 +1,7 @@
 package rootfs
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/binary"
 	"fmt"
@@ -13,9 +14,18 @@ import (
 // and hard-link structure. Equal digests mean equal trees, whatever order they
 // were built in.
 func (t *Tree) Digest() ([32]byte, error) {
+	return t.DigestContext(context.Background())
+}
+
+// DigestContext is Digest that stops reading content once ctx is done,
+// returning an error that wraps ctx.Err().
+func (t *Tree) DigestContext(ctx context.Context) ([32]byte, error) {
 	h := sha256.New()
 	seen := map[*Node]string{}
 	err := t.Walk(func(p string, n *Node) error {
+		if err := ctx.Err(); err != nil {
+			return fmt.Errorf("digest: %w", err)
+		}
 		io.WriteString(h, p)
 		h.Write([]byte{0})
 		if first, ok := seen[n]; ok && n.Type != Dir {
@@ -43,7 +53,7 @@ func (t *Tree) Digest() ([32]byte, error) {
 			h.Write(n.Xattrs[k])
 		}
 		if n.Type == Regular && n.Content != nil {
-			return hashContent(h, p, n.Content)
+			return hashContent(ctx, h, p, n.Content)
 		}
 		return nil
 	})
@@ -52,7 +62,7 @@ func (t *Tree) Digest() ([32]byte, error) {
 	return sum, err
 }
 
-func hashContent(h hash.Hash, p string, src Source) error {
+func hashContent(ctx context.Context, h hash.Hash, p string, src Source) error {
 	if hf, ok := src.(HostFile); ok && hf.ID != "" {
 		fmt.Fprintf(h, "id\x00%s\x00%d\x00", hf.ID, hf.Len)
 		return nil
@@ -62,7 +72,7 @@ func hashContent(h hash.Hash, p string, src Source) error {
 		return fmt.Errorf("digest %s: %w", p, err)
 	}
 	defer rc.Close()
-	n, err := io.Copy(h, rc)
+	n, err := io.Copy(h, ctxReader{ctx, rc})
 	if err != nil {
 		return fmt.Errorf("digest %s: %w", p, err)
 	}
@@ -73,4 +83,17 @@ func hashContent(h hash.Hash, p string, src Source) error {
 	binary.LittleEndian.PutUint64(size[:], uint64(n))
 	h.Write(size[:])
 	return nil
+}
+
+// ctxReader ends a read loop with ctx's error once ctx is done.
+type ctxReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (c ctxReader) Read(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.r.Read(p)
 }

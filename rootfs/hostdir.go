@@ -1,6 +1,7 @@
 package rootfs
 
 import (
+	"context"
 	"fmt"
 	"io/fs"
 	"os"
@@ -46,11 +47,17 @@ type Owner struct{ UID, GID uint32 }
 // their CPU); on a 2-CPU VM that scanned 100,000 files 15-20% faster than
 // one per CPU.
 func (t *Tree) AddHostDir(src, dest string, opts HostDirOptions) error {
-	return t.addHostDir(src, dest, opts, 2*runtime.GOMAXPROCS(0))
+	return t.AddHostDirContext(context.Background(), src, dest, opts)
+}
+
+// AddHostDirContext is AddHostDir that stops scanning once ctx is done and
+// returns ctx's error (t is then left unchanged).
+func (t *Tree) AddHostDirContext(ctx context.Context, src, dest string, opts HostDirOptions) error {
+	return t.addHostDir(ctx, src, dest, opts, 2*runtime.GOMAXPROCS(0))
 }
 
 // addHostDir is AddHostDir with up to workers directories read at once.
-func (t *Tree) addHostDir(src, dest string, opts HostDirOptions, workers int) error {
+func (t *Tree) addHostDir(ctx context.Context, src, dest string, opts HostDirOptions, workers int) error {
 	rel, err := Clean(dest)
 	if err != nil {
 		return fmt.Errorf("files %s: destination: %w", src, err)
@@ -73,7 +80,10 @@ func (t *Tree) addHostDir(src, dest string, opts HostDirOptions, workers int) er
 	root := &hostEntry{path: src}
 	scanEntry(root, unix.AT_FDCWD, src, opts)
 	if root.node != nil && root.node.Type == Dir {
-		scanTree(root, opts, max(workers, 1))
+		scanTree(ctx, root, opts, max(workers, 1))
+	}
+	if err := ctx.Err(); err != nil {
+		return err
 	}
 	return t.mergeHost(rel, root, opts.KeepDest)
 }
@@ -100,11 +110,15 @@ type inode struct{ dev, ino uint64 }
 // scanTree reads the directory root and everything under it with at most
 // workers directories being read at once. Entries are filled in where they
 // stand in the tree, so the result does not depend on the scheduling.
-func scanTree(root *hostEntry, opts HostDirOptions, workers int) {
+// Once ctx is done no more directories are read.
+func scanTree(ctx context.Context, root *hostEntry, opts HostDirOptions, workers int) {
 	slots := make(chan struct{}, workers-1) // goroutines besides this one
 	var wg sync.WaitGroup
 	var walk func(d *hostEntry)
 	walk = func(d *hostEntry) {
+		if ctx.Err() != nil {
+			return
+		}
 		for _, sub := range readHostDir(d, opts) {
 			select {
 			case slots <- struct{}{}:

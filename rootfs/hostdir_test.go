@@ -1,6 +1,7 @@
 package rootfs
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -279,7 +280,7 @@ func checkSame(t *testing.T, base func() *Tree, src, dest string, opts HostDirOp
 	wantErr := want.addHostDirSerial(src, dest, opts)
 	for _, workers := range []int{1, 2, 3, 8, 64} {
 		got := base()
-		err := got.addHostDir(src, dest, opts, workers)
+		err := got.addHostDir(context.Background(), src, dest, opts, workers)
 		if fmt.Sprint(err) != fmt.Sprint(wantErr) {
 			t.Fatalf("%d workers, %s at %s: error %v, want %v", workers, src, dest, err, wantErr)
 		}
@@ -509,7 +510,7 @@ func BenchmarkAddHostDir(b *testing.B) {
 		add  func(t *Tree) error
 	}{
 		{"parallel", func(t *Tree) error { return t.AddHostDir(src, "/", HostDirOptions{}) }},
-		{"1-worker", func(t *Tree) error { return t.addHostDir(src, "/", HostDirOptions{}, 1) }},
+		{"1-worker", func(t *Tree) error { return t.addHostDir(context.Background(), src, "/", HostDirOptions{}, 1) }},
 		{"serial-reference", func(t *Tree) error { return t.addHostDirSerial(src, "/", HostDirOptions{}) }},
 	} {
 		b.Run(c.name, func(b *testing.B) {
@@ -519,5 +520,24 @@ func BenchmarkAddHostDir(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// A cancelled scan reads no further and leaves the tree as it was.
+func TestAddHostDirCancelled(t *testing.T) {
+	src := t.TempDir()
+	for i := range 50 {
+		if err := os.MkdirAll(filepath.Join(src, fmt.Sprint(i), "sub"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	tree := New(0)
+	if err := tree.AddHostDirContext(ctx, src, "/", HostDirOptions{}); !errors.Is(err, context.Canceled) {
+		t.Fatalf("AddHostDirContext with a cancelled context = %v, want context.Canceled", err)
+	}
+	if n := len(tree.Root.Children()); n != 0 {
+		t.Errorf("tree has %d entries after a cancelled scan", n)
 	}
 }

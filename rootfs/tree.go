@@ -14,6 +14,8 @@ import (
 	"path"
 	"slices"
 	"strings"
+
+	"github.com/rfsbuild/rfs/infile"
 )
 
 // Type is the kind of a node.
@@ -74,7 +76,7 @@ type HostFile struct {
 
 func (f HostFile) Size() int64 { return f.Len }
 func (f HostFile) Open() (io.ReadCloser, error) {
-	fh, err := os.Open(f.Path)
+	fh, err := infile.Open("", f.Path)
 	if err != nil {
 		return nil, err
 	}

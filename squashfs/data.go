@@ -2,6 +2,7 @@ package squashfs
 
 import (
 	"bytes"
+	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -55,6 +56,7 @@ type job struct {
 // dataWriter streams file contents into the data area: full blocks are
 // compressed in parallel, tails are packed into fragment blocks.
 type dataWriter struct {
+	ctx       context.Context // checked before each block is queued
 	w         io.WriterAt
 	blockSize int
 	zero      []byte
@@ -78,8 +80,9 @@ type dataWriter struct {
 	nfrag   uint32
 }
 
-func newDataWriter(w io.WriterAt, off int64, blockSize, workers int, c codec, cp compParams) (*dataWriter, error) {
+func newDataWriter(ctx context.Context, w io.WriterAt, off int64, blockSize, workers int, c codec, cp compParams) (*dataWriter, error) {
 	d := &dataWriter{
+		ctx:       ctx,
 		w:         w,
 		blockSize: blockSize,
 		zero:      make([]byte, blockSize),
@@ -200,6 +203,9 @@ func (d *dataWriter) place(j *job) error {
 func (d *dataWriter) submit(j *job) error {
 	if d.failed.Load() {
 		return errAborted
+	}
+	if err := d.ctx.Err(); err != nil {
+		return err
 	}
 	if j.done != nil {
 		d.work <- j

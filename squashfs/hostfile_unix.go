@@ -3,6 +3,7 @@
 package squashfs
 
 import (
+	"fmt"
 	"io"
 	"os"
 	"syscall"
@@ -26,12 +27,23 @@ func openHost(ino *inode) (s source, ok bool, err error) {
 		return nil, false, nil
 	}
 	for {
-		fd, err := syscall.Open(hf.Path, syscall.O_RDONLY|syscall.O_CLOEXEC, 0)
+		// O_NONBLOCK: a file replaced by a FIFO since the tree was
+		// scanned must not block here (regular files ignore the flag).
+		fd, err := syscall.Open(hf.Path, syscall.O_RDONLY|syscall.O_CLOEXEC|syscall.O_NONBLOCK, 0)
 		if err == syscall.EINTR {
 			continue
 		}
 		if err != nil {
 			return nil, true, &os.PathError{Op: "open", Path: hf.Path, Err: err}
+		}
+		var st syscall.Stat_t
+		if err := syscall.Fstat(fd, &st); err != nil {
+			syscall.Close(fd)
+			return nil, true, &os.PathError{Op: "stat", Path: hf.Path, Err: err}
+		}
+		if st.Mode&syscall.S_IFMT != syscall.S_IFREG {
+			syscall.Close(fd)
+			return nil, true, fmt.Errorf("%s is no longer a regular file", hf.Path)
 		}
 		return &hostFile{fd: fd, path: hf.Path}, true, nil
 	}

@@ -1,6 +1,7 @@
 package squashfs
 
 import (
+	"context"
 	"crypto/sha256"
 	"errors"
 	"fmt"
@@ -190,7 +191,7 @@ func (p *prefetcher) read(ino *inode) *fileRead {
 		r.stream = true
 		if p.hash(f) {
 			h := sha256.New()
-			if _, err := io.Copy(h, src); err != nil {
+			if _, err := io.Copy(h, ctxReader{p.d.ctx, src}); err != nil {
 				r.err = fmt.Errorf("read content: %w", err)
 			}
 			h.Sum(r.sum[:0])
@@ -311,4 +312,18 @@ func openSource(ino *inode) (source, error) {
 		return nil, errors.New("open content: Open returned no reader")
 	}
 	return readerSource{rc}, nil
+}
+
+// ctxReader stops reading once ctx is done: hashing a large file ahead
+// must not hold up a cancelled write.
+type ctxReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (c ctxReader) Read(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.r.Read(p)
 }

@@ -2,6 +2,7 @@ package squashfs
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"encoding/binary"
 	"errors"
@@ -51,6 +52,11 @@ type Options struct {
 	Workers int
 }
 
+// MaxWorkers is the most compressing goroutines Write accepts: each holds
+// a compressor and block buffers, so the count bounds memory. More than
+// there are CPUs gains nothing; at least 64 are allowed.
+func MaxWorkers() int { return max(64, 4*runtime.NumCPU()) }
+
 // DefaultBlockSize is the block size used when Options.BlockSize is 0.
 const DefaultBlockSize = 131072
 
@@ -63,6 +69,13 @@ const DefaultBlockSize = 131072
 // Nodes with extended attributes are written when opts.Xattrs is set and
 // refused otherwise (the default target kernels lack squashfs xattrs).
 func Write(w io.WriterAt, t *rootfs.Tree, opts Options) (int64, error) {
+	return WriteContext(context.Background(), w, t, opts)
+}
+
+// WriteContext is Write that stops soon (between blocks) once ctx is done,
+// returning an error that wraps ctx.Err(). What was written to w so far is
+// garbage: the caller removes it.
+func WriteContext(ctx context.Context, w io.WriterAt, t *rootfs.Tree, opts Options) (int64, error) {
 	if t == nil || t.Root == nil {
 		return 0, errors.New("squashfs: nil tree")
 	}
@@ -83,6 +96,9 @@ func Write(w io.WriterAt, t *rootfs.Tree, opts Options) (int64, error) {
 	workers := opts.Workers
 	if workers <= 0 {
 		workers = runtime.GOMAXPROCS(0)
+	}
+	if workers > MaxWorkers() {
+		return 0, fmt.Errorf("squashfs: %d workers: at most %d", workers, MaxWorkers())
 	}
 
 	b := &builder{
@@ -116,7 +132,7 @@ func Write(w io.WriterAt, t *rootfs.Tree, opts Options) (int64, error) {
 		}
 		dataStart += int64(len(hdr) + len(compOpts))
 	}
-	d, err := newDataWriter(w, dataStart, bs, workers, c, cp)
+	d, err := newDataWriter(ctx, w, dataStart, bs, workers, c, cp)
 	if err != nil {
 		return 0, fmt.Errorf("squashfs: %w", err)
 	}
@@ -480,10 +496,13 @@ func (b *builder) writeData(d *dataWriter, readers int) error {
 	defer p.close()
 	seen := map[hashKey]*fileData{}
 	for i, ino := range files {
+		if err := d.ctx.Err(); err != nil {
+			return err
+		}
 		r := p.next(i)
 		if err := b.placeFile(d, p, ino, r, seen); err != nil {
 			p.release(r)
-			if errors.Is(err, errAborted) {
+			if errors.Is(err, errAborted) || d.ctx.Err() != nil {
 				return err
 			}
 			return fmt.Errorf("%s: %w", ino.path, err)

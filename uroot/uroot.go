@@ -27,7 +27,6 @@ import (
 	"log"
 	"maps"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -40,6 +39,7 @@ import (
 	"github.com/rfsbuild/rfs/atomicfile"
 	"github.com/rfsbuild/rfs/gotarget"
 	"github.com/rfsbuild/rfs/rootfs"
+	"github.com/rfsbuild/rfs/subproc"
 )
 
 // Pinned versions: the u-root commands and the gobusybox builder (the one
@@ -185,9 +185,12 @@ func (b Builder) Build(ctx context.Context, arch string, cmds []string) (string,
 		return "", fmt.Errorf("build u-root: %w", err)
 	}
 	env := append(os.Environ(), pinned...)
-	dl := exec.CommandContext(ctx, gobin, "mod", "download", Module+"@"+Version)
+	dl := subproc.Command(ctx, gobin, "mod", "download", Module+"@"+Version)
 	dl.Dir, dl.Env = work, env
 	if o, err := dl.CombinedOutput(); err != nil {
+		if ctx.Err() != nil {
+			return "", fmt.Errorf("build u-root: %w", ctx.Err())
+		}
 		return "", fmt.Errorf("build u-root: go mod download %s@%s: %w\n%s", Module, Version, err, o)
 	}
 	// go/packages resolves the imports with -mod=mod, which fills go.sum.

@@ -276,5 +276,8 @@ func resolveBuild(cmd *cobra.Command, f buildFlags) (*builder.Config, error) {
 	default:
 		cfg.Output = filepath.Join("out", board.Name+".img")
 	}
+	if err := checkBuildInputs(cfg, changed); err != nil {
+		return nil, err
+	}
 	return cfg, nil
 }

@@ -2,8 +2,10 @@ package main
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 
 	"github.com/spf13/cobra"
@@ -52,7 +54,7 @@ or squashfs) and an upper directory.`,
 			if err := pathcheck.Check([]pathcheck.Path{{Flag: "-o", Path: output}, {Flag: "--oci", Path: oci}}, inputs); err != nil {
 				return err
 			}
-			lower, upper, closeFn, err := openLayers(args)
+			lower, upper, closeFn, err := openLayers(cmd.Context(), args)
 			if err != nil {
 				return err
 			}
@@ -66,7 +68,7 @@ or squashfs) and an upper directory.`,
 					return err
 				}
 				n, err := writeAtomic(output, func(f *os.File) (int64, error) {
-					return squashfs.Write(f, tree, squashfs.Options{MTime: upper.Root.MTime})
+					return squashfs.WriteContext(cmd.Context(), f, tree, squashfs.Options{MTime: upper.Root.MTime})
 				})
 				if err != nil {
 					return err
@@ -79,7 +81,7 @@ or squashfs) and an upper directory.`,
 			}
 			if oci != "" {
 				n, err := writeAtomic(oci, func(f *os.File) (int64, error) {
-					w := bufio.NewWriterSize(f, 1<<20)
+					w := bufio.NewWriterSize(ctxWriter{cmd.Context(), f}, 1<<20)
 					if err := layer.WriteOCI(w, lower, upper); err != nil {
 						return 0, err
 					}
@@ -118,4 +120,18 @@ func writeAtomic(path string, write func(*os.File) (int64, error)) (int64, error
 		return 0, err
 	}
 	return n, nil
+}
+
+// ctxWriter fails writes once ctx is done, so that a long write through it
+// (the OCI tar of a large upper) stops on Ctrl-C.
+type ctxWriter struct {
+	ctx context.Context
+	w   io.Writer
+}
+
+func (c ctxWriter) Write(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.w.Write(p)
 }

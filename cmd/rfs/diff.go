@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -10,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/rfsbuild/rfs/image"
+	"github.com/rfsbuild/rfs/infile"
 	"github.com/rfsbuild/rfs/layer"
 	"github.com/rfsbuild/rfs/rootfs"
 	"github.com/rfsbuild/rfs/squashfs"
@@ -39,12 +41,12 @@ xattrs needs root).`,
   rfs diff rootfs.sqfs ./upper`,
 		Args: cobra.RangeArgs(1, 2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			lower, upper, closeFn, err := openLayers(args)
+			lower, upper, closeFn, err := openLayers(cmd.Context(), args)
 			if err != nil {
 				return err
 			}
 			defer closeFn()
-			changes, err := layer.Diff(lower, upper)
+			changes, err := layer.DiffContext(cmd.Context(), lower, upper)
 			if err != nil {
 				return err
 			}
@@ -78,13 +80,13 @@ func printChanges(w io.Writer, changes []layer.Change, asJSON bool) error {
 // openLayers reads the lower and the upper named by the command line: an
 // image (file or block device), or a lower (dir or squashfs) and an upper
 // dir.
-func openLayers(args []string) (lower, upper *rootfs.Tree, closeFn func(), err error) {
+func openLayers(ctx context.Context, args []string) (lower, upper *rootfs.Tree, closeFn func(), err error) {
 	if len(args) == 2 {
-		lower, closeFn, err = readLower(args[0])
+		lower, closeFn, err = readLower(ctx, args[0])
 		if err != nil {
 			return nil, nil, nil, err
 		}
-		upper, err = layer.ReadDir(args[1])
+		upper, err = layer.ReadDirContext(ctx, args[1])
 		if err != nil {
 			closeFn()
 			return nil, nil, nil, fmt.Errorf("upper %s: %w", args[1], err)
@@ -104,19 +106,19 @@ func openLayers(args []string) (lower, upper *rootfs.Tree, closeFn func(), err e
 }
 
 // readLower reads a directory or a squashfs file as a tree.
-func readLower(p string) (*rootfs.Tree, func(), error) {
+func readLower(ctx context.Context, p string) (*rootfs.Tree, func(), error) {
 	st, err := os.Stat(p)
 	if err != nil {
 		return nil, nil, err
 	}
 	if st.IsDir() {
 		t := rootfs.New(0)
-		if err := t.AddHostDir(p, "/", rootfs.HostDirOptions{}); err != nil {
+		if err := t.AddHostDirContext(ctx, p, "/", rootfs.HostDirOptions{}); err != nil {
 			return nil, nil, err
 		}
 		return t, func() {}, nil
 	}
-	f, err := os.Open(p)
+	f, err := infile.Open("lower", p)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -155,7 +157,7 @@ func openImage(p string) (*rfsImage, error) {
 	if err != nil {
 		return nil, err
 	}
-	f, err := os.Open(p)
+	f, err := infile.OpenDisk("image", p)
 	if err != nil {
 		disk.Close()
 		return nil, err

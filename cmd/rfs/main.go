@@ -4,11 +4,8 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
-	"os/signal"
-	"syscall"
 
 	"github.com/spf13/cobra"
 
@@ -44,16 +41,15 @@ and writes a bootable disk image. Docker's image/container layering, for a board
 	return root
 }
 
+// main leaves through os.Exit only after the command has returned, so the
+// commands' deferred cleanups (temp files, child processes) have run.
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, stop := signalContext(context.Background(), os.Stderr, os.Exit)
 	err := newRoot().ExecuteContext(ctx)
+	msg, code := exitStatus(ctx, err)
 	stop()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "rfs:", err)
-		var ee *exitError
-		if errors.As(err, &ee) {
-			os.Exit(ee.code)
-		}
-		os.Exit(1)
+	if msg != "" {
+		fmt.Fprintln(os.Stderr, msg)
 	}
+	os.Exit(code)
 }

@@ -121,3 +121,19 @@ func TestBuildLayersResolve(t *testing.T) {
 		t.Errorf("layers from flags = %q, want %q", cfg.Layers, want)
 	}
 }
+
+func TestShellQuote(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"qemu", "-m", "1G"}, "qemu -m 1G"},
+		{[]string{"-append", "console=ttyAMA0 rfs.upper=data"}, "-append 'console=ttyAMA0 rfs.upper=data'"},
+		{[]string{"it's", ""}, `'it'\''s' ''`},
+		{[]string{"a;b", "$x"}, `'a;b' '$x'`},
+	} {
+		if got := shellQuote(tc.args); got != tc.want {
+			t.Errorf("shellQuote(%q) = %s, want %s", tc.args, got, tc.want)
+		}
+	}
+}

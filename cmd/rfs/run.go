@@ -43,11 +43,27 @@ text appears, or non-zero (2) when --timeout passes first; for scripts and CI.`,
 			if timeout <= 0 {
 				return fmt.Errorf("--timeout %s: want a positive duration, e.g. 90s or 5m", timeout)
 			}
-			tmp, err := os.MkdirTemp("", "rfs-run-")
+			// The run's files (kernel, initramfs, SD card copy, UEFI
+			// variables) go on every way out; a run killed outright leaves
+			// them to the next run, which removes them. --dry-run keeps
+			// them: the printed command needs them.
+			var tmp string
+			var err error
+			if dryRun {
+				qemu.RemoveStaleRunDirs(os.TempDir())
+				tmp, err = os.MkdirTemp("", "rfs-dry-run-")
+			} else {
+				tmp, err = qemu.RunDir()
+			}
 			if err != nil {
 				return err
 			}
-			defer os.RemoveAll(tmp)
+			keep := false
+			defer func() {
+				if !keep {
+					os.RemoveAll(tmp)
+				}
+			}()
 			cfg, board, err := qemu.ForImage(args[0], tmp, persist)
 			if err != nil {
 				return err
@@ -68,7 +84,9 @@ text appears, or non-zero (2) when --timeout passes first; for scripts and CI.`,
 				return err
 			}
 			if dryRun {
-				fmt.Fprintln(cmd.OutOrStdout(), cfg.QEMU.Binary, strings.Join(cfg.Args(), " "))
+				keep = true
+				fmt.Fprintln(cmd.OutOrStdout(), shellQuote(append([]string{cfg.QEMU.Binary}, cfg.Args()...)))
+				fmt.Fprintf(cmd.ErrOrStderr(), "rfs: the files this command uses (kernel, initramfs, disk copy, firmware variables) are kept in %s: remove it when done\n", tmp)
 				return nil
 			}
 			if expect == "" {
@@ -78,7 +96,7 @@ text appears, or non-zero (2) when --timeout passes first; for scripts and CI.`,
 				fmt.Fprintf(cmd.ErrOrStderr(), "rfs: booting %s (%s) in %s; Ctrl-A X quits\n", args[0], board.Name, cfg.QEMU.Binary)
 				q := cfg.Command(cmd.Context())
 				q.Stdin, q.Stdout, q.Stderr = os.Stdin, os.Stdout, os.Stderr
-				return q.Run()
+				return qemu.Run(q)
 			}
 			vm, err := qemu.Start(cmd.Context(), cfg, cmd.OutOrStdout())
 			if err != nil {
@@ -103,6 +121,19 @@ text appears, or non-zero (2) when --timeout passes first; for scripts and CI.`,
 	fl.BoolVar(&kvm, "kvm", false, "use KVM instead of TCG emulation (host and board must share an architecture)")
 	fl.StringVar(&appendC, "append", "", "extra kernel command line for this boot, e.g. rfs.shell")
 	fl.StringVar(&memory, "memory", "", "guest memory, e.g. 2G (default: the board's)")
-	fl.BoolVar(&dryRun, "dry-run", false, "print the QEMU command instead of running it")
+	fl.BoolVar(&dryRun, "dry-run", false, "print the QEMU command instead of running it (the files it uses are kept in a directory it names)")
 	return cmd
+}
+
+// shellQuote joins args into a line a POSIX shell splits back into them.
+func shellQuote(args []string) string {
+	q := make([]string, len(args))
+	for i, a := range args {
+		if a != "" && strings.Trim(a, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_=+,./:@%") == "" {
+			q[i] = a
+			continue
+		}
+		q[i] = "'" + strings.ReplaceAll(a, "'", `'\''`) + "'"
+	}
+	return strings.Join(q, " ")
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"math"
@@ -120,11 +121,11 @@ mksquashfs's single-dash spellings (-comp, -b, -all-root, -all-time,
 				opts.MTime = &allTime
 			}
 			t := rootfs.New(0)
-			if err := t.AddHostDir(pos[0], "/", opts); err != nil {
+			if err := t.AddHostDirContext(cmd.Context(), pos[0], "/", opts); err != nil {
 				return err
 			}
 			if xattrs {
-				if err := addHostXattrs(t, pos[0]); err != nil {
+				if err := addHostXattrs(cmd.Context(), t, pos[0]); err != nil {
 					return err
 				}
 			}
@@ -154,15 +155,15 @@ mksquashfs's single-dash spellings (-comp, -b, -all-root, -all-time,
 					}
 				}
 			}
-			if processors < 0 {
-				return fmt.Errorf("--processors %d: must be at least 1", processors)
+			if processors < 0 || processors > squashfs.MaxWorkers() {
+				return fmt.Errorf("--processors %d: want 1 to %d", processors, squashfs.MaxWorkers())
 			}
 			f, err := atomicfile.Create(output, 0o644)
 			if err != nil {
 				return err
 			}
 			defer f.Abort()
-			n, err := squashfs.Write(f.File, t, squashfs.Options{
+			n, err := squashfs.WriteContext(cmd.Context(), f.File, t, squashfs.Options{
 				Compressor: comp, BlockSize: int(bs), Level: level, XZDictSize: int(ds),
 				MTime: mkfsTime, Workers: processors, Xattrs: xattrs, Smallest: smallest,
 			})
@@ -202,10 +203,13 @@ mksquashfs's single-dash spellings (-comp, -b, -all-root, -all-time,
 
 // addHostXattrs copies the xattrs that squashfs can store from the host
 // directory into the tree (every path of the tree came from src).
-func addHostXattrs(t *rootfs.Tree, src string) error {
+func addHostXattrs(ctx context.Context, t *rootfs.Tree, src string) error {
 	buf := make([]byte, 64<<10)
 	val := make([]byte, 64<<10)
 	return t.Walk(func(p string, n *rootfs.Node) error {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
 		hp := filepath.Join(src, p)
 		sz, err := unix.Llistxattr(hp, buf)
 		if errors.Is(err, unix.ENOTSUP) {

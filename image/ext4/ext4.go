@@ -17,6 +17,8 @@ import (
 	"strings"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/rfsbuild/rfs/subproc"
 )
 
 // Options describe the filesystem.
@@ -43,7 +45,7 @@ func Make(ctx context.Context, w io.WriterAt, size int64, o Options) error {
 	defer tmp.Close()
 	// Features are spelled out and the host's mke2fs.conf ignored, so the
 	// same inputs give the same bytes on every build host.
-	cmd := exec.CommandContext(ctx, mke2fs, "-q", "-F", "-t", "ext4", "-b", "4096", "-I", "256", "-i", "16384",
+	cmd := subproc.Command(ctx, mke2fs, "-q", "-F", "-t", "ext4", "-b", "4096", "-I", "256", "-i", "16384",
 		"-O", "has_journal,extent,huge_file,flex_bg,metadata_csum,64bit,dir_nlink,extra_isize,sparse_super,filetype,resize_inode,dir_index",
 		"-L", o.Label, "-U", o.UUID,
 		"-E", "hash_seed="+o.HashSeed+",root_owner=0:0,lazy_itable_init=0,nodiscard",
@@ -52,6 +54,9 @@ func Make(ctx context.Context, w io.WriterAt, size int64, o Options) error {
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Run(); err != nil {
+		if ctx.Err() != nil {
+			return fmt.Errorf("mke2fs: %w", ctx.Err())
+		}
 		return fmt.Errorf("mke2fs: %w: %s", err, strings.TrimSpace(out.String()))
 	}
 	return copyData(w, tmp, size)

@@ -43,6 +43,7 @@
 package fat
 
 import (
+	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -381,6 +382,12 @@ func dirName(p string) string {
 // Write formats the region [0,size) of w as FAT32 and stores t in it.
 // See the package documentation for what it writes and what it leaves.
 func Write(w io.WriterAt, size int64, t *rootfs.Tree, opts Options) error {
+	return WriteContext(context.Background(), w, size, t, opts)
+}
+
+// WriteContext is Write that stops before the next file once ctx is done,
+// returning an error that wraps ctx.Err().
+func WriteContext(ctx context.Context, w io.WriterAt, size int64, t *rootfs.Tree, opts Options) error {
 	label, err := checkLabel(opts.Label)
 	if err != nil {
 		return fmt.Errorf("fat: %w", err)
@@ -472,6 +479,9 @@ func Write(w io.WriterAt, size int64, t *rootfs.Tree, opts Options) error {
 	for _, f := range p.files {
 		if f.size == 0 || sw.err != nil {
 			continue
+		}
+		if err := ctx.Err(); err != nil {
+			return fmt.Errorf("fat: %w", err)
 		}
 		if err := sw.copyFile(f); err != nil {
 			return fmt.Errorf("fat: %w", err)

@@ -1,0 +1,163 @@
+// Package infile opens the files rfs reads its inputs from (kernels,
+// layers, project files, EFI stubs, images) so that a named pipe, a
+// terminal, a socket or another special file given by mistake is refused
+// with a message naming the option, instead of blocking in open(2) or
+// read(2) forever: opening a FIFO for reading waits for a writer, and
+// reading /dev/zero never ends.
+package infile
+
+import (
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+
+	"golang.org/x/sys/unix"
+)
+
+// NotRegularError says an input is not a file of the kind wanted.
+type NotRegularError struct {
+	What string // the option or role, e.g. "--kernel"; may be empty
+	Path string
+	Mode fs.FileMode
+	Want string // "a file", or "a file or a block device"
+}
+
+func (e *NotRegularError) Error() string {
+	name := e.Path
+	if e.What != "" {
+		name = e.What + " " + e.Path
+	}
+	return fmt.Sprintf("%s is %s, not %s", name, Describe(e.Mode), e.Want)
+}
+
+// Describe names a file type for messages: "a named pipe", "a directory".
+func Describe(m fs.FileMode) string {
+	switch {
+	case m.IsRegular():
+		return "a regular file"
+	case m.IsDir():
+		return "a directory"
+	case m&fs.ModeNamedPipe != 0:
+		return "a named pipe"
+	case m&fs.ModeSocket != 0:
+		return "a socket"
+	case m&fs.ModeCharDevice != 0:
+		return "a character device"
+	case m&fs.ModeDevice != 0:
+		return "a block device"
+	case m&fs.ModeSymlink != 0:
+		return "a symbolic link"
+	}
+	return "a special file"
+}
+
+// Check says whether path (links followed) is a regular file, for inputs
+// handed to code that opens them itself. A missing file is the os error.
+func Check(what, path string) error {
+	return check(what, path, false)
+}
+
+// CheckDisk is Check for a disk image: a regular file or a block device.
+func CheckDisk(what, path string) error {
+	return check(what, path, true)
+}
+
+func check(what, path string, disk bool) error {
+	st, err := os.Stat(path)
+	if err != nil {
+		return err
+	}
+	return kind(what, path, st.Mode(), disk)
+}
+
+func kind(what, path string, m fs.FileMode, disk bool) error {
+	if m.IsRegular() || disk && m&fs.ModeDevice != 0 && m&fs.ModeCharDevice == 0 {
+		return nil
+	}
+	want := "a file"
+	if disk {
+		want = "an image file or a block device"
+	}
+	return &NotRegularError{What: what, Path: path, Mode: m.Type(), Want: want}
+}
+
+// Open opens path read-only; it must be a regular file (links followed).
+func Open(what, path string) (*os.File, error) {
+	return open(what, path, false)
+}
+
+// OpenDisk opens a disk image read-only: a regular file or a block device.
+func OpenDisk(what, path string) (*os.File, error) {
+	return open(what, path, true)
+}
+
+// ReadFile is os.ReadFile for an input that must be a regular file.
+func ReadFile(what, path string) ([]byte, error) {
+	f, err := Open(what, path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return io.ReadAll(f)
+}
+
+// open checks the type before opening (opening a FIFO blocks, opening some
+// devices has effects), then opens without blocking and checks the type
+// of what was opened: the path may have been replaced in between.
+func open(what, path string, disk bool) (*os.File, error) {
+	if err := check(what, path, disk); err != nil {
+		return nil, err
+	}
+	var fd int
+	err := ignoringEINTR(func() (err error) {
+		fd, err = unix.Open(path, unix.O_RDONLY|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
+		return err
+	})
+	if err != nil {
+		return nil, &fs.PathError{Op: "open", Path: path, Err: err}
+	}
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		unix.Close(fd)
+		return nil, &fs.PathError{Op: "stat", Path: path, Err: err}
+	}
+	if err := kind(what, path, modeOf(st.Mode), disk); err != nil {
+		unix.Close(fd)
+		return nil, err
+	}
+	if err := unix.SetNonblock(fd, false); err != nil {
+		unix.Close(fd)
+		return nil, &fs.PathError{Op: "fcntl", Path: path, Err: err}
+	}
+	return os.NewFile(uintptr(fd), path), nil
+}
+
+// modeOf converts a stat(2) st_mode's type bits.
+func modeOf(m uint32) fs.FileMode {
+	switch m & unix.S_IFMT {
+	case unix.S_IFREG:
+		return 0
+	case unix.S_IFDIR:
+		return fs.ModeDir
+	case unix.S_IFIFO:
+		return fs.ModeNamedPipe
+	case unix.S_IFSOCK:
+		return fs.ModeSocket
+	case unix.S_IFCHR:
+		return fs.ModeDevice | fs.ModeCharDevice
+	case unix.S_IFBLK:
+		return fs.ModeDevice
+	case unix.S_IFLNK:
+		return fs.ModeSymlink
+	}
+	return fs.ModeIrregular
+}
+
+func ignoringEINTR(fn func() error) error {
+	for {
+		if err := fn(); err != unix.EINTR {
+			return err
+		}
+	}
+}
