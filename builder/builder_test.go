@@ -260,7 +260,7 @@ func TestBuildErrors(t *testing.T) {
 		{"bad upper", func(c *Config) { c.Upper = "ext4" }, "want data, tmpfs or tmpfs:size=N"},
 		{"tiny data partition", func(c *Config) { c.DataSize = 1 << 20 }, "at least 16 MiB"},
 		{"huge data partition", func(c *Config) { c.DataSize = 100 << 40 }, "at most 16 GiB"},
-		{"huge image", func(c *Config) { c.Size = 100 << 40 }, "at most 2048 GiB"},
+		{"huge image", func(c *Config) { c.Size = 100 << 40 }, "at most 2 TiB"},
 		{"wrong-arch kernel on a Pi", func(c *Config) {
 			dir, err := c.Fetcher.Download(context.Background(), amd64.Kernel.Module)
 			if err != nil {
