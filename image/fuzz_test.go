@@ -144,4 +144,3 @@ func FuzzMeta(f *testing.F) {
 		}
 	})
 }
-

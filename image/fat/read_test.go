@@ -32,14 +32,14 @@ func (z zeroExt) ReadAt(p []byte, off int64) (int, error) {
 }
 
 var readFiles = map[string][]byte{
-	"rfs.json":             []byte(`{"board":"qemu-arm64"}`),
-	"cmdline.txt":          []byte("console=ttyAMA0 rfs.root=PARTUUID=x\n"),
-	"EFI/":                 nil,
-	"EFI/BOOT/":            nil,
-	"EFI/BOOT/BOOTX64.EFI": randBytes(7, 5000),
-	"overlays/":            nil,
+	"rfs.json":                            []byte(`{"board":"qemu-arm64"}`),
+	"cmdline.txt":                         []byte("console=ttyAMA0 rfs.root=PARTUUID=x\n"),
+	"EFI/":                                nil,
+	"EFI/BOOT/":                           nil,
+	"EFI/BOOT/BOOTX64.EFI":                randBytes(7, 5000),
+	"overlays/":                           nil,
 	"overlays/a-long-name-with-Case.dtbo": randBytes(8, 1),
-	"empty":                {},
+	"empty":                               {},
 }
 
 // fatImage writes readFiles with Write and returns the file system's
