@@ -265,8 +265,9 @@ func itoa(n int64) string { return strconv.FormatInt(n, 10) }
 
 // fatGeo is where things are in the boot partition's FAT32.
 type fatGeo struct {
-	start, cs, fatStart, dataStart int64
-	root                           uint32
+	start, cs, fatStart, fatSize, dataStart int64
+	nFATs                                   int
+	root                                    uint32
 }
 
 func bootFAT(t tester, dir string) fatGeo {
@@ -274,12 +275,20 @@ func bootFAT(t tester, dir string) fatGeo {
 	bs := readAt(t, dir, start, 512)
 	bps := int64(le.Uint16(bs[11:]))
 	g := fatGeo{start: start, cs: int64(bs[13]) * bps, fatStart: start + int64(le.Uint16(bs[14:]))*bps, root: le.Uint32(bs[44:])}
-	g.dataStart = g.fatStart + int64(bs[16])*int64(le.Uint32(bs[36:]))*bps
+	g.nFATs, g.fatSize = int(bs[16]), int64(le.Uint32(bs[36:]))*bps
+	g.dataStart = g.fatStart + int64(g.nFATs)*g.fatSize
 	return g
 }
 
-func (g fatGeo) cluster(c uint32) int64  { return g.dataStart + int64(c-2)*g.cs }
-func (g fatGeo) fatEntry(c uint32) int64 { return g.fatStart + int64(c)*4 }
+func (g fatGeo) cluster(c uint32) int64 { return g.dataStart + int64(c-2)*g.cs }
+
+// setFAT sets cluster c's entry to v in every FAT (so that no reader can
+// notice the damage by comparing the copies).
+func (g fatGeo) setFAT(t tester, dir string, c, v uint32) {
+	for i := 0; i < g.nFATs; i++ {
+		patchAt(t, dir, g.fatStart+int64(i)*g.fatSize+int64(c)*4, u32(v))
+	}
+}
 
 // dirent returns the offset of the short entry of name in the root
 // directory (matched by its long name, as rfs writes lower-case names).
@@ -374,13 +383,13 @@ func TestHostileBootPartition(t *testing.T) {
 			g := bootFAT(t, dir)
 			e := readAt(t, dir, dirent(t, dir, g, "vmlinuz"), 32)
 			c := uint32(le.Uint16(e[20:]))<<16 | uint32(le.Uint16(e[26:]))
-			patchAt(t, dir, g.fatEntry(c+5), u32(c))
+			g.setFAT(t, dir, c+5, c)
 		}, want: []string{"vmlinuz: cluster chain loops"}},
 		{name: "kernel chain cut", args: run, setup: func(t tester, dir string) {
 			g := bootFAT(t, dir)
 			e := readAt(t, dir, dirent(t, dir, g, "vmlinuz"), 32)
 			c := uint32(le.Uint16(e[20:]))<<16 | uint32(le.Uint16(e[26:]))
-			patchAt(t, dir, g.fatEntry(c+1), u32(0))
+			g.setFAT(t, dir, c+1, 0)
 		}, want: []string{"vmlinuz: cluster chain ends after 2 of"}},
 		{name: "root directory loops", args: inspect, setup: func(t tester, dir string) {
 			g := bootFAT(t, dir)
@@ -391,7 +400,7 @@ func TestHostileBootPartition(t *testing.T) {
 				}
 			}
 			patchAt(t, dir, g.cluster(g.root), b)
-			patchAt(t, dir, g.fatEntry(g.root), u32(g.root))
+			g.setFAT(t, dir, g.root, g.root)
 		}, want: []string{"directory /: cluster chain loops"}},
 		{name: "bytes per sector 0", args: inspect, setup: patchBPB(func(bs []byte) { bs[11], bs[12] = 0, 0 }),
 			want: []string{"read FAT of rfs-boot partition: FAT32 boot sector: bytes per sector 0"}},
