@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -54,6 +55,7 @@ type Mount struct {
 	Source string // as mountinfo shows it, e.g. /dev/sdb1
 	FSType string
 	On     string // the device name it is on: the disk, a partition or a holder (dm-0)
+	RW     bool   // mounted read-write
 }
 
 // Disk is a whole block device as sysfs describes it.
@@ -251,7 +253,7 @@ func (s System) disk(name string) (*Disk, error) {
 		if !ok {
 			continue
 		}
-		d.Mounts = append(d.Mounts, Mount{Point: m.Point, Source: m.Source, FSType: m.FSType, On: on})
+		d.Mounts = append(d.Mounts, Mount{Point: m.Point, Source: m.Source, FSType: m.FSType, On: on, RW: m.rw})
 		if systemMounts[m.Point] && !d.System {
 			d.System, d.SystemWhy = true, fmt.Sprintf("it holds %s (%s on %s)", m.Point, m.FSType, on)
 		}
@@ -277,6 +279,7 @@ func deviceName(src string) string {
 
 type mountEntry struct {
 	dev, Point, FSType, Source string
+	rw                         bool // neither the mount nor its superblock is read-only
 }
 
 // mounts parses mountinfo (proc(5)).
@@ -302,7 +305,11 @@ func (s System) mounts() ([]mountEntry, error) {
 		if sep < 0 || len(f) < sep+3 {
 			continue
 		}
-		out = append(out, mountEntry{dev: f[2], Point: unescape(f[4]), FSType: f[sep+1], Source: unescape(f[sep+2])})
+		rw := !slices.Contains(strings.Split(f[5], ","), "ro")
+		if len(f) > sep+3 && slices.Contains(strings.Split(f[sep+3], ","), "ro") {
+			rw = false
+		}
+		out = append(out, mountEntry{dev: f[2], Point: unescape(f[4]), FSType: f[sep+1], Source: unescape(f[sep+2]), rw: rw})
 	}
 	return out, nil
 }

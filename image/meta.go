@@ -2,6 +2,7 @@ package image
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 )
@@ -64,6 +65,44 @@ type Boot struct {
 	Cmdline string
 }
 
+// MaxSmallFile caps what is read of rfs.json and cmdline.txt: both are a
+// few hundred bytes, and a hostile image must not make us read more.
+const MaxSmallFile = 1 << 20
+
+// metaHint says what to do about a missing or broken rfs.json.
+const metaHint = "the image was not built by rfs, or its boot partition is damaged: rebuild it with rfs build (or restore rfs.json on the boot partition)"
+
+// ParseMeta parses the bytes of rfs.json. A document that is not a JSON
+// object, or names no board, is an error.
+func ParseMeta(b []byte) (Meta, error) {
+	var m Meta
+	if err := json.Unmarshal(b, &m); err != nil {
+		return Meta{}, fmt.Errorf("invalid JSON: %w", err)
+	}
+	if m.Board == "" {
+		return Meta{}, errors.New("no board")
+	}
+	return m, nil
+}
+
+// ReadMeta reads and parses rfs.json from the boot partition; its errors
+// name the partition and the file and say what to do.
+func (d *Disk) ReadMeta() (Meta, error) {
+	p, err := d.Partition(BootPartition)
+	if err != nil {
+		return Meta{}, err
+	}
+	b, err := d.ReadFileMax(p, MetaFile, MaxSmallFile)
+	if err != nil {
+		return Meta{}, fmt.Errorf("%w: %v (%s)", ErrNotRFS, err, metaHint)
+	}
+	m, err := ParseMeta(b)
+	if err != nil {
+		return Meta{}, fmt.Errorf("%s partition: %s: %v (%s)", p.Name, MetaFile, err, metaHint)
+	}
+	return m, nil
+}
+
 // ReadBoot reads the boot files of an rfs image.
 func (d *Disk) ReadBoot() (*Boot, error) {
 	p, err := d.Partition(BootPartition)
@@ -71,12 +110,8 @@ func (d *Disk) ReadBoot() (*Boot, error) {
 		return nil, err
 	}
 	var b Boot
-	meta, err := d.ReadFile(p, MetaFile)
-	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrNotRFS, err)
-	}
-	if err := json.Unmarshal(meta, &b.Meta); err != nil {
-		return nil, fmt.Errorf("%s: %w", MetaFile, err)
+	if b.Meta, err = d.ReadMeta(); err != nil {
+		return nil, err
 	}
 	kernelFile := b.Meta.KernelFile
 	if kernelFile == "" {
@@ -88,7 +123,7 @@ func (d *Disk) ReadBoot() (*Boot, error) {
 	if b.Initrd, err = d.ReadFile(p, InitrdFile); err != nil {
 		return nil, err
 	}
-	cmdline, err := d.ReadFile(p, CmdlineFile)
+	cmdline, err := d.ReadFileMax(p, CmdlineFile, MaxSmallFile)
 	if err != nil {
 		return nil, err
 	}

@@ -11,38 +11,35 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/diskfs/go-diskfs/backend/file"
-	"github.com/diskfs/go-diskfs/filesystem/fat32"
-	"github.com/diskfs/go-diskfs/partition/gpt"
-
+	"github.com/rfsbuild/rfs/image/fat"
 	"github.com/rfsbuild/rfs/infile"
 	"github.com/rfsbuild/rfs/overlay"
 )
 
 // Disk is an image (or block device) opened for reading.
 type Disk struct {
-	f          *os.File
+	f          diskFile
 	size       int64
 	Table      string // "gpt" or "mbr"
 	DiskID     uint32 // MBR disk signature
 	Partitions []Placed
 }
 
-// readMBR reads an MBR table, its logical partitions included (with
-// overlay's reader, the one the init uses). MBR partitions have no names:
-// by their place on the disk they are boot, root, the layers, and the
-// data partition last.
-func (d *Disk) readMBR() error {
+// diskFile is what a Disk reads: an image file or block device (or bytes,
+// in the fuzz test).
+type diskFile interface {
+	io.ReaderAt
+	io.Closer
+}
+
+// readMBR takes the partitions of an MBR table t, its logical partitions
+// included (read by overlay's reader, the one the init uses). MBR
+// partitions have no names: by their place on the disk they are boot,
+// root, the layers, and the data partition last.
+func (d *Disk) readMBR(t *overlay.Table) error {
 	var sector [512]byte
 	if _, err := d.f.ReadAt(sector[:], 0); err != nil {
 		return err
-	}
-	t, err := overlay.ReadTable(d.f, d.size, 512)
-	if err != nil {
-		return err
-	}
-	if t.Kind != overlay.TableMBR {
-		return errors.New("protective MBR of a damaged GPT")
 	}
 	d.Table = "mbr"
 	d.DiskID = binary.LittleEndian.Uint32(sector[440:])
@@ -85,39 +82,72 @@ func (d *Disk) readMBR() error {
 	for i := range d.Partitions {
 		d.Partitions[i].Name = names[d.Partitions[i].Index]
 	}
+	for i := range t.Partitions {
+		t.Partitions[i].Name = names[t.Partitions[i].Number]
+	}
 	return nil
 }
 
-// Open reads the partition table of the image at path.
+// readGPT takes the partitions of a GPT table t.
+func (d *Disk) readGPT(t *overlay.Table) {
+	d.Table = "gpt"
+	for _, p := range t.Partitions {
+		d.Partitions = append(d.Partitions, Placed{
+			Partition: Partition{Name: p.Name, Type: p.Type, GUID: p.PARTUUID, Size: p.Size},
+			Index:     p.Number,
+			Start:     p.Start,
+		})
+	}
+}
+
+// Open reads the partition table of the image (or block device) at path
+// with overlay's bounded reader, the one the init uses, and checks that
+// every partition lies inside the image: a truncated image is an error
+// here, before anything reads past its end.
 func Open(path string) (*Disk, error) {
 	f, err := infile.OpenDisk("image", path)
 	if err != nil {
 		return nil, err
 	}
-	size, err := f.Seek(0, io.SeekEnd)
+	d, err := open(f, path)
 	if err != nil {
 		f.Close()
+		return nil, err
+	}
+	return d, nil
+}
+
+func open(f *os.File, path string) (*Disk, error) {
+	st, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	size, err := f.Seek(0, io.SeekEnd)
+	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
+	return readDisk(f, size, path, st.Mode()&os.ModeDevice != 0)
+}
+
+// readDisk reads the table of the disk r of size bytes (device: a block
+// device, else an image file; for messages).
+func readDisk(f diskFile, size int64, path string, device bool) (*Disk, error) {
 	d := &Disk{f: f, size: size}
-	table, err := gpt.Read(f, 512, 512)
+	t, err := overlay.ReadTable(f, size, 512)
 	if err != nil {
-		if err := d.readMBR(); err != nil {
-			f.Close()
-			return nil, fmt.Errorf("%s: %w: no valid GPT or MBR partition table", path, ErrNotRFS)
-		}
-		return d, nil
+		return nil, fmt.Errorf("%s: %w: no valid GPT or MBR partition table (%v)", path, ErrNotRFS, err)
 	}
-	d.Table = "gpt"
-	for i, p := range table.Partitions {
-		if p.Type == gpt.Unused {
-			continue
-		}
-		d.Partitions = append(d.Partitions, Placed{
-			Partition: Partition{Name: p.Name, Type: strings.ToLower(string(p.Type)), GUID: strings.ToLower(p.GUID), Size: int64(p.Size)},
-			Index:     i + 1,
-			Start:     int64(p.Start) * 512,
-		})
+	if t.Kind == overlay.TableGPT {
+		d.readGPT(t)
+	} else if err := d.readMBR(t); err != nil {
+		return nil, fmt.Errorf("%s: %w: %v", path, ErrNotRFS, err)
+	}
+	what := "image"
+	if device {
+		what = "device"
+	}
+	if err := t.Check(size, what); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	return d, nil
 }
@@ -143,30 +173,25 @@ func (d *Disk) Section(p Placed) *io.SectionReader {
 	return io.NewSectionReader(d.f, p.Start, p.Size)
 }
 
-// ReadFile reads a file from the FAT filesystem of partition p. It uses
-// go-diskfs's FAT reader, which is independent of rfs's FAT writer, so every
-// `rfs run` also checks what the writer produced.
+// ReadFile reads a file from the FAT filesystem of partition p, up to the
+// partition's size. It uses rfs's own bounded FAT reader (image/fat's
+// FS), which checks the boot sector and every cluster chain against the
+// partition and shares no code with the FAT writer, so every `rfs run`
+// also checks what the writer produced.
 func (d *Disk) ReadFile(p Placed, name string) ([]byte, error) {
-	fs, err := fat32.Read(file.New(d.f, true), p.Size, p.Start, 512)
+	return d.ReadFileMax(p, name, p.Size)
+}
+
+// ReadFileMax is ReadFile for a file that must not exceed limit bytes
+// (rfs.json, cmdline.txt: small files a hostile image could make huge).
+func (d *Disk) ReadFileMax(p Placed, name string, limit int64) ([]byte, error) {
+	fs, err := fat.Open(d.Section(p), p.Size)
 	if err != nil {
 		return nil, fmt.Errorf("read FAT of %s partition: %w", p.Name, err)
 	}
-	fh, err := fs.OpenFile("/"+strings.TrimPrefix(name, "/"), os.O_RDONLY)
+	data, err := fs.ReadFile(name, limit)
 	if err != nil {
-		return nil, fmt.Errorf("%s partition: %s: %w", p.Name, name, err)
-	}
-	defer fh.Close()
-	data, err := io.ReadAll(fh)
-	if err != nil {
-		return nil, fmt.Errorf("%s partition: read %s: %w", p.Name, name, err)
-	}
-	// go-diskfs v1.9.4 can return a file padded with zeros to a whole
-	// number of sectors (seen: 924 bytes read as 1024): cut it to the
-	// size in the directory entry.
-	if st, ok := fh.(interface{ Stat() (os.FileInfo, error) }); ok {
-		if info, err := st.Stat(); err == nil && info.Size() < int64(len(data)) {
-			data = data[:info.Size()]
-		}
+		return nil, fmt.Errorf("%s partition: %w", p.Name, err)
 	}
 	return data, nil
 }

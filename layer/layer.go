@@ -20,6 +20,8 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/rfsbuild/rfs/quote"
+
 	"github.com/rfsbuild/rfs/rootfs"
 )
 
@@ -69,7 +71,10 @@ type Change struct {
 	Path string `json:"path"`
 }
 
-func (c Change) String() string { return fmt.Sprintf("%c %s", c.Kind, c.Path) }
+// String is the line `rfs diff` prints. The path comes from the device, so
+// it is quoted when it holds anything unprintable (a newline would forge a
+// line, an escape would reach the terminal); JSON keeps it as is.
+func (c Change) String() string { return fmt.Sprintf("%c %s", c.Kind, quote.Name(c.Path)) }
 
 // Diff lists what the merged view of upper over lower changed relative to
 // lower, with docker diff's rules: A for a path the lower does not have

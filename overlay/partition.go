@@ -35,6 +35,10 @@ type Table struct {
 	// backup header at the end of the disk was used.
 	Backup     bool
 	Partitions []Partition
+	// FirstUsable and LastUsable bound where partitions may lie, in bytes
+	// (end exclusive): a GPT's usable LBAs, or an MBR's sectors after the
+	// first. LastUsable is 0 when the table does not say (MBR).
+	FirstUsable, LastUsable int64
 }
 
 // ErrNoTable means neither a GPT nor an MBR partition table was found.
@@ -220,11 +224,21 @@ func readGPTHeader(r io.ReaderAt, lba int64, ss int) (*Table, error) {
 		return nil, errors.New("GPT entries at LBA " + strconv.FormatInt(entLBA, 10) + ": CRC mismatch")
 	}
 	t := &Table{Kind: TableGPT, DiskID: GUIDString(hdr[56:72]), SectorSize: ss}
+	// LBAs beyond maxLBA would overflow byte offsets: no disk is that big.
+	maxLBA := uint64(1)<<62/uint64(ss) - 1
+	firstU, lastU := le.Uint64(hdr[40:48]), le.Uint64(hdr[48:56])
+	if firstU > maxLBA || lastU > maxLBA || firstU > lastU+1 {
+		return nil, errors.New("GPT header: bad usable range")
+	}
+	t.FirstUsable, t.LastUsable = int64(firstU)*int64(ss), (int64(lastU)+1)*int64(ss)
 	var zero [16]byte
 	for i := 0; i < int(n); i++ {
 		e := ents[i*int(esize) : (i+1)*int(esize)]
 		if bytes.Equal(e[:16], zero[:]) {
 			continue
+		}
+		if le.Uint64(e[32:40]) > maxLBA || le.Uint64(e[40:48]) > maxLBA {
+			return nil, errors.New("GPT entry " + strconv.Itoa(i+1) + ": LBA out of range")
 		}
 		first, last := int64(le.Uint64(e[32:40])), int64(le.Uint64(e[40:48]))
 		t.Partitions = append(t.Partitions, Partition{
@@ -260,7 +274,7 @@ func readMBR(r io.ReaderAt, mbr []byte, ss int) (*Table, error) {
 	le := binary.LittleEndian
 	sig := le.Uint32(mbr[440:444])
 	disk := hex8(sig)
-	t := &Table{Kind: TableMBR, DiskID: disk, SectorSize: ss}
+	t := &Table{Kind: TableMBR, DiskID: disk, SectorSize: ss, FirstUsable: int64(ss)}
 	mk := func(num int, typ byte, startLBA, sectors int64) Partition {
 		return Partition{
 			Number:   num,

@@ -92,6 +92,13 @@ func Inspect(path string) (*Target, error) {
 	if t.Table, err = overlay.ReadTable(f, t.Size, 0); err != nil {
 		return nil, fmt.Errorf("%s: %w: not an rfs image", path, err)
 	}
+	what := "image"
+	if t.Device {
+		what = "device"
+	}
+	if err := t.Table.Check(t.Size, what); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
 	var haveBoot, haveData bool
 	for _, p := range t.Table.Partitions {
 		if !haveBoot && isFAT(f, p.Start) {

@@ -148,6 +148,9 @@ func runFlash(cmd *cobra.Command, sys flash.System, image, target string, pol fl
 	if !ist.Mode().IsRegular() {
 		return fmt.Errorf("image %s is not a regular file", image)
 	}
+	if err := sys.CheckImage(image); err != nil {
+		return err
+	}
 	interactive := isTerminal(cmd.InOrStdin())
 	switch d, err := sys.Lookup(target); {
 	case errors.Is(err, flash.ErrNotBlock), errors.Is(err, os.ErrNotExist):

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/binary"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -15,6 +16,10 @@ func TestFlashArgsAndRefusals(t *testing.T) {
 	}
 	img := filepath.Join(dir, "x.img")
 	os.WriteFile(img, []byte(strings.Repeat("rfs!", 1<<18)), 0o644) // 1 MiB, no table
+	if _, err := execute(t, "flash", img, filepath.Join(dir, "out"), "--to-file"); err == nil || !strings.Contains(err.Error(), "not a disk image") {
+		t.Errorf("no partition table: %v", err)
+	}
+	os.WriteFile(img, withMBR(strings.Repeat("rfs!", 1<<18)), 0o644)
 	if _, err := execute(t, "flash", img, "/dev/null"); err == nil || !strings.Contains(err.Error(), "not a block device (add --to-file") {
 		t.Errorf("/dev/null: %v", err)
 	}
@@ -33,6 +38,19 @@ func TestFlashArgsAndRefusals(t *testing.T) {
 	if string(a) != string(b) {
 		t.Error("--to-file copy differs")
 	}
+}
+
+// withMBR returns content with an MBR in its first sector: one Linux
+// partition from sector 1 to the end (rfs flash wants a disk image).
+func withMBR(content string) []byte {
+	b := []byte(content)
+	clear(b[:512])
+	e := b[446:]
+	e[4] = 0x83
+	binary.LittleEndian.PutUint32(e[8:], 1)
+	binary.LittleEndian.PutUint32(e[12:], uint32(len(b)/512-1))
+	b[510], b[511] = 0x55, 0xaa
+	return b
 }
 
 func TestFlashList(t *testing.T) {
@@ -72,7 +90,7 @@ func TestFlashLoopCLI(t *testing.T) {
 	}
 	dir := t.TempDir()
 	img := filepath.Join(dir, "x.img")
-	os.WriteFile(img, []byte(strings.Repeat("rfs!", 1<<20)), 0o644) // 4 MiB
+	os.WriteFile(img, withMBR(strings.Repeat("rfs!", 1<<20)), 0o644) // 4 MiB
 	back := filepath.Join(dir, "back")
 	os.WriteFile(back, make([]byte, 8<<20), 0o644)
 	o, err := exec.Command("losetup", "--find", "--show", back).CombinedOutput()

@@ -12,6 +12,7 @@ import (
 
 	"github.com/rfsbuild/rfs/ext4fs"
 	"github.com/rfsbuild/rfs/image"
+	"github.com/rfsbuild/rfs/quote"
 )
 
 // Inspection is what rfs inspect reports.
@@ -71,48 +72,59 @@ ext4 superblock: free counts as of the last unmount). Reads only; no root.`,
   rfs inspect /dev/sdX --json`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			in, err := inspect(args[0])
+			in, metaErr, err := inspect(args[0])
 			if err != nil {
 				return err
 			}
 			w := cmd.OutOrStdout()
 			if asJSON {
 				b, _ := json.MarshalIndent(in, "", "  ")
-				_, err := fmt.Fprintf(w, "%s\n", b)
-				return err
+				if _, err := fmt.Fprintf(w, "%s\n", b); err != nil {
+					return err
+				}
+				return metaErr
 			}
-			fmt.Fprintf(w, "%s: %s, %s\n", in.Path, image.HumanSize(in.Size), in.Table)
-			if in.Meta != nil {
-				fmt.Fprintf(w, "board %s (%s), rfs %s, build %s\nkernel %s\n", in.Meta.Board, in.Meta.Arch, in.Meta.RFSVersion, in.Meta.BuildID, in.Meta.Kernel)
-			}
-			tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-			fmt.Fprintln(tw, "\nPART\tNAME\tSTART\tSIZE\tPARTUUID")
-			for _, p := range in.Partitions {
-				fmt.Fprintf(tw, "%d\t%s\t%d\t%s\t%s\n", p.Index, p.Name, p.Start, image.HumanSize(p.Size), p.GUID)
-			}
-			fmt.Fprintln(tw, "\nLAYER\tSIZE\tDIGEST\tORIGIN")
-			for _, l := range in.Layers {
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", l.Partition, image.HumanSize(l.Size), l.Digest, l.Origin)
-			}
-			tw.Flush()
-			fmt.Fprintf(w, "\nupper: %s\n", in.Upper)
-			if d := in.Data; d != nil {
-				fmt.Fprintf(w, "data: %s used of %s (%s free), %d of %d inodes free\n", image.HumanSize(d.Used), image.HumanSize(d.Size), image.HumanSize(d.Free), d.FreeInodes, d.Inodes)
-			}
-			return nil
+			printInspection(w, in)
+			return metaErr
 		},
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
 	return cmd
 }
 
-func inspect(p string) (*Inspection, error) {
+// printInspection prints in for a terminal. Names, labels and rfs.json
+// fields come from the image: quoted when they hold anything unprintable.
+func printInspection(w io.Writer, in *Inspection) {
+	q := quote.Name
+	fmt.Fprintf(w, "%s: %s, %s\n", in.Path, image.HumanSize(in.Size), in.Table)
+	if m := in.Meta; m != nil {
+		fmt.Fprintf(w, "board %s (%s), rfs %s, build %s\nkernel %s\n", q(m.Board), q(m.Arch), q(m.RFSVersion), q(m.BuildID), q(m.Kernel))
+	}
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "\nPART\tNAME\tSTART\tSIZE\tPARTUUID")
+	for _, p := range in.Partitions {
+		fmt.Fprintf(tw, "%d\t%s\t%d\t%s\t%s\n", p.Index, q(p.Name), p.Start, image.HumanSize(p.Size), p.GUID)
+	}
+	fmt.Fprintln(tw, "\nLAYER\tSIZE\tDIGEST\tORIGIN")
+	for _, l := range in.Layers {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", q(l.Partition), image.HumanSize(l.Size), l.Digest, q(l.Origin))
+	}
+	tw.Flush()
+	fmt.Fprintf(w, "\nupper: %s\n", q(in.Upper))
+	if d := in.Data; d != nil {
+		fmt.Fprintf(w, "data: %s used of %s (%s free), %d of %d inodes free\n", image.HumanSize(d.Used), image.HumanSize(d.Size), image.HumanSize(d.Free), d.FreeInodes, d.Inodes)
+	}
+}
+
+// inspect reads what rfs inspect shows. metaErr is a missing or invalid
+// rfs.json: the rest is still shown, then the command fails with it.
+func inspect(p string) (in *Inspection, metaErr error, err error) {
 	img, err := openImage(p)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	defer img.Close()
-	in := &Inspection{Path: p, Size: img.disk.Size(), Table: img.disk.Table, Layers: []InspectedLyr{}}
+	in = &Inspection{Path: p, Size: img.disk.Size(), Table: img.disk.Table, Layers: []InspectedLyr{}}
 	for _, part := range img.disk.Partitions {
 		typ := part.Type
 		if img.disk.Table == "mbr" {
@@ -120,18 +132,15 @@ func inspect(p string) (*Inspection, error) {
 		}
 		in.Partitions = append(in.Partitions, InspectedPart{part.Index, part.Name, part.Start, part.Size, typ, part.GUID})
 	}
-	if boot, err := img.disk.Partition(image.BootPartition); err == nil {
-		if b, err := img.disk.ReadFile(boot, image.MetaFile); err == nil {
-			var m image.Meta
-			if json.Unmarshal(b, &m) == nil {
-				in.Meta, in.Upper = &m, m.Upper
-			}
-		}
+	if m, err := img.disk.ReadMeta(); err == nil {
+		in.Meta, in.Upper = &m, m.Upper
+	} else {
+		metaErr = fmt.Errorf("%s: %w", p, err)
 	}
 	info := img.sqfs.Info()
 	h := sha256.New()
 	if _, err := io.Copy(h, io.NewSectionReader(img.f, img.root.Start, int64(info.BytesUsed))); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	origin := "base"
 	if in.Meta != nil {
@@ -142,7 +151,7 @@ func inspect(p string) (*Inspection, error) {
 		info := l.sqfs.Info()
 		h := sha256.New()
 		if _, err := io.Copy(h, io.NewSectionReader(img.f, l.part.Start, int64(info.BytesUsed))); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		origin := "?"
 		if in.Meta != nil && i < len(in.Meta.Layers) {
@@ -153,10 +162,10 @@ func inspect(p string) (*Inspection, error) {
 	}
 	if data, err := img.disk.Partition(image.DataPartition); err == nil {
 		if in.Data, err = ext4Usage(img.f, data.Start, data.Size); err != nil {
-			return nil, fmt.Errorf("%s: data partition: %w", p, err)
+			return nil, nil, fmt.Errorf("%s: data partition: %w", p, err)
 		}
 	}
-	return in, nil
+	return in, metaErr, nil
 }
 
 // ext4Usage reads the counts of the ext4 superblock of the partition at

@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/rfsbuild/rfs"
+	"github.com/rfsbuild/rfs/quote"
 )
 
 // exitError carries a specific exit status (e.g. `rfs run --expect` timing out).
@@ -49,7 +50,8 @@ func main() {
 	msg, code := exitStatus(ctx, err)
 	stop()
 	if msg != "" {
-		fmt.Fprintln(os.Stderr, msg)
+		// Messages may hold names from an image: no raw escapes reach the terminal.
+		fmt.Fprintln(os.Stderr, quote.Message(msg))
 	}
 	os.Exit(code)
 }

@@ -1,5 +1,6 @@
 // Package fat writes FAT32 file systems (Raspberry Pi boot partitions, EFI
-// system partitions) from an rfs tree in one sequential pass.
+// system partitions) from an rfs tree in one sequential pass, and reads
+// files back from untrusted ones with bounds on everything (FS, read.go).
 //
 // Layout. It follows what mkfs.fat 4.2 makes with "-F 32" for the same size
 // (TestGeometryMatchesMkfs compares), since both the Raspberry Pi firmware and
