@@ -1,0 +1,49 @@
+#!/bin/sh
+# Builds a fixed set of image variants with the rfs binary given and prints
+# each one's sha256: run it before and after a change that must not move a
+# byte (refactors), and compare the two outputs.
+#   scripts/imagehash.sh [RFS] > hashes.txt
+# A change to the init's code changes its binary and so every image. To
+# check that nothing else moved, give the old init binaries (rfs-init-arm64,
+# rfs-init-amd64, from the rfs cache dir's init/KEY/) in BASE_INIT=DIR: they
+# are put in a private cache under the new rfs's key before the builds.
+set -eu
+rfs=${1:-rfs}
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+export SOURCE_DATE_EPOCH=1767225600
+
+mkdir -p "$work/files/etc/app" "$work/l1/opt" "$work/l2/opt"
+echo hello >"$work/files/etc/app/greeting"
+echo one >"$work/l1/opt/one"
+echo two >"$work/l2/opt/two"
+if [ -n "${BASE_INIT:-}" ]; then
+	export XDG_CACHE_HOME="$work/cache"
+	for board in qemu-arm64 qemu-amd64; do
+		"$rfs" build -q -o "$work/warm.img" --board $board >/dev/null
+	done
+	rm -f "$work/warm.img"
+	for f in "$XDG_CACHE_HOME"/rfs/init/*/rfs-init-*; do
+		cp "$BASE_INIT/${f##*/}" "$f"
+	done
+fi
+"$rfs" squashfs --all-root --all-time 1767225600 "$work/l1" -o "$work/l1.sqfs" >/dev/null
+"$rfs" squashfs --all-root --all-time 1767225600 "$work/l2" -o "$work/l2.sqfs" >/dev/null
+
+build() { # name, flags...
+	name=$1
+	shift
+	"$rfs" build -q -o "$work/$name.img" "$@" >/dev/null
+	printf '%s %s\n' "$(sha256sum <"$work/$name.img" | cut -c1-64)" "$name"
+	rm -f "$work/$name.img"
+}
+build qemu-arm64 --board qemu-arm64
+build qemu-amd64 --board qemu-amd64
+build pc --board pc
+build rpi --board rpi
+build rpi4-tmpfs --board rpi4 --upper tmpfs:size=64M --size 512M
+build uroot --board qemu-arm64 --userland u-root
+build files --board qemu-arm64 --files "$work/files" --volume /var/lib/app --hostname kiosk --cmdline quiet --login
+build layer --board qemu-arm64 --layer "$work/l1.sqfs"
+build rpi4-layers --board rpi4 --layer "$work/l1.sqfs" --layer "$work/l2.sqfs"
+build pc-layers --board pc --layer "$work/l1.sqfs" --layer "$work/l2.sqfs" --data-size 32M
