@@ -49,6 +49,53 @@ type Meta struct {
 	Userland   string `json:"userland"`
 	// Layers are the lower layers above the root, bottom to top.
 	Layers []LayerMeta `json:"layers,omitempty"`
+	// Layout is the partition layout the image was written from: which
+	// partition is which. Readers find partitions through it; images
+	// from rfs versions before it have none (readers then go by GPT name
+	// or MBR position).
+	Layout *LayoutMeta `json:"layout,omitempty"`
+}
+
+// Role says what a partition holds. Readers find partitions by role (and
+// layer number), never by their position in the table or a label.
+type Role string
+
+// The roles of an rfs image's partitions.
+const (
+	RoleBoot  Role = "boot"  // FAT: kernel, initramfs, cmdline.txt, rfs.json (the ESP on UEFI boards)
+	RoleRoot  Role = "root"  // squashfs: the base lower
+	RoleLayer Role = "layer" // squashfs: a lower layer stacked above the root
+	RoleData  Role = "data"  // ext4: the upper, work dir, volumes
+)
+
+// SizePolicy says how a partition's size was chosen.
+type SizePolicy string
+
+// Size policies.
+const (
+	SizeFit      SizePolicy = "fit"      // exactly the content, rounded to 1 MiB
+	SizeHeadroom SizePolicy = "headroom" // the content plus room to replace it in place
+	SizeFixed    SizePolicy = "fixed"    // a size given by the board or the user
+	SizeGrow     SizePolicy = "grow"     // fixed in the image, grown to the medium at first boot
+)
+
+// LayoutMeta records an image's partition layout in rfs.json.
+type LayoutMeta struct {
+	Table      string     `json:"table"`   // "gpt" or "mbr"
+	DiskID     string     `json:"disk_id"` // GPT disk GUID, or the MBR disk signature as 8 hex digits
+	Partitions []PartMeta `json:"partitions"`
+}
+
+// PartMeta is one partition of a LayoutMeta.
+type PartMeta struct {
+	Role     Role       `json:"role"`
+	Layer    int        `json:"layer,omitempty"` // RoleLayer: 1 = the lowest above the root
+	Number   int        `json:"number"`          // in the table (MBR: 1-4 primary, 5 and up logical)
+	Name     string     `json:"name"`            // the GPT partition name: rfs-boot, rfs-root, rfs-layer-N, rfs-data
+	PARTUUID string     `json:"partuuid"`        // as the kernel and the init name it
+	FS       string     `json:"fs"`              // vfat, squashfs or ext4
+	Size     int64      `json:"size"`            // bytes, as built
+	Policy   SizePolicy `json:"size_policy"`
 }
 
 // Marshal encodes m as indented JSON.
