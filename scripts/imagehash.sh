@@ -3,6 +3,8 @@
 # each one's sha256: run it before and after a change that must not move a
 # byte (refactors), and compare the two outputs.
 #   scripts/imagehash.sh [RFS] > hashes.txt
+# PARTS=1 also prints each partition's sha256 and each boot file's, so a
+# difference can be pinned down (diff the outputs).
 # A change to the init's code changes its binary and so every image. To
 # check that nothing else moved, give the old init binaries (rfs-init-arm64,
 # rfs-init-amd64, from the rfs cache dir's init/KEY/) in BASE_INIT=DIR: they
@@ -30,11 +32,31 @@ fi
 "$rfs" squashfs --all-root --all-time 1767225600 "$work/l1" -o "$work/l1.sqfs" >/dev/null
 "$rfs" squashfs --all-root --all-time 1767225600 "$work/l2" -o "$work/l2.sqfs" >/dev/null
 
+parts() { # image, name: a line per partition, and per file of the first (the boot FAT)
+	sfdisk --json "$1" | python3 -c '
+import json, sys
+for p in json.load(sys.stdin)["partitiontable"]["partitions"]:
+    if p["type"] not in ("5", "f", "85"):
+        print(p["node"][len(sys.argv[1]):], p["start"], p["size"])' "$1" |
+	while read -r n start size; do
+		h=$(dd if="$1" bs=512 skip="$start" count="$size" status=none | sha256sum | cut -c1-64)
+		printf '%s %s part%s\n' "$h" "$2" "$n"
+		if [ "$n" = 1 ]; then
+			mdir -i "$1@@$((start * 512))" -/ -b :: | sort | while read -r f; do
+				case $f in */) continue ;; esac
+				h=$(mtype -i "$1@@$((start * 512))" "$f" 2>/dev/null | sha256sum | cut -c1-64) || true
+				printf '%s %s %s\n' "$h" "$2" "${f#::}"
+			done
+		fi
+	done
+}
+
 build() { # name, flags...
 	name=$1
 	shift
 	"$rfs" build -q -o "$work/$name.img" "$@" >/dev/null
 	printf '%s %s\n' "$(sha256sum <"$work/$name.img" | cut -c1-64)" "$name"
+	[ -z "${PARTS:-}" ] || parts "$work/$name.img" "$name"
 	rm -f "$work/$name.img"
 }
 build qemu-arm64 --board qemu-arm64
