@@ -15,6 +15,8 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 export SOURCE_DATE_EPOCH=1767225600
 
+rfs=$(command -v "$rfs" || realpath "$rfs")
+cd "$work" # rfs.json records layer files as given: keep the names relative
 mkdir -p "$work/files/etc/app" "$work/l1/opt" "$work/l2/opt"
 echo hello >"$work/files/etc/app/greeting"
 echo one >"$work/l1/opt/one"
@@ -65,7 +67,7 @@ build pc --board pc
 build rpi --board rpi
 build rpi4-tmpfs --board rpi4 --upper tmpfs:size=64M --size 512M
 build uroot --board qemu-arm64 --userland u-root
-build files --board qemu-arm64 --files "$work/files" --volume /var/lib/app --hostname kiosk --cmdline quiet --login
-build layer --board qemu-arm64 --layer "$work/l1.sqfs"
-build rpi4-layers --board rpi4 --layer "$work/l1.sqfs" --layer "$work/l2.sqfs"
-build pc-layers --board pc --layer "$work/l1.sqfs" --layer "$work/l2.sqfs" --data-size 32M
+build files --board qemu-arm64 --files files --volume /var/lib/app --hostname kiosk --cmdline quiet --login
+build layer --board qemu-arm64 --layer l1.sqfs
+build rpi4-layers --board rpi4 --layer l1.sqfs --layer l2.sqfs
+build pc-layers --board pc --layer l1.sqfs --layer l2.sqfs --data-size 32M
