@@ -35,6 +35,7 @@ type buildFlags struct {
 	quiet    bool
 	efiStub  string
 	layers   []string
+	emit     string
 }
 
 func newBuildCmd() *cobra.Command {
@@ -63,7 +64,9 @@ The image is written to a temporary name and renamed when complete.`,
   rfs build --kernel ~/linux/arch/arm64/boot/Image --cmdline quiet
   rfs build --upper tmpfs:size=256M --size 1G
   rfs build --volume /var/lib/app --volume wifi:/etc/wpa_supplicant
-  rfs build --layer changes.sqfs             # stack a layer made by rfs commit`,
+  rfs build --layer changes.sqfs             # stack a layer made by rfs commit
+  rfs build --emit out/artifacts             # kernel, initramfs, cmdline, root.sqfs, boot/... (no image)
+  rfs build -o out/x.img --emit out/x        # the image and its artifacts`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			cfg, err := resolveBuild(cmd, *f)
@@ -82,7 +85,11 @@ The image is written to a temporary name and renamed when complete.`,
 			if err != nil {
 				return err
 			}
-			fmt.Fprintln(cmd.OutOrStdout(), res.Path)
+			for _, p := range []string{res.Path, res.Emit} {
+				if p != "" {
+					fmt.Fprintln(cmd.OutOrStdout(), p)
+				}
+			}
 			return nil
 		},
 	}
@@ -99,7 +106,8 @@ The image is written to a temporary name and renamed when complete.`,
 	fl.StringArrayVar(&f.volumes, "volume", nil, "keep /path (or name:/path) on the data partition across factory resets; repeatable")
 	fl.StringVar(&f.size, "size", "", "image size, e.g. 1G (default: just fit)")
 	fl.StringVar(&f.dataSize, "data-size", "", "data partition size in the image, e.g. 256M (default 64M; the first boot grows it)")
-	fl.StringVarP(&f.output, "output", "o", "", "output image (default out/BOARD.img)")
+	fl.StringVarP(&f.output, "output", "o", "", "output image (default out/BOARD.img, none with --emit alone)")
+	fl.StringVar(&f.emit, "emit", "", "write the artifacts (kernel, initramfs, command line, root and layer squashfs, boot files, rfs.json) to directory DIR")
 	fl.BoolVar(&f.login, "login", false, "ask for a login on the console instead of starting a root shell")
 	fl.Int64Var(&f.epoch, "epoch", 0, "timestamp of every file, seconds since 1970 (default $SOURCE_DATE_EPOCH or 2026-01-01)")
 	fl.BoolVarP(&f.quiet, "quiet", "q", false, "print only the image path")
@@ -268,9 +276,12 @@ func resolveBuild(cmd *cobra.Command, f buildFlags) (*builder.Config, error) {
 	default:
 		cfg.Epoch = builder.DefaultEpoch
 	}
+	cfg.Emit = f.emit
 	switch {
 	case changed("output"):
 		cfg.Output = f.output
+	case f.emit != "":
+		// --emit alone writes only the directory.
 	case p.Output != "":
 		cfg.Output = rel(p.Output)
 	default:
