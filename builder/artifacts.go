@@ -5,12 +5,14 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 
 	"github.com/rfsbuild/rfs"
 	"github.com/rfsbuild/rfs/boards"
 	"github.com/rfsbuild/rfs/image"
+	"github.com/rfsbuild/rfs/image/fat"
 	"github.com/rfsbuild/rfs/initramfs"
 	"github.com/rfsbuild/rfs/kernel"
 	"github.com/rfsbuild/rfs/rootfs"
@@ -49,7 +51,9 @@ type Artifacts struct {
 	// Layout is the partition layout of a disk image of these artifacts.
 	Layout image.Descriptor
 
-	uki func(cmdline string) ([]byte, error) // UEFI boards
+	uki    func(cmdline string) ([]byte, error) // UEFI boards
+	ukiFor string                               // the command line ukiImg holds
+	ukiImg []byte
 	log func(format string, args ...any)
 }
 
@@ -283,9 +287,10 @@ type Booted struct {
 }
 
 // BootFor completes the boot partition for a plan: cmdline.txt with the
-// plan's ids, rfs.json, and on UEFI boards the UKI (which holds the
-// command line).
-func (a *Artifacts) BootFor(plan image.Plan) (*Booted, error) {
+// plan's ids, rfs.json with the layout and the partitions' sizes (in plan
+// order), and on UEFI boards the UKI (which holds the command line, not
+// rfs.json).
+func (a *Artifacts) BootFor(plan image.Plan, sizes []int64) (*Booted, error) {
 	ids := idsOf(plan)
 	b := &Booted{Cmdline: a.Cmdline.Complete(ids), Meta: a.Meta}
 	b.Meta.RootGUID, b.Meta.DataGUID, b.Meta.BootGUID = ids.root, ids.data, ids.boot
@@ -294,18 +299,62 @@ func (a *Artifacts) BootFor(plan image.Plan) (*Booted, error) {
 		m.PARTUUID = ids.layers[i]
 		b.Meta.Layers = append(b.Meta.Layers, m)
 	}
+	b.Meta.Layout = plan.Meta(sizes)
 	b.Files = append(b.Files, a.Boot...)
 	b.Files = append(b.Files,
 		BootFile{image.CmdlineFile, rootfs.Bytes(b.Cmdline + "\n")},
 		BootFile{image.MetaFile, rootfs.Bytes(b.Meta.Marshal())})
 	if a.uki != nil {
-		img, err := a.uki(b.Cmdline)
-		if err != nil {
-			return nil, err
+		if a.ukiFor != b.Cmdline || a.ukiImg == nil {
+			img, err := a.uki(b.Cmdline)
+			if err != nil {
+				return nil, err
+			}
+			a.ukiFor, a.ukiImg = b.Cmdline, img
 		}
-		b.Files = append(b.Files, BootFile{a.Board.UEFI.BootFile, rootfs.Bytes(img)})
+		b.Files = append(b.Files, BootFile{a.Board.UEFI.BootFile, rootfs.Bytes(a.ukiImg)})
 	}
 	return b, nil
+}
+
+// BootMin is the size the boot partition's files need in a FAT (its
+// SizeHeadroom content). It is decided before the other partitions are
+// written, so rfs.json, which records their sizes, is measured with the
+// longest sizes it can hold.
+func (a *Artifacts) BootMin(plan image.Plan) (int64, error) {
+	sizes := make([]int64, len(plan.Parts))
+	for i := range sizes {
+		sizes[i] = math.MaxInt64
+	}
+	b, err := a.BootFor(plan, sizes)
+	if err != nil {
+		return 0, err
+	}
+	t, err := bootTree(a.Epoch, b.Files)
+	if err != nil {
+		return 0, err
+	}
+	return fat.MinSize(t), nil
+}
+
+// PartSizes are the partitions' sizes, in plan order, given the boot
+// partition's size and the root squashfs's bytes: fit partitions are
+// their content rounded up to 1 MiB.
+func (a *Artifacts) PartSizes(plan image.Plan, bootSize, rootBytes int64) []int64 {
+	var sizes []int64
+	for _, pp := range plan.Parts {
+		n := pp.SizeOf(0)
+		switch pp.Role {
+		case image.RoleBoot:
+			n = bootSize
+		case image.RoleRoot:
+			n = roundUp(rootBytes, image.MiB)
+		case image.RoleLayer:
+			n = roundUp(a.Layers[pp.Layer-1].Meta.Size, image.MiB)
+		}
+		sizes = append(sizes, n)
+	}
+	return sizes
 }
 
 // idsOf are the partition ids a plan gives the command line.

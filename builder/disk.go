@@ -47,20 +47,17 @@ func (d *DiskImage) Package(ctx context.Context, a *Artifacts) error {
 	if err != nil {
 		return err
 	}
-	if d.Booted, err = a.BootFor(plan); err != nil {
-		return err
-	}
-	boot, err := bootTree(a.Epoch, d.Booted.Files)
+	bootMin, err := a.BootMin(plan)
 	if err != nil {
 		return err
 	}
 	layout := plan.Layout(d.Size, func(pp image.PlanPart) image.Content {
 		switch pp.Role {
 		case image.RoleBoot:
-			min := fat.MinSize(boot)
-			return image.Content{Min: min, Write: func(ctx context.Context, w io.WriterAt) (int64, error) {
-				size := pp.SizeOf(min)
-				return size, fat.WriteContext(ctx, w, size, boot, a.fatOptions())
+			// Written last: its rfs.json records the other partitions' sizes.
+			size := pp.SizeOf(bootMin)
+			return image.Content{Min: bootMin, Late: true, Write: func(ctx context.Context, w io.WriterAt) (int64, error) {
+				return size, d.writeBoot(ctx, w, a, plan, size)
 			}}
 		case image.RoleRoot:
 			return image.Content{Write: func(ctx context.Context, w io.WriterAt) (int64, error) {
@@ -86,6 +83,22 @@ func (d *DiskImage) Package(ctx context.Context, a *Artifacts) error {
 	}
 	d.Written = st.Size()
 	return nil
+}
+
+// writeBoot writes the boot partition, the others being written.
+func (d *DiskImage) writeBoot(ctx context.Context, w io.WriterAt, a *Artifacts, plan image.Plan, size int64) error {
+	var err error
+	if d.Booted, err = a.BootFor(plan, a.PartSizes(plan, size, d.RootSize)); err != nil {
+		return err
+	}
+	boot, err := bootTree(a.Epoch, d.Booted.Files)
+	if err != nil {
+		return err
+	}
+	if min := plan.Find(image.RoleBoot, 0).SizeOf(fat.MinSize(boot)); min > size {
+		return fmt.Errorf("boot files need %s, measured %s", image.HumanSize(min), image.HumanSize(size))
+	}
+	return fat.WriteContext(ctx, w, size, boot, a.fatOptions())
 }
 
 // fatOptions are the boot partition's FAT options: the volume id comes

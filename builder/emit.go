@@ -69,16 +69,10 @@ func (d *Dir) Package(ctx context.Context, a *Artifacts) error {
 	if err != nil {
 		return err
 	}
-	booted := (*Booted)(nil)
-	if d.Image != nil {
-		booted = d.Image.Booted
-	} else if booted, err = a.BootFor(plan); err != nil {
-		return err
-	}
 	var n int
 	err = atomicfile.WriteDir(d.Path, isEmitDir, func(tmp string) error {
 		e := &emitter{ctx: ctx, dir: tmp}
-		d.fill(e, a, plan, booted)
+		d.fill(e, a, plan)
 		if e.err != nil {
 			return e.err
 		}
@@ -95,19 +89,28 @@ func (d *Dir) Package(ctx context.Context, a *Artifacts) error {
 	return nil
 }
 
-// fill writes every artifact into e's directory.
-func (d *Dir) fill(e *emitter, a *Artifacts, plan image.Plan, booted *Booted) {
+// fill writes every artifact into e's directory: the root first, so
+// rfs.json can record its partition's size as the disk image does.
+func (d *Dir) fill(e *emitter, a *Artifacts, plan image.Plan) {
+	var rootBytes int64
+	if img := d.Image; img != nil {
+		rootBytes = img.RootSize
+		e.copySection(EmitRoot, img.Path, img.part(image.RootPartition).Start, rootBytes)
+	} else {
+		e.writeAt(EmitRoot, func(w io.WriterAt) (int64, error) {
+			n, err := squashfs.WriteContext(e.ctx, w, a.Root, rootOptions(a))
+			rootBytes = n
+			return n, err
+		})
+	}
+	booted := d.booted(e, a, plan, rootBytes)
+	if booted == nil {
+		return
+	}
 	e.copy(EmitKernel, a.Kernel)
 	e.bytes(image.InitrdFile, a.Initramfs)
 	e.bytes(EmitCmdline, []byte(booted.Cmdline+"\n"))
 	e.bytes(EmitTemplate, []byte(a.Cmdline.Template()+"\n"))
-	if img := d.Image; img != nil {
-		e.copySection(EmitRoot, img.Path, img.part(image.RootPartition).Start, img.RootSize)
-	} else {
-		e.writeAt(EmitRoot, func(w io.WriterAt) (int64, error) {
-			return squashfs.WriteContext(e.ctx, w, a.Root, rootOptions(a))
-		})
-	}
 	for i, l := range a.Layers {
 		e.copy(EmitLayer(i+1), l.Path)
 	}
@@ -125,6 +128,28 @@ func (d *Dir) fill(e *emitter, a *Artifacts, plan image.Plan, booted *Booted) {
 	}
 	e.bytes(image.MetaFile, booted.Meta.Marshal())
 	e.bytes(EmitReadme, []byte(emitReadme(a, booted)))
+}
+
+// booted is the boot partition's content: the image's, when one was
+// written, else the same computed for the plan.
+func (d *Dir) booted(e *emitter, a *Artifacts, plan image.Plan, rootBytes int64) *Booted {
+	if d.Image != nil {
+		return d.Image.Booted
+	}
+	if e.err != nil {
+		return nil
+	}
+	min, err := a.BootMin(plan)
+	if err != nil {
+		e.fail(err)
+		return nil
+	}
+	b, err := a.BootFor(plan, a.PartSizes(plan, plan.Find(image.RoleBoot, 0).SizeOf(min), rootBytes))
+	if err != nil {
+		e.fail(err)
+		return nil
+	}
+	return b
 }
 
 // isEmitDir reports whether dir is an earlier --emit output (its

@@ -110,6 +110,7 @@ func TestEmitMatchesImage(t *testing.T) {
 				}
 			}
 			checkTemplate(t, c.Emit)
+			checkLayoutMeta(t, readEmitted(t, c.Emit, image.MetaFile), res)
 
 			// Emit alone: the root is written by the directory packager
 			// itself; every file is the same.
@@ -209,5 +210,28 @@ func TestEmitRefuses(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(dir, "new")); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("a refused --emit left %s: %v", filepath.Join(dir, "new"), err)
+	}
+}
+
+// checkLayoutMeta: rfs.json's layout is the image's partitions: role order,
+// numbers, PARTUUIDs and sizes as written.
+func checkLayoutMeta(t *testing.T, rfsJSON []byte, res *Result) {
+	t.Helper()
+	meta, err := image.ParseMeta(rfsJSON)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := meta.Layout
+	if l == nil || len(l.Partitions) != len(res.Parts) {
+		t.Fatalf("layout %+v, image partitions %+v", l, res.Parts)
+	}
+	for i, pm := range l.Partitions {
+		p := res.Parts[i]
+		if pm.Name != p.Name || pm.Number != p.Index || pm.PARTUUID != p.GUID || pm.Size != p.Size {
+			t.Errorf("layout partition %d = %+v, the image's = %s #%d %s %d", i, pm, p.Name, p.Index, p.GUID, p.Size)
+		}
+	}
+	if l.Partitions[0].Role != image.RoleBoot || l.Partitions[1].Role != image.RoleRoot || l.Partitions[len(l.Partitions)-1].Role != image.RoleData {
+		t.Errorf("layout roles %+v", l.Partitions)
 	}
 }
