@@ -54,7 +54,7 @@ type Artifacts struct {
 	uki    func(cmdline string) ([]byte, error) // UEFI boards
 	ukiFor string                               // the command line ukiImg holds
 	ukiImg []byte
-	log func(format string, args ...any)
+	log    func(format string, args ...any)
 }
 
 // Layer is one --layer file and its record in rfs.json.
