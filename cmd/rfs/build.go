@@ -32,7 +32,15 @@ or a tmpfs) and the kernel command line; and an ext4 data partition.
 Settings come from the project file (./rfs.yaml when present, or --config);
 flags override it. Kernels and busybox come through the Go module proxy,
 pinned and hash-checked, and are cached in the Go module cache.
-The image is written to a temporary name and renamed when complete.`,
+The image is written to a temporary name and renamed when complete.
+
+--emit DIR writes the artifacts instead (with -o: as well), for pipelines
+that lay out disks themselves or boot over the network: kernel,
+initramfs.img, cmdline.txt (for the image's partition ids) and
+cmdline.template (with @ROOT_PARTUUID@-style placeholders), root.sqfs,
+layer-N.sqfs, data.ext4, boot/ (the boot partition's files), rfs.json,
+manifest.json (size and sha256 of each file) and README.txt. DIR is
+replaced as a whole, only if empty or an earlier --emit output.`,
 		Example: `  rfs build                                  # default board, out/qemu-arm64.img
   rfs build --board qemu-amd64 -o out/x86.img
   rfs build --files ./overlay --files ./app:/opt/app --hostname kiosk
@@ -68,6 +76,18 @@ The image is written to a temporary name and renamed when complete.`,
 			return nil
 		},
 	}
+	buildFlagSet(cmd, f, &quiet)
+	cmd.RegisterFlagCompletionFunc("board", func(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {
+		return boards.Names(), cobra.ShellCompDirectiveNoFileComp
+	})
+	cmd.RegisterFlagCompletionFunc("upper", func(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {
+		return []string{"data", "tmpfs", "tmpfs:size="}, cobra.ShellCompDirectiveNoFileComp
+	})
+	return cmd, f
+}
+
+// buildFlagSet declares build's flags into f (and quiet).
+func buildFlagSet(cmd *cobra.Command, f *buildFlags, quiet *bool) {
 	fl := cmd.Flags()
 	fl.StringVarP(&f.Config, "config", "c", "", "project file (default ./rfs.yaml if it exists)")
 	fl.StringVarP(&f.Board, "board", "b", "", "target board, see 'rfs boards' (default "+boards.Default+")")
@@ -85,16 +105,9 @@ The image is written to a temporary name and renamed when complete.`,
 	fl.StringVar(&f.Emit, "emit", "", "write the artifacts (kernel, initramfs, command line, root and layer squashfs, boot files, rfs.json) to directory DIR")
 	fl.BoolVar(&f.Login, "login", false, "ask for a login on the console instead of starting a root shell")
 	fl.Int64Var(&f.Epoch, "epoch", 0, "timestamp of every file, seconds since 1970 (default $SOURCE_DATE_EPOCH or 2026-01-01)")
-	fl.BoolVarP(&quiet, "quiet", "q", false, "print only the image path")
+	fl.BoolVarP(quiet, "quiet", "q", false, "print only the output paths")
 	fl.StringArrayVar(&f.Layers, "layer", nil, "stack squashfs FILE (e.g. from rfs commit) above the root, in order, bottom to top; repeatable")
 	fl.StringVar(&f.EFIStub, "efi-stub", "", "UEFI boards: EFI stub of the unified kernel image (default: systemd-boot-efi's, e.g. /usr/lib/systemd/boot/efi/linuxx64.efi.stub)")
-	cmd.RegisterFlagCompletionFunc("board", func(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {
-		return boards.Names(), cobra.ShellCompDirectiveNoFileComp
-	})
-	cmd.RegisterFlagCompletionFunc("upper", func(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {
-		return []string{"data", "tmpfs", "tmpfs:size="}, cobra.ShellCompDirectiveNoFileComp
-	})
-	return cmd, f
 }
 
 // resolveBuild merges the project file and the flags (project.ResolveBuild).
