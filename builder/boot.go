@@ -91,33 +91,34 @@ func (c *Config) unifiedKernelImage(kernelPath string, initrd []byte, cmdline st
 	return img, nil
 }
 
-// bootFiles lays out the boot partition but for cmdline.txt and rfs.json,
-// which name the build and are added once its ID is known.
-func (c *Config) bootFiles(ctx context.Context, kernelPath string, initrd []byte) (*rootfs.Tree, error) {
-	boot := rootfs.New(c.Epoch)
-	add := func(name string, src rootfs.Source) error {
-		return boot.Add("/"+name, &rootfs.Node{Type: rootfs.Regular, Perm: 0o644, MTime: c.Epoch, Content: src})
-	}
+// bootFiles lays out the boot partition but for cmdline.txt, rfs.json and
+// a UEFI board's UKI, which depend on the partition ids (Artifacts.BootFor).
+func (c *Config) bootFiles(ctx context.Context, kernelPath string, initrd []byte) ([]BootFile, error) {
+	var boot []BootFile
 	if c.Board.UEFI == nil {
-		// (A UEFI board's kernel is inside the UKI, added once the command
-		// line is known.)
+		// (A UEFI board's kernel is inside the UKI.)
 		kernel, err := c.hostFile(kernelPath)
 		if err != nil {
 			return nil, fmt.Errorf("kernel: %w", err)
 		}
-		if err := add(c.kernelName(), kernel); err != nil {
-			return nil, err
-		}
+		boot = append(boot, BootFile{c.kernelName(), kernel})
 	}
-	if err := add(image.InitrdFile, rootfs.Bytes(initrd)); err != nil {
-		return nil, err
-	}
-	pi := c.Board.Pi
-	if pi == nil {
+	boot = append(boot, BootFile{image.InitrdFile, rootfs.Bytes(initrd)})
+	if c.Board.Pi == nil {
 		return boot, nil
 	}
+	pi, err := c.piFiles(ctx, kernelPath)
+	if err != nil {
+		return nil, err
+	}
+	return append(boot, pi...), nil
+}
 
-	// Raspberry Pi: firmware, device trees, overlays and config.txt.
+// piFiles are a Raspberry Pi's firmware, device trees, overlays and
+// config.txt.
+func (c *Config) piFiles(ctx context.Context, kernelPath string) ([]BootFile, error) {
+	pi := c.Board.Pi
+	var out []BootFile
 	fwDir, err := c.download(ctx, boards.FirmwareRPiModule)
 	if err != nil {
 		return nil, err
@@ -127,9 +128,7 @@ func (c *Config) bootFiles(ctx context.Context, kernelPath string, initrd []byte
 		if err != nil {
 			return nil, fmt.Errorf("firmware: %w", err)
 		}
-		if err := add(name, src); err != nil {
-			return nil, err
-		}
+		out = append(out, BootFile{name, src})
 	}
 	// Device trees and overlays come with the kernel: from the directory of
 	// a kernel the user brings when it has them, else from the pinned one.
@@ -144,9 +143,7 @@ func (c *Config) bootFiles(ctx context.Context, kernelPath string, initrd []byte
 		if err != nil {
 			return nil, fmt.Errorf("device tree: %w", err)
 		}
-		if err := add(name, src); err != nil {
-			return nil, err
-		}
+		out = append(out, BootFile{name, src})
 	}
 	overlays, err := os.ReadDir(filepath.Join(dtbDir, "overlays"))
 	if err != nil {
@@ -160,14 +157,9 @@ func (c *Config) bootFiles(ctx context.Context, kernelPath string, initrd []byte
 		if err != nil {
 			return nil, err
 		}
-		if err := add("overlays/"+e.Name(), src); err != nil {
-			return nil, err
-		}
+		out = append(out, BootFile{"overlays/" + e.Name(), src})
 	}
-	if err := add("config.txt", rootfs.Bytes(c.configTxt())); err != nil {
-		return nil, err
-	}
-	return boot, nil
+	return append(out, BootFile{"config.txt", rootfs.Bytes(c.configTxt())}), nil
 }
 
 // configTxt is the Raspberry Pi firmware's configuration. Model sections

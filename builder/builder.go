@@ -6,7 +6,6 @@ package builder
 import (
 	"context"
 	"crypto/sha256"
-	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -19,15 +18,11 @@ import (
 	"strings"
 	"time"
 
-	"github.com/rfsbuild/rfs"
 	"github.com/rfsbuild/rfs/apps"
 	"github.com/rfsbuild/rfs/boards"
 	"github.com/rfsbuild/rfs/image"
-	"github.com/rfsbuild/rfs/image/ext4"
-	"github.com/rfsbuild/rfs/image/fat"
 	"github.com/rfsbuild/rfs/infile"
 	"github.com/rfsbuild/rfs/initramfs"
-	"github.com/rfsbuild/rfs/kernel"
 	"github.com/rfsbuild/rfs/modfetch"
 	"github.com/rfsbuild/rfs/overlay"
 	"github.com/rfsbuild/rfs/rootfs"
@@ -110,7 +105,10 @@ type Config struct {
 	Cmdline  string // extra kernel parameters
 	Upper    string // rfs.upper value
 	Size     int64  // image size; 0 fits
-	Output   string
+	Output   string // the disk image; empty: none (Emit only)
+	// Emit is a directory to write the artifacts to (rfs build --emit):
+	// kernel, initramfs, command line, root squashfs, layers, boot files.
+	Emit     string
 	Login    bool
 	RootHash string
 	Epoch    int64
@@ -150,9 +148,10 @@ type Config struct {
 	modules map[string]modfetch.Module // directories of downloaded modules
 }
 
-// Result describes a written image.
+// Result describes a build's outputs.
 type Result struct {
-	Path     string
+	Path     string // the image, if one was written
+	Emit     string // the artifacts' directory, if one was written
 	BuildID  string
 	Size     int64
 	Parts    []image.Placed
@@ -166,246 +165,32 @@ func (c *Config) logf(format string, args ...any) {
 	}
 }
 
-// Build writes the image at c.Output.
+// Build makes the artifacts (Produce) and packages them: the disk image at
+// c.Output, the artifacts' directory at c.Emit, or both.
 func Build(ctx context.Context, c Config) (*Result, error) {
 	start := time.Now()
-	if c.Userland == "" {
-		c.Userland = "busybox"
-	}
-	if c.Upper == "" {
-		c.Upper = "data"
-	}
-	if c.DataSize == 0 {
-		c.DataSize = DefaultDataSize
-	}
-	if err := c.Validate(); err != nil {
-		return nil, err
-	}
-	if err := c.checkPaths(); err != nil {
-		return nil, err
-	}
-	for _, f := range c.Files {
-		if st, err := os.Stat(f.Src); err != nil {
-			return nil, fmt.Errorf("files: %w", err)
-		} else if !st.IsDir() {
-			return nil, fmt.Errorf("files %s: not a directory", f.Src)
-		}
-	}
-	arch := c.Board.Arch
-	layers, err := c.checkLayers(ctx)
+	a, err := Produce(ctx, c)
 	if err != nil {
 		return nil, err
 	}
-
-	// Kernel first: a wrong kernel should fail before any work is done.
-	kernelPath, kernelOrigin, err := c.kernel(ctx)
-	if err != nil {
-		return nil, err
-	}
-	if _, err := kernel.Check(kernelPath, arch); err != nil {
-		return nil, err
-	}
-	if st, err := os.Stat(kernelPath); err == nil {
-		c.logf("kernel %s (%s)", kernelOrigin, image.HumanSize(st.Size()))
-	}
-
-	bbDir, err := c.download(ctx, boards.BusyboxModule)
-	if err != nil {
-		return nil, err
-	}
-	bbPath := filepath.Join(bbDir, boards.BusyboxPath(arch))
-
-	// The lower layer.
-	tree := rootfs.New(c.Epoch)
-	skel := rootfs.Skeleton{Hostname: c.Hostname, Login: c.Login, RootPasswordHash: c.RootHash, Version: rfs.Version(), Board: c.Board.Name}
-	if err := skel.Add(tree); err != nil {
-		return nil, err
-	}
-	userland, err := c.installUserland(ctx, tree, bbPath)
-	if err != nil {
-		return nil, err
-	}
-	if err := c.addFiles(ctx, tree); err != nil {
-		return nil, err
-	}
-	if err := c.addVolumes(tree); err != nil {
-		return nil, err
-	}
-	// The init copies itself to /run/rfs/bin at boot; this puts its on-device
-	// commands (rfs-init status, rfs-init reset) on PATH.
-	if err := tree.Add("/usr/bin/rfs-init", &rootfs.Node{Type: rootfs.Symlink, Perm: 0o777, Target: "/run/rfs/bin/rfs-init", MTime: c.Epoch}); err != nil {
-		return nil, err
-	}
-	digest, err := tree.DigestContext(ctx)
-	if err != nil {
-		return nil, err
-	}
-
-	// The initramfs.
-	initPath, err := c.Init.Init(ctx, arch)
-	if err != nil {
-		return nil, err
-	}
-	initBin, err := os.ReadFile(initPath)
-	if err != nil {
-		return nil, fmt.Errorf("read init: %w", err)
-	}
-	bbBin, err := os.ReadFile(bbPath)
-	if err != nil {
-		return nil, fmt.Errorf("read busybox: %w", err)
-	}
-	initrd, err := c.Init.Pack(initramfs.Contents{Init: initBin, Busybox: bbBin, MTime: c.Epoch})
-	if err != nil {
-		return nil, err
-	}
-	c.logf("userland %s, init %s, initramfs %s", userland, image.HumanSize(int64(len(initBin))), image.HumanSize(int64(len(initrd))))
-
-	// The boot partition, but for the files that name the build.
-	boot, err := c.bootFiles(ctx, kernelPath, initrd)
-	if err != nil {
-		return nil, err
-	}
-	bootDigest, err := boot.Digest()
-	if err != nil {
-		return nil, err
-	}
-	var ukiDigest []byte
-	if c.Board.UEFI != nil {
-		// The kernel is not a file of a UEFI board's ESP but goes into the
-		// UKI, with the stub: both decide the image's bytes.
-		d, err := c.ukiInputs(kernelPath)
-		if err != nil {
+	res := &Result{BuildID: a.BuildID}
+	var img *DiskImage
+	if c.Output != "" {
+		img = &DiskImage{Path: c.Output, Size: c.Size}
+		if err := img.Package(ctx, a); err != nil {
 			return nil, err
 		}
-		ukiDigest = d[:]
+		res.Path, res.Size, res.Parts, res.RootSize = img.Path, img.Written, img.Parts, img.RootSize
+		c.logf("wrote %s (%s) in %s", c.Output, img.summary(), time.Since(start).Round(time.Millisecond))
 	}
-
-	// Everything that decides the image's bytes goes into the build ID, and
-	// every UUID is derived from it: same inputs, same image.
-	h := sha256.New()
-	fmt.Fprintf(h, "rfs-image-v2\nboard=%s\nupper=%s\ncmdline=%s\nsize=%d\ndata=%d\n", c.Board.Name, c.Upper, c.Cmdline, c.Size, c.DataSize)
-	h.Write(digest[:])
-	h.Write(bootDigest[:])
-	h.Write(ukiDigest)
-	for _, l := range layers {
-		// Only with layers, so images without any keep their build IDs.
-		fmt.Fprintf(h, "layer=%s\n", l.SHA256)
-	}
-	buildID := hex.EncodeToString(h.Sum(nil))[:32]
-	skel.BuildID = buildID
-	if err := skel.AddOSRelease(tree); err != nil {
-		return nil, err
-	}
-
-	rootType, err := image.RootType(arch)
-	if err != nil {
-		return nil, err
-	}
-	layout := image.Layout{Table: c.Board.Table, Size: c.Size}
-	var bootID, rootID, dataID string
-	if layout.Table == "mbr" {
-		id, _ := hex.DecodeString(DeriveGUID(buildID, "disk")[:8])
-		layout.DiskID = binary.BigEndian.Uint32(id)
-		// MBR has 4 primary slots: boot, root, data last. One layer is
-		// primary 3; more are logical partitions (5, 6, ...) in an
-		// extended partition. The numbers are the layout's own.
-		logical := make([]bool, 2+len(layers)+1)
-		for i := range layers {
-			logical[2+i] = len(layers) > 1
-		}
-		nums, _ := image.MBRNumbers(logical)
-		partUUID := func(i int) string { return image.MBRPartUUID(layout.DiskID, nums[i]) }
-		bootID, rootID, dataID = partUUID(0), partUUID(1), partUUID(len(nums)-1)
-		for i := range layers {
-			layers[i].PARTUUID = partUUID(2 + i)
-		}
-	} else {
-		layout.DiskGUID = DeriveGUID(buildID, "disk")
-		bootID, rootID, dataID = DeriveGUID(buildID, "boot"), DeriveGUID(buildID, "root"), DeriveGUID(buildID, "data")
-		for i := range layers {
-			layers[i].PARTUUID = DeriveGUID(buildID, fmt.Sprintf("layer-%d", i+1))
-		}
-	}
-
-	ids := partIDs{root: rootID, data: dataID, boot: bootID}
-	for _, l := range layers {
-		ids.layers = append(ids.layers, l.PARTUUID)
-	}
-	cmdline := c.kernelCmdline(ids)
-	meta := image.Meta{Board: c.Board.Name, Arch: arch, RFSVersion: rfs.Version(), BuildID: buildID, Kernel: kernelOrigin, KernelFile: c.kernelName(), Upper: c.Upper, RootGUID: rootID, DataGUID: dataID, BootGUID: bootID, Userland: c.Userland, Layers: layers}
-	files := map[string][]byte{
-		image.CmdlineFile: []byte(cmdline + "\n"),
-		image.MetaFile:    meta.Marshal(),
-	}
-	if c.Board.UEFI != nil {
-		img, err := c.unifiedKernelImage(kernelPath, initrd, cmdline, tree)
-		if err != nil {
+	if c.Emit != "" {
+		d := &Dir{Path: c.Emit, Image: img}
+		if err := d.Package(ctx, a); err != nil {
 			return nil, err
 		}
-		files[c.Board.UEFI.BootFile] = img
-		c.logf("unified kernel image %s (stub %s)", image.HumanSize(int64(len(img))), c.efiStub())
+		res.Emit = d.Path
 	}
-	for name, content := range files {
-		if err := boot.Add("/"+name, &rootfs.Node{Type: rootfs.Regular, Perm: 0o644, MTime: c.Epoch, Content: rootfs.Bytes(content)}); err != nil {
-			return nil, err
-		}
-	}
-	// Headroom lets a bigger kernel or initramfs replace these in place.
-	bootSize := roundUp(fat.MinSize(boot)+16*image.MiB, image.MiB)
-	volID, _ := hex.DecodeString(DeriveGUID(buildID, "fat")[:8])
-
-	var rootSize int64
-	layout.Partitions = []image.Partition{
-		{
-			Name: image.BootPartition, Type: image.TypeESP, GUID: bootID, Size: bootSize,
-			MBRType: image.MBRTypeFAT32LBA, Bootable: true,
-			Write: func(ctx context.Context, w io.WriterAt) (int64, error) {
-				opts := fat.Options{Label: "RFS-BOOT", VolumeID: binary.BigEndian.Uint32(volID), MTime: c.Epoch}
-				return bootSize, fat.WriteContext(ctx, w, bootSize, boot, opts)
-			},
-		},
-		{
-			Name: image.RootPartition, Type: rootType, GUID: rootID, MBRType: image.MBRTypeLinux,
-			Write: func(ctx context.Context, w io.WriterAt) (int64, error) {
-				n, err := squashfs.WriteContext(ctx, w, tree, squashfs.Options{MTime: c.Epoch})
-				rootSize = n
-				return n, err
-			},
-		},
-	}
-	for i, l := range layers {
-		layout.Partitions = append(layout.Partitions, image.Partition{
-			Name: image.LayerPartition(i + 1), Type: image.TypeLinuxData, GUID: l.PARTUUID, MBRType: image.MBRTypeLinux,
-			Logical: layout.Table == "mbr" && len(layers) > 1, // as numbered above
-			Write:   func(ctx context.Context, w io.WriterAt) (int64, error) { return copyFile(ctx, w, c.Layers[i]) },
-		})
-	}
-	layout.Partitions = append(layout.Partitions,
-		image.Partition{
-			// Last, so the first boot can grow it to the end of the medium.
-			Name: image.DataPartition, Type: image.TypeLinuxData, GUID: dataID, MBRType: image.MBRTypeLinux, Size: c.DataSize,
-			Write: func(ctx context.Context, w io.WriterAt) (int64, error) {
-				err := ext4.Make(ctx, w, c.DataSize, ext4.Options{
-					Label: image.DataPartition, UUID: DeriveGUID(buildID, "data-fs"), HashSeed: DeriveGUID(buildID, "data-hash"), Epoch: c.Epoch,
-				})
-				return c.DataSize, err
-			},
-		},
-	)
-	parts, err := layout.WriteFile(ctx, c.Output)
-	if err != nil {
-		return nil, err
-	}
-	st, err := os.Stat(c.Output)
-	if err != nil {
-		return nil, err
-	}
-	res := &Result{Path: c.Output, BuildID: buildID, Size: st.Size(), Parts: parts, RootSize: rootSize, Duration: time.Since(start)}
-	var lsizes string
-	for i, l := range layers {
-		lsizes += fmt.Sprintf(", layer %d %s", i+1, image.HumanSize(l.Size))
-	}
-	c.logf("wrote %s (%s: boot %s, root squashfs %s%s, data %s) in %s", c.Output, image.HumanSize(res.Size), image.HumanSize(bootSize), image.HumanSize(rootSize), lsizes, image.HumanSize(c.DataSize), res.Duration.Round(time.Millisecond))
+	res.Duration = time.Since(start)
 	return res, nil
 }
 
@@ -441,14 +226,14 @@ func (c *Config) warnf(format string, args ...any) {
 // checkLayers checks every --layer file: a squashfs our reader reads,
 // compressed with what the kernel supports; it returns their records for
 // rfs.json (PARTUUIDs still empty).
-func (c *Config) checkLayers(ctx context.Context) ([]image.LayerMeta, error) {
-	var out []image.LayerMeta
+func (c *Config) checkLayers(ctx context.Context) ([]Layer, error) {
+	var out []Layer
 	for i, p := range c.Layers {
 		m, err := c.checkLayer(ctx, p)
 		if err != nil {
 			return nil, fmt.Errorf("layer %d (%s): %w", i+1, p, err)
 		}
-		out = append(out, m)
+		out = append(out, Layer{Path: p, Meta: m})
 	}
 	return out, nil
 }
@@ -546,16 +331,9 @@ func (c *Config) kernel(ctx context.Context) (path, origin string, err error) {
 	return filepath.Join(dir, src.File), src.Module.String(), nil
 }
 
-// DeriveGUID returns a GUID that is a function of the build ID and a role,
-// formatted as a version-4 (random) UUID so tools treat it as one.
-func DeriveGUID(buildID, role string) string {
-	s := sha256.Sum256([]byte("rfs-guid\x00" + buildID + "\x00" + role))
-	b := s[:16]
-	b[6] = b[6]&0x0f | 0x40
-	b[8] = b[8]&0x3f | 0x80
-	x := hex.EncodeToString(b)
-	return x[0:8] + "-" + x[8:12] + "-" + x[12:16] + "-" + x[16:20] + "-" + x[20:32]
-}
+// DeriveGUID returns a GUID that is a function of the build ID and a role
+// (image.DeriveGUID).
+func DeriveGUID(buildID, role string) string { return image.DeriveGUID(buildID, role) }
 
 func roundUp(n, to int64) int64 { return (n + to - 1) / to * to }
 

@@ -1,9 +1,11 @@
 package builder
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 
+	"github.com/rfsbuild/rfs/atomicfile"
 	"github.com/rfsbuild/rfs/pathcheck"
 )
 
@@ -40,5 +42,18 @@ func (c *Config) checkPaths() error {
 			inputs = append(inputs, pathcheck.Path{Flag: "app source", Path: s})
 		}
 	}
-	return pathcheck.Check([]pathcheck.Path{{Flag: "-o", Path: c.Output}}, inputs)
+	outputs := []pathcheck.Path{{Flag: "-o", Path: c.Output}}
+	if err := pathcheck.Check(outputs, inputs); err != nil {
+		return err
+	}
+	if c.Emit == "" {
+		return nil
+	}
+	if err := pathcheck.CheckDir(pathcheck.Path{Flag: "--emit", Path: c.Emit}, outputs, inputs); err != nil {
+		return err
+	}
+	if err := atomicfile.CheckDir(c.Emit, isEmitDir); err != nil {
+		return fmt.Errorf("--emit %w", err)
+	}
+	return nil
 }

@@ -55,7 +55,7 @@ func (c *Config) Validate() error {
 	if !slices.Contains(Userlands, c.Userland) {
 		return fmt.Errorf("%s %q is not supported (supported: %s)", c.where("userland"), c.Userland, strings.Join(Userlands, ", "))
 	}
-	if c.Output == "" {
+	if c.Output == "" && c.Emit == "" {
 		return errors.New("no output path")
 	}
 	if err := apps.Validate(c.Apps, c.Userland); err != nil {
@@ -289,12 +289,6 @@ func (c *Config) validateCmdline() error {
 	return nil
 }
 
-// partIDs are the partitions the command line names.
-type partIDs struct {
-	root, data, boot string
-	layers           []string
-}
-
 // placeholderIDs are ids of the length the build will derive, for
 // measuring the command line before the build ID is known.
 func placeholderIDs(c *Config) partIDs {
@@ -307,26 +301,6 @@ func placeholderIDs(c *Config) partIDs {
 		ids.layers = append(ids.layers, id)
 	}
 	return ids
-}
-
-// kernelCmdline is the image's kernel command line: the board's consoles,
-// the partitions, the upper, then the user's parameters.
-func (c *Config) kernelCmdline(ids partIDs) string {
-	var cmdline []string
-	for _, con := range append(slices.Clone(c.Board.ExtraConsoles), c.Board.Console) {
-		cmdline = append(cmdline, "console="+con)
-	}
-	cmdline = append(cmdline, "rfs.root=PARTUUID="+ids.root)
-	if len(ids.layers) > 0 {
-		l := make([]string, len(ids.layers))
-		for i, id := range ids.layers {
-			l[i] = "PARTUUID=" + id
-		}
-		cmdline = append(cmdline, "rfs.layers="+strings.Join(l, ","))
-	}
-	cmdline = append(cmdline, "rfs.data=PARTUUID="+ids.data, "rfs.boot=PARTUUID="+ids.boot, "rfs.upper="+c.Upper)
-	cmdline = append(cmdline, strings.Fields(c.Cmdline)...)
-	return strings.Join(cmdline, " ")
 }
 
 // ParseEpoch reads SOURCE_DATE_EPOCH (reproducible-builds.org): a whole

@@ -69,6 +69,9 @@ type Partition struct {
 	Logical bool
 	// Size is the partition size in bytes; 0 sizes it to what Write wrote.
 	Size int64
+	// Late defers Write until every other partition is written (Size must
+	// be fixed): the boot partition's rfs.json records the others' sizes.
+	Late bool
 	// Write fills the partition; w's offset 0 is the partition's first byte.
 	// It returns how many bytes it wrote. With a fixed Size it must stay
 	// within it; the region reads as zeros before Write is called.
@@ -134,37 +137,9 @@ func (l Layout) write(ctx context.Context, f *os.File) ([]Placed, error) {
 	if err := l.check(); err != nil {
 		return nil, err
 	}
-	var placed []Placed
-	next := int64(MiB)
-	nums, _ := MBRNumbers(l.logical())
-	for i, p := range l.Partitions {
-		if err := ctx.Err(); err != nil {
-			return nil, err
-		}
-		if p.Size%MiB != 0 {
-			return nil, fmt.Errorf("partition %s: size %d is not a multiple of 1 MiB", p.Name, p.Size)
-		}
-		index := i + 1
-		if l.Table == "mbr" {
-			index = nums[i]
-		}
-		if p.Logical {
-			next += MiB // the EBR's MiB: the partition stays aligned
-		}
-		w := io.NewOffsetWriter(f, next)
-		n, err := p.Write(ctx, w)
-		if err != nil {
-			return nil, fmt.Errorf("write %s partition: %w", p.Name, err)
-		}
-		size := p.Size
-		if size == 0 {
-			size = roundUp(n, MiB)
-		} else if n > size {
-			return nil, fmt.Errorf("write %s partition: wrote %d bytes into %d", p.Name, n, size)
-		}
-		p.Size = size
-		placed = append(placed, Placed{Partition: p, Index: index, Start: next})
-		next += size
+	placed, next, err := l.place(ctx, f)
+	if err != nil {
+		return nil, err
 	}
 	need := next + MiB // room for the backup GPT, and the alignment a resize tool expects
 	size := l.Size
@@ -207,6 +182,62 @@ func (l Layout) write(ctx context.Context, f *os.File) ([]Placed, error) {
 		return nil, fmt.Errorf("write partition table: %w", err)
 	}
 	return placed, nil
+}
+
+// place writes the partitions in order, each at the next free MiB (the
+// Late ones last, at the place kept for them), and returns where they are
+// and the end of the last one.
+func (l Layout) place(ctx context.Context, f *os.File) ([]Placed, int64, error) {
+	var placed []Placed
+	next := int64(MiB)
+	nums, _ := MBRNumbers(l.logical())
+	write := func(p Partition, at int64) (int64, error) {
+		if err := ctx.Err(); err != nil {
+			return 0, err
+		}
+		n, err := p.Write(ctx, io.NewOffsetWriter(f, at))
+		if err != nil {
+			return 0, fmt.Errorf("write %s partition: %w", p.Name, err)
+		}
+		if p.Size != 0 && n > p.Size {
+			return 0, fmt.Errorf("write %s partition: wrote %d bytes into %d", p.Name, n, p.Size)
+		}
+		return n, nil
+	}
+	for i, p := range l.Partitions {
+		if p.Size%MiB != 0 {
+			return nil, 0, fmt.Errorf("partition %s: size %d is not a multiple of 1 MiB", p.Name, p.Size)
+		}
+		if p.Late && p.Size == 0 {
+			return nil, 0, fmt.Errorf("partition %s: written last, it needs a fixed size", p.Name)
+		}
+		index := i + 1
+		if l.Table == "mbr" {
+			index = nums[i]
+		}
+		if p.Logical {
+			next += MiB // the EBR's MiB: the partition stays aligned
+		}
+		if !p.Late {
+			n, err := write(p, next)
+			if err != nil {
+				return nil, 0, err
+			}
+			if p.Size == 0 {
+				p.Size = roundUp(n, MiB)
+			}
+		}
+		placed = append(placed, Placed{Partition: p, Index: index, Start: next})
+		next += p.Size
+	}
+	for _, p := range placed {
+		if p.Late {
+			if _, err := write(p.Partition, p.Start); err != nil {
+				return nil, 0, err
+			}
+		}
+	}
+	return placed, next, nil
 }
 
 // check validates the table kind and the partitions' count and order.
