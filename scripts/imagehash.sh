@@ -15,7 +15,7 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 export SOURCE_DATE_EPOCH=1767225600
 
-rfs=$(command -v "$rfs" || realpath "$rfs")
+case $rfs in */*) rfs=$(realpath "$rfs") ;; *) rfs=$(command -v "$rfs") ;; esac
 cd "$work" # rfs.json records layer files as given: keep the names relative
 mkdir -p "$work/files/etc/app" "$work/l1/opt" "$work/l2/opt"
 echo hello >"$work/files/etc/app/greeting"
