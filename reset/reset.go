@@ -28,8 +28,8 @@ import (
 // Target is an rfs image file or a whole block device holding one.
 type Target struct {
 	Path   string
-	Device bool  // a block device (else a regular file)
-	Size   int64 // bytes
+	Device bool              // a block device (else a regular file)
+	Size   int64             // bytes
 	Boot   overlay.Partition // the FAT boot partition (flag file)
 	Data   overlay.Partition // the ext4 data partition (labelled rfs-data)
 

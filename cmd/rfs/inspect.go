@@ -24,11 +24,11 @@ type Inspection struct {
 	Partitions []InspectedPart `json:"partitions"`
 	// RolesInferred: rfs.json has no layout (an image from an rfs before
 	// it, or rfs.json unreadable): roles by GPT name or MBR position.
-	RolesInferred bool `json:"roles_inferred"`
-	Meta       *image.Meta     `json:"meta,omitempty"`
-	Layers     []InspectedLyr  `json:"layers"`
-	Upper      string          `json:"upper,omitempty"`
-	Data       *DataUsage      `json:"data,omitempty"`
+	RolesInferred bool           `json:"roles_inferred"`
+	Meta          *image.Meta    `json:"meta,omitempty"`
+	Layers        []InspectedLyr `json:"layers"`
+	Upper         string         `json:"upper,omitempty"`
+	Data          *DataUsage     `json:"data,omitempty"`
 }
 
 type InspectedPart struct {
