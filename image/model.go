@@ -90,7 +90,7 @@ func (d *Disk) Image() (*Image, error) {
 	}
 	if img.Meta != nil && img.Meta.Layout != nil {
 		if err := img.fromLayout(img.Meta.Layout, boot); err != nil {
-			return nil, fmt.Errorf("%s partition: %s: layout: %w", BootPartition, MetaFile, err)
+			return nil, fmt.Errorf("%s partition: %s: layout: %w (rfs.json and the partition table disagree: one was changed after rfs build; rebuild the image)", BootPartition, MetaFile, err)
 		}
 		return img, nil
 	}
@@ -302,7 +302,7 @@ func (l *LayoutMeta) Check() error {
 	}
 	for n := 1; n <= count[RoleLayer]; n++ {
 		if !layers[n] {
-			return fmt.Errorf("%d layers, but no layer %d", count[RoleLayer], n)
+			return fmt.Errorf("layers must be numbered 1 to %d: no layer %d", count[RoleLayer], n)
 		}
 	}
 	switch {
