@@ -187,7 +187,9 @@ func TestLayoutCheck(t *testing.T) {
 		{"valid", func(*image.LayoutMeta) {}, ""},
 		{"table", func(l *image.LayoutMeta) { l.Table = "apm" }, "table apm"},
 		{"no boot", func(l *image.LayoutMeta) { l.Partitions[0].Role = image.RoleData }, "0 boot partitions"},
-		{"two roots", func(l *image.LayoutMeta) { l.Partitions[2] = image.PartMeta{Role: image.RoleRoot, Number: 3, PARTUUID: "c"} }, "2 root partitions"},
+		{"two roots", func(l *image.LayoutMeta) {
+			l.Partitions[2] = image.PartMeta{Role: image.RoleRoot, Number: 3, PARTUUID: "c"}
+		}, "2 root partitions"},
 		{"layer gap", func(l *image.LayoutMeta) { l.Partitions[2].Layer = 2 }, "numbered 1 to 1: no layer 1"},
 		{"layer beyond the partitions", func(l *image.LayoutMeta) { l.Partitions[2].Layer = 5 }, "layer 5 out of range"},
 		{"layer 0", func(l *image.LayoutMeta) { l.Partitions[2].Layer = 0 }, "layer 0 out of range"},
