@@ -123,7 +123,11 @@ func printInspection(w io.Writer, in *Inspection) {
 	}
 	tw.Flush()
 	if in.RolesInferred {
-		fmt.Fprintln(w, "\nroles inferred from partition names (GPT) or positions (MBR): rfs.json records no layout (an image built by an rfs before it)")
+		why := "rfs.json records no layout (an image built by an rfs before it)"
+		if in.Meta == nil {
+			why = "rfs.json could not be read"
+		}
+		fmt.Fprintf(w, "\nroles inferred from partition names (GPT) or positions (MBR): %s\n", why)
 	}
 	fmt.Fprintf(w, "\nupper: %s\n", q(in.Upper))
 	if d := in.Data; d != nil {
