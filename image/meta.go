@@ -135,42 +135,53 @@ func ParseMeta(b []byte) (Meta, error) {
 // ReadMeta reads and parses rfs.json from the boot partition; its errors
 // name the partition and the file and say what to do.
 func (d *Disk) ReadMeta() (Meta, error) {
-	p, err := d.Partition(BootPartition)
+	img, err := d.Image()
 	if err != nil {
 		return Meta{}, err
 	}
-	b, err := d.ReadFileMax(p, MetaFile, MaxSmallFile)
-	if err != nil {
-		return Meta{}, fmt.Errorf("%w: %v (%s)", ErrNotRFS, err, metaHint)
+	return img.ReadMeta()
+}
+
+// ReadMeta returns rfs.json, or why it could not be read.
+func (img *Image) ReadMeta() (Meta, error) {
+	if img.Meta == nil {
+		return Meta{}, img.MetaErr
 	}
-	m, err := ParseMeta(b)
-	if err != nil {
-		return Meta{}, fmt.Errorf("%s partition: %s: %v (%s)", p.Name, MetaFile, err, metaHint)
-	}
-	return m, nil
+	return *img.Meta, nil
 }
 
 // ReadBoot reads the boot files of an rfs image.
 func (d *Disk) ReadBoot() (*Boot, error) {
-	p, err := d.Partition(BootPartition)
+	img, err := d.Image()
 	if err != nil {
 		return nil, err
 	}
+	return img.ReadBoot()
+}
+
+// ReadBoot reads the boot files from the boot partition: kernel (the
+// file rfs.json names), initramfs and command line.
+func (img *Image) ReadBoot() (*Boot, error) {
 	var b Boot
-	if b.Meta, err = d.ReadMeta(); err != nil {
+	var err error
+	if b.Meta, err = img.ReadMeta(); err != nil {
+		return nil, err
+	}
+	p, err := img.Boot()
+	if err != nil {
 		return nil, err
 	}
 	kernelFile := b.Meta.KernelFile
 	if kernelFile == "" {
 		kernelFile = KernelFile
 	}
-	if b.Kernel, err = d.ReadFile(p, kernelFile); err != nil {
+	if b.Kernel, err = img.ReadFile(p.Placed, kernelFile); err != nil {
 		return nil, err
 	}
-	if b.Initrd, err = d.ReadFile(p, InitrdFile); err != nil {
+	if b.Initrd, err = img.ReadFile(p.Placed, InitrdFile); err != nil {
 		return nil, err
 	}
-	cmdline, err := d.ReadFileMax(p, CmdlineFile, MaxSmallFile)
+	cmdline, err := img.ReadFileMax(p.Placed, CmdlineFile, MaxSmallFile)
 	if err != nil {
 		return nil, err
 	}

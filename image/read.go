@@ -14,15 +14,20 @@ import (
 	"github.com/rfsbuild/rfs/image/fat"
 	"github.com/rfsbuild/rfs/infile"
 	"github.com/rfsbuild/rfs/overlay"
+	"github.com/rfsbuild/rfs/quote"
 )
 
 // Disk is an image (or block device) opened for reading.
 type Disk struct {
 	f          diskFile
 	size       int64
+	Path       string // as given, for messages
 	Table      string // "gpt" or "mbr"
 	DiskID     uint32 // MBR disk signature
 	Partitions []Placed
+	// tableID is the table's disk id as rfs.json's layout records it: the
+	// GPT disk GUID, or the MBR signature as 8 hex digits.
+	tableID string
 }
 
 // diskFile is what a Disk reads: an image file or block device (or bytes,
@@ -132,11 +137,12 @@ func open(f *os.File, path string) (*Disk, error) {
 // readDisk reads the table of the disk r of size bytes (device: a block
 // device, else an image file; for messages).
 func readDisk(f diskFile, size int64, path string, device bool) (*Disk, error) {
-	d := &Disk{f: f, size: size}
+	d := &Disk{f: f, size: size, Path: path}
 	t, err := overlay.ReadTable(f, size, 512)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w: no valid GPT or MBR partition table (%v)", path, ErrNotRFS, err)
 	}
+	d.tableID = t.DiskID
 	if t.Kind == overlay.TableGPT {
 		d.readGPT(t)
 	} else if err := d.readMBR(t); err != nil {
@@ -187,11 +193,11 @@ func (d *Disk) ReadFile(p Placed, name string) ([]byte, error) {
 func (d *Disk) ReadFileMax(p Placed, name string, limit int64) ([]byte, error) {
 	fs, err := fat.Open(d.Section(p), p.Size)
 	if err != nil {
-		return nil, fmt.Errorf("read FAT of %s partition: %w", p.Name, err)
+		return nil, fmt.Errorf("read FAT of %s partition: %w", quote.Name(p.Name), err)
 	}
 	data, err := fs.ReadFile(name, limit)
 	if err != nil {
-		return nil, fmt.Errorf("%s partition: %w", p.Name, err)
+		return nil, fmt.Errorf("%s partition: %w", quote.Name(p.Name), err)
 	}
 	return data, nil
 }

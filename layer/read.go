@@ -85,7 +85,7 @@ const maxDepth = 4096
 // recognised by inode number, and a directory reached twice (hard-linked
 // into its own subtree, say) is an error. File contents are read from f
 // when opened.
-func ReadExt4(f *os.File, start, size int64, sub string) (*rootfs.Tree, error) {
+func ReadExt4(f io.ReaderAt, start, size int64, sub string) (*rootfs.Tree, error) {
 	efs, err := ext4fs.Open(io.NewSectionReader(f, start, size), size)
 	if err != nil {
 		return nil, fmt.Errorf("ext4: %w", err)

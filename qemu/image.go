@@ -21,7 +21,7 @@ import (
 // boot through the firmware (OVMF) with a private copy of its variable
 // store in dir; the firmware finds the UKI on the ESP itself.
 func ForImage(path, dir string, persist bool) (Config, boards.Board, error) {
-	disk, err := image.Open(path)
+	disk, err := image.OpenImage(path)
 	if err != nil {
 		return Config{}, boards.Board{}, err
 	}
@@ -53,11 +53,11 @@ func ForImage(path, dir string, persist bool) (Config, boards.Board, error) {
 		return Config{}, board, err
 	}
 	if board.QEMU.DTB != "" {
-		p, err := disk.Partition(image.BootPartition)
+		p, err := disk.Boot()
 		if err != nil {
 			return Config{}, board, err
 		}
-		dtb, err := disk.ReadFile(p, board.QEMU.DTB)
+		dtb, err := disk.ReadFile(p.Placed, board.QEMU.DTB)
 		if err != nil {
 			return Config{}, board, err
 		}

@@ -21,17 +21,17 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/rfsbuild/rfs/flash"
+	"github.com/rfsbuild/rfs/image"
 	"github.com/rfsbuild/rfs/overlay"
 )
 
 // Target is an rfs image file or a whole block device holding one.
 type Target struct {
 	Path   string
-	Device bool  // a block device (else a regular file)
-	Size   int64 // bytes
-	Table  *overlay.Table
+	Device bool              // a block device (else a regular file)
+	Size   int64             // bytes
 	Boot   overlay.Partition // the FAT boot partition (flag file)
-	Data   overlay.Partition // the ext4 data partition labelled rfs-data
+	Data   overlay.Partition // the ext4 data partition (labelled rfs-data)
 
 	disk *flash.Disk // devices only
 	sys  flash.System
@@ -42,7 +42,7 @@ type Target struct {
 var ErrDataDamaged = errors.New("the data partition's superblock is damaged")
 
 // ErrNoData means the image has no data partition: nothing to reset.
-var ErrNoData = errors.New("no data partition (ext4 labelled " + overlay.DataLabel + ")")
+var ErrNoData = errors.New("no data partition")
 
 // System is where devices, partitions and mounts are looked up; tests
 // replace it.
@@ -77,47 +77,48 @@ func Inspect(path string) (*Target, error) {
 	default:
 		return nil, fmt.Errorf("%s: neither an image file nor a block device", path)
 	}
-	f, err := os.Open(path)
-	if err != nil {
+	if err := t.findParts(); err != nil {
 		return nil, err
 	}
-	defer f.Close()
-	if t.Device {
-		// sysfs's size can be stale for a card swapped in a reader; the
-		// device node knows.
-		if n, err := f.Seek(0, io.SeekEnd); err == nil && n > 0 {
-			t.Size = n
-		}
-	}
-	if t.Table, err = overlay.ReadTable(f, t.Size, 0); err != nil {
-		return nil, fmt.Errorf("%s: %w: not an rfs image", path, err)
-	}
-	what := "image"
-	if t.Device {
-		what = "device"
-	}
-	if err := t.Table.Check(t.Size, what); err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
-	}
-	var haveBoot, haveData bool
-	for _, p := range t.Table.Partitions {
-		if !haveBoot && isFAT(f, p.Start) {
-			t.Boot, haveBoot = p, true
-		}
-		if ext4Label(f, p.Start) == overlay.DataLabel {
-			t.Data, haveData = p, true
-		}
-	}
-	if !haveData {
-		if p, ok := dataCandidate(t.Table, haveBoot); ok {
-			return nil, damagedData(path, t.Device, f, p)
-		}
-		return nil, fmt.Errorf("%s: %w: an image built before rfs had one, or not an rfs image", path, ErrNoData)
-	}
-	if !haveBoot {
-		return nil, fmt.Errorf("%s: no FAT boot partition: not an rfs image", path)
-	}
 	return t, nil
+}
+
+// findParts reads the partition table and finds the boot and data
+// partitions by their roles (image.Image: rfs.json's layout, or GPT names
+// and MBR positions for an image from an rfs before it), and checks that
+// the data partition holds the ext4 rfs builds.
+func (t *Target) findParts() error {
+	img, err := image.OpenImage(t.Path)
+	if err != nil {
+		return err
+	}
+	defer img.Close()
+	// The device node knows the size (sysfs's can be stale for a card
+	// swapped in a reader).
+	t.Size = img.Size()
+	data, ok := img.Data()
+	if !ok {
+		why := "its layout in rfs.json names none"
+		if img.Inferred {
+			why = "an image built before rfs had one, or not an rfs image"
+		}
+		return fmt.Errorf("%s: %w: %s", t.Path, ErrNoData, why)
+	}
+	t.Data = tablePart(data)
+	if label := ext4Label(img.Section(data.Placed), 0); label != overlay.DataLabel {
+		return damagedData(t.Path, t.Device, t.Data, label)
+	}
+	boot, err := img.Boot()
+	if err != nil {
+		return fmt.Errorf("%s: %w", t.Path, err)
+	}
+	t.Boot = tablePart(boot)
+	return nil
+}
+
+// tablePart is p as the partition table entry reset works with.
+func tablePart(p image.Part) overlay.Partition {
+	return overlay.Partition{Number: p.Index, PARTUUID: p.GUID, Start: p.Start, Size: p.Size, Type: p.Type, Name: p.Name}
 }
 
 // inUse refuses a disk with mounted filesystems or stacked devices.
@@ -214,37 +215,14 @@ func (t *Target) openPart(p overlay.Partition) (f *os.File, start int64, err err
 	return f, start, err
 }
 
-func isFAT(r io.ReaderAt, off int64) bool {
-	b := make([]byte, 512)
-	if _, err := r.ReadAt(b, off); err != nil {
-		return false
-	}
-	return b[510] == 0x55 && b[511] == 0xaa && string(b[82:87]) == "FAT32"
-}
-
-// dataCandidate returns the partition that should be the data partition
-// when none carries its label: the GPT partition named rfs-data, or on
-// MBR the last of three or more partitions behind a FAT boot partition.
-func dataCandidate(t *overlay.Table, haveBoot bool) (overlay.Partition, bool) {
-	for _, p := range t.Partitions {
-		if p.Name == overlay.DataLabel {
-			return p, true
-		}
-	}
-	if t.Kind == overlay.TableMBR && haveBoot && len(t.Partitions) >= 3 {
-		return t.Partitions[len(t.Partitions)-1], true
-	}
-	return overlay.Partition{}, false
-}
-
 // damagedData says what is wrong with the data partition p and what to do.
-func damagedData(path string, device bool, r io.ReaderAt, p overlay.Partition) error {
+func damagedData(path string, device bool, p overlay.Partition, label string) error {
 	node, loop := partitionNode(path, p.Number), ""
 	if !device {
 		node = "LOOP"
 		loop = fmt.Sprintf(" (LOOP from losetup --find --show --offset %d --sizelimit %d %s)", p.Start, p.Size, path)
 	}
-	if label := ext4Label(r, p.Start); label != "" {
+	if label != "" {
 		return fmt.Errorf("%s: %w: partition %d, where it belongs, is ext4 labelled %q, not %q. Nothing was changed. If it is the data partition, relabel it as root: e2label %s %s%s",
 			path, ErrNoData, p.Number, label, overlay.DataLabel, node, overlay.DataLabel, loop)
 	}

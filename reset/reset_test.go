@@ -68,10 +68,21 @@ func makeImage(t *testing.T, label string, data bool) string {
 		"gpt": {"C12A7328-F81F-11D2-BA4B-00A0C93EC93B", "B921B045-1DF0-41C3-AF44-4C6F280D3FAE", "0FC63DAF-8483-4772-8E79-3D69D8477DE4"},
 		"dos": {"c", "83", "83"},
 	}[label]
+	// GPT partitions carry the names rfs gives them: readers of an image
+	// without a layout in rfs.json (this one has no rfs.json) find the
+	// partitions by them, on MBR by position.
+	names := [3]string{}
+	if label == "gpt" {
+		for i, n := range []string{image.BootPartition, image.RootPartition, image.DataPartition} {
+			if i < 2 || data {
+				names[i] = ", name=" + n
+			}
+		}
+	}
 	script := "label: " + label + "\n" +
-		"start=" + strconv.Itoa(bootStart/512) + ", size=" + strconv.Itoa(bootSize/512) + ", type=" + typ[0] + "\n" +
-		"start=" + strconv.Itoa(rootStart/512) + ", size=" + strconv.Itoa(rootSize/512) + ", type=" + typ[1] + "\n" +
-		"start=" + strconv.Itoa(dataStart/512) + ", size=" + strconv.Itoa(dataSize/512) + ", type=" + typ[2] + "\n"
+		"start=" + strconv.Itoa(bootStart/512) + ", size=" + strconv.Itoa(bootSize/512) + ", type=" + typ[0] + names[0] + "\n" +
+		"start=" + strconv.Itoa(rootStart/512) + ", size=" + strconv.Itoa(rootSize/512) + ", type=" + typ[1] + names[1] + "\n" +
+		"start=" + strconv.Itoa(dataStart/512) + ", size=" + strconv.Itoa(dataSize/512) + ", type=" + typ[2] + names[2] + "\n"
 	cmd := exec.Command("sfdisk", "-q", img)
 	cmd.Stdin = strings.NewReader(script)
 	if out, err := cmd.CombinedOutput(); err != nil {
@@ -401,7 +412,7 @@ func TestBenchNow100k(t *testing.T) {
 	const start, size = 41 * mib, 512 * mib
 	os.Truncate(img, start+size+mib)
 	cmd := exec.Command("sfdisk", "-q", img)
-	cmd.Stdin = strings.NewReader("label: gpt\nstart=2048, size=81920, type=C12A7328-F81F-11D2-BA4B-00A0C93EC93B\nstart=83968, size=1048576\n")
+	cmd.Stdin = strings.NewReader("label: gpt\nstart=2048, size=81920, type=C12A7328-F81F-11D2-BA4B-00A0C93EC93B, name=rfs-boot\nstart=83968, size=1048576, name=rfs-data\n")
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("sfdisk: %v\n%s", err, out)
 	}

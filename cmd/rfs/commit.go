@@ -14,15 +14,19 @@ import (
 	"github.com/rfsbuild/rfs/image"
 	"github.com/rfsbuild/rfs/layer"
 	"github.com/rfsbuild/rfs/pathcheck"
+	"github.com/rfsbuild/rfs/rootfs"
 	"github.com/rfsbuild/rfs/squashfs"
 )
 
+// commitFlags are rfs commit's options.
+type commitFlags struct {
+	output  string
+	flatten bool
+	oci     string
+}
+
 func newCommitCmd() *cobra.Command {
-	var (
-		output  string
-		flatten bool
-		oci     string
-	)
+	var f commitFlags
 	cmd := &cobra.Command{
 		Use:   "commit TARGET -o LAYER.sqfs [--flatten] [--oci LAYER.tar] | commit LOWER UPPERDIR -o ...",
 		Short: "Fold a device's changes into a new squashfs layer (like docker commit)",
@@ -44,64 +48,84 @@ or squashfs) and an upper directory.`,
   rfs commit /dev/sdX --oci changes.tar`,
 		Args: cobra.RangeArgs(1, 2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if output == "" && oci == "" {
-				return errors.New("give -o LAYER.sqfs and/or --oci LAYER.tar")
-			}
-			inputs := []pathcheck.Path{{Flag: "TARGET", Path: args[0]}}
-			if len(args) == 2 {
-				inputs = []pathcheck.Path{{Flag: "LOWER", Path: args[0]}, {Flag: "UPPERDIR", Path: args[1]}}
-			}
-			if err := pathcheck.Check([]pathcheck.Path{{Flag: "-o", Path: output}, {Flag: "--oci", Path: oci}}, inputs); err != nil {
-				return err
-			}
-			lower, upper, closeFn, err := openLayers(cmd.Context(), args)
-			if err != nil {
-				return err
-			}
-			defer closeFn()
-			if output != "" {
-				tree, err := layer.Commit(lower, upper)
-				if flatten {
-					tree, err = layer.Flatten(lower, upper)
-				}
-				if err != nil {
-					return err
-				}
-				n, err := writeAtomic(output, func(f *os.File) (int64, error) {
-					return squashfs.WriteContext(cmd.Context(), f, tree, squashfs.Options{MTime: upper.Root.MTime})
-				})
-				if err != nil {
-					return err
-				}
-				what := "layer"
-				if flatten {
-					what = "flattened lower"
-				}
-				fmt.Fprintf(cmd.OutOrStdout(), "%s: %s, %s\n", output, what, image.HumanSize(n))
-			}
-			if oci != "" {
-				n, err := writeAtomic(oci, func(f *os.File) (int64, error) {
-					w := bufio.NewWriterSize(ctxWriter{cmd.Context(), f}, 1<<20)
-					if err := layer.WriteOCI(w, lower, upper); err != nil {
-						return 0, err
-					}
-					if err := w.Flush(); err != nil {
-						return 0, err
-					}
-					return f.Seek(0, 1)
-				})
-				if err != nil {
-					return err
-				}
-				fmt.Fprintf(cmd.OutOrStdout(), "%s: OCI layer, %s\n", oci, image.HumanSize(n))
-			}
-			return nil
+			return runCommit(cmd, &f, args)
 		},
 	}
-	cmd.Flags().StringVarP(&output, "output", "o", "", "the squashfs layer to write")
-	cmd.Flags().BoolVar(&flatten, "flatten", false, "write the merged view as one lower instead of a layer")
-	cmd.Flags().StringVar(&oci, "oci", "", "also write the changes as an OCI layer tar")
+	cmd.Flags().StringVarP(&f.output, "output", "o", "", "the squashfs layer to write")
+	cmd.Flags().BoolVar(&f.flatten, "flatten", false, "write the merged view as one lower instead of a layer")
+	cmd.Flags().StringVar(&f.oci, "oci", "", "also write the changes as an OCI layer tar")
 	return cmd
+}
+
+// runCommit is rfs commit: check the outputs against the inputs, read
+// lower and upper (as rfs diff does), write the layer and/or OCI tar.
+func runCommit(cmd *cobra.Command, f *commitFlags, args []string) error {
+	if f.output == "" && f.oci == "" {
+		return errors.New("give -o LAYER.sqfs and/or --oci LAYER.tar")
+	}
+	inputs := []pathcheck.Path{{Flag: "TARGET", Path: args[0]}}
+	if len(args) == 2 {
+		inputs = []pathcheck.Path{{Flag: "LOWER", Path: args[0]}, {Flag: "UPPERDIR", Path: args[1]}}
+	}
+	if err := pathcheck.Check([]pathcheck.Path{{Flag: "-o", Path: f.output}, {Flag: "--oci", Path: f.oci}}, inputs); err != nil {
+		return err
+	}
+	lower, upper, closeFn, err := openLayers(cmd.Context(), args)
+	if err != nil {
+		return err
+	}
+	defer closeFn()
+	if f.output != "" {
+		if err := f.writeLayer(cmd, lower, upper); err != nil {
+			return err
+		}
+	}
+	if f.oci != "" {
+		return f.writeOCI(cmd, lower, upper)
+	}
+	return nil
+}
+
+// writeLayer writes -o: the layer (or with --flatten the merged lower).
+func (f *commitFlags) writeLayer(cmd *cobra.Command, lower, upper *rootfs.Tree) error {
+	tree, err := layer.Commit(lower, upper)
+	if f.flatten {
+		tree, err = layer.Flatten(lower, upper)
+	}
+	if err != nil {
+		return err
+	}
+	n, err := writeAtomic(f.output, func(out *os.File) (int64, error) {
+		return squashfs.WriteContext(cmd.Context(), out, tree, squashfs.Options{MTime: upper.Root.MTime})
+	})
+	if err != nil {
+		return err
+	}
+	what := "layer"
+	if f.flatten {
+		what = "flattened lower"
+	}
+	fmt.Fprintf(cmd.OutOrStdout(), "%s: %s, %s\n", f.output, what, image.HumanSize(n))
+	return nil
+}
+
+// writeOCI writes --oci: the changes as an OCI layer tar.
+func (f *commitFlags) writeOCI(cmd *cobra.Command, lower, upper *rootfs.Tree) error {
+	n, err := writeAtomic(f.oci, func(out *os.File) (int64, error) {
+		w := bufio.NewWriterSize(ctxWriter{cmd.Context(), out}, 1<<20)
+		if err := layer.WriteOCI(w, lower, upper); err != nil {
+			return 0, err
+		}
+		if err := w.Flush(); err != nil {
+			return 0, err
+		}
+		return out.Seek(0, 1)
+	})
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(cmd.OutOrStdout(), "%s: OCI layer, %s\n", f.oci, image.HumanSize(n))
+	return nil
 }
 
 // writeAtomic writes path through package atomicfile: a hidden temporary

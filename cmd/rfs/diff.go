@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -93,16 +92,19 @@ func openLayers(ctx context.Context, args []string) (lower, upper *rootfs.Tree, 
 		}
 		return lower, upper, closeFn, nil
 	}
-	img, err := openImage(args[0])
+	img, err := image.OpenImage(args[0])
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	upper, err = img.upper()
+	_, lower, err = layer.ReadLowers(img)
+	if err == nil {
+		upper, err = layer.ReadUpper(img)
+	}
 	if err != nil {
 		img.Close()
 		return nil, nil, nil, err
 	}
-	return img.lower, upper, img.Close, nil
+	return lower, upper, func() { img.Close() }, nil
 }
 
 // readLower reads a directory or a squashfs file as a tree.
@@ -133,101 +135,4 @@ func readLower(ctx context.Context, p string) (*rootfs.Tree, func(), error) {
 		return nil, nil, fmt.Errorf("%s: %w", p, err)
 	}
 	return t, func() { f.Close() }, nil
-}
-
-// rfsImage is an image (or device) opened for the layer commands.
-type rfsImage struct {
-	path  string
-	f     *os.File
-	disk  *image.Disk
-	root  image.Placed
-	sqfs  *squashfs.Reader
-	lower *rootfs.Tree // the root with the layers stacked above it
-	// layers are the rfs-layer-N partitions, bottom to top.
-	layers []imgLayer
-}
-
-type imgLayer struct {
-	part image.Placed
-	sqfs *squashfs.Reader
-}
-
-func openImage(p string) (*rfsImage, error) {
-	disk, err := image.Open(p)
-	if err != nil {
-		return nil, err
-	}
-	f, err := infile.OpenDisk("image", p)
-	if err != nil {
-		disk.Close()
-		return nil, err
-	}
-	img := &rfsImage{path: p, f: f, disk: disk}
-	if img.root, err = disk.Partition(image.RootPartition); err != nil {
-		img.Close()
-		return nil, fmt.Errorf("%s: %w", p, err)
-	}
-	if img.sqfs, err = squashfs.Open(io.NewSectionReader(f, img.root.Start, img.root.Size)); err != nil {
-		img.Close()
-		return nil, fmt.Errorf("%s: root partition: %w", p, err)
-	}
-	if img.lower, err = img.sqfs.ToTree(); err != nil {
-		img.Close()
-		return nil, fmt.Errorf("%s: root partition: %w", p, err)
-	}
-	// The lower the upper sits on is the root with the layers stacked
-	// above it (whiteouts of a layer hide what is below).
-	for n := 1; ; n++ {
-		part, err := disk.Partition(image.LayerPartition(n))
-		if err != nil {
-			break
-		}
-		r, err := squashfs.Open(io.NewSectionReader(f, part.Start, part.Size))
-		if err != nil {
-			img.Close()
-			return nil, fmt.Errorf("%s: %s: %w", p, part.Name, err)
-		}
-		t, err := r.ToTree()
-		if err == nil {
-			img.lower, err = layer.Flatten(img.lower, t)
-		}
-		if err != nil {
-			img.Close()
-			return nil, fmt.Errorf("%s: %s: %w", p, part.Name, err)
-		}
-		img.layers = append(img.layers, imgLayer{part: part, sqfs: r})
-	}
-	return img, nil
-}
-
-func (img *rfsImage) Close() {
-	img.f.Close()
-	img.disk.Close()
-}
-
-// upper reads upper/ of the data partition, rootless (our ext4 reader,
-// ext4fs, sees whiteouts and the opaque xattr).
-func (img *rfsImage) upper() (*rootfs.Tree, error) {
-	data, err := img.disk.Partition(image.DataPartition)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", img.path, err)
-	}
-	u, err := ext4Usage(img.f, data.Start, data.Size)
-	if err != nil {
-		return nil, fmt.Errorf("%s: data partition: %w", img.path, err)
-	}
-	if u.NeedsRecovery {
-		// ext4fs reads the filesystem as it is on disk and does not
-		// replay the journal: what the journal holds would be missed.
-		return nil, fmt.Errorf("%s: the data partition's journal needs recovery (the device was not shut down cleanly); replay it first, e.g. e2fsck -p on the partition (losetup --offset %d --sizelimit %d), or boot and power off cleanly", img.path, data.Start, data.Size)
-	}
-	t, err := layer.ReadExt4(img.f, data.Start, data.Size, "upper")
-	if errors.Is(err, layer.ErrNoDir) {
-		// Never booted: the first boot makes upper/. Nothing changed.
-		return rootfs.New(0), nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("%s: data partition: %w", img.path, err)
-	}
-	return t, nil
 }

@@ -140,7 +140,6 @@ func runFlash(cmd *cobra.Command, sys flash.System, image, target string, pol fl
 	if ctx == nil {
 		ctx = context.Background()
 	}
-	stderr := cmd.ErrOrStderr()
 	ist, err := os.Stat(image)
 	if err != nil {
 		return fmt.Errorf("image: %w", err)
@@ -151,6 +150,16 @@ func runFlash(cmd *cobra.Command, sys flash.System, image, target string, pol fl
 	if err := sys.CheckImage(image); err != nil {
 		return err
 	}
+	if err := checkFlashTarget(cmd, sys, image, ist.Size(), target, pol, toFile); err != nil {
+		return err
+	}
+	return writeFlash(ctx, cmd.ErrOrStderr(), image, target, flash.Options{ToFile: toFile, Buffered: buffered}, noVerify)
+}
+
+// checkFlashTarget refuses a target rfs flash must not write (with the
+// reason), asks for confirmation, and unmounts what --unmount allows.
+func checkFlashTarget(cmd *cobra.Command, sys flash.System, image string, size int64, target string, pol flash.Policy, toFile bool) error {
+	stderr := cmd.ErrOrStderr()
 	interactive := isTerminal(cmd.InOrStdin())
 	switch d, err := sys.Lookup(target); {
 	case errors.Is(err, flash.ErrNotBlock), errors.Is(err, os.ErrNotExist):
@@ -166,10 +175,10 @@ func runFlash(cmd *cobra.Command, sys flash.System, image, target string, pol fl
 		if toFile {
 			return fmt.Errorf("%s is a block device: drop --to-file", target)
 		}
-		if err := flash.Check(d, ist.Size(), pol); err != nil {
+		if err := flash.Check(d, size, pol); err != nil {
 			return err
 		}
-		if err := flash.Confirm(d, image, ist.Size(), pol, interactive, cmd.InOrStdin(), stderr); err != nil {
+		if err := flash.Confirm(d, image, size, pol, interactive, cmd.InOrStdin(), stderr); err != nil {
 			return err
 		}
 		if len(d.Mounts) > 0 {
@@ -179,9 +188,13 @@ func runFlash(cmd *cobra.Command, sys flash.System, image, target string, pol fl
 			fmt.Fprintf(stderr, "rfs: unmounted %d filesystem(s) on %s\n", len(d.Mounts), d.Path)
 		}
 	}
+	return nil
+}
 
+// writeFlash writes the image, verifies it (unless noVerify) and has the
+// kernel re-read the partition table, with progress bars on a terminal.
+func writeFlash(ctx context.Context, stderr io.Writer, image, target string, opts flash.Options, noVerify bool) error {
 	var prog *mpbProgress
-	opts := flash.Options{ToFile: toFile, Buffered: buffered}
 	if isTerminal(stderr) {
 		prog = &mpbProgress{p: mpb.NewWithContext(ctx, mpb.WithOutput(stderr), mpb.WithWidth(40))}
 		opts.Progress = prog
@@ -206,20 +219,9 @@ func runFlash(cmd *cobra.Command, sys flash.System, image, target string, pol fl
 	}
 	fmt.Fprintf(stderr, "rfs: wrote %s in %s (%s/s)\n", flash.HumanSize(job.Written), round(job.WriteTime), flash.HumanSize(rate(job.Written, job.WriteTime)))
 	if !noVerify {
-		if prog != nil {
-			prog.p = mpb.NewWithContext(ctx, mpb.WithOutput(stderr), mpb.WithWidth(40))
+		if err := verifyFlash(ctx, stderr, job, prog, target); err != nil {
+			return err
 		}
-		verr := job.Verify(ctx)
-		if prog != nil {
-			prog.wait()
-		}
-		if verr != nil {
-			if ctx.Err() != nil {
-				return fmt.Errorf("interrupted during verification: %s is written but NOT verified", target)
-			}
-			return verr
-		}
-		fmt.Fprintf(stderr, "rfs: verified %s in %s (%s/s)\n", flash.HumanSize(p.Bytes()), round(job.VerTime), flash.HumanSize(rate(p.Bytes(), job.VerTime)))
 	}
 	if err := job.Reread(); err != nil {
 		fmt.Fprintf(stderr, "rfs: note: %v; the new partitions appear after replugging the card\n", err)
@@ -228,6 +230,26 @@ func runFlash(cmd *cobra.Command, sys flash.System, image, target string, pol fl
 		return err
 	}
 	fmt.Fprintf(stderr, "rfs: done: %s holds %s\n", target, image)
+	return nil
+}
+
+// verifyFlash reads back what was written and compares.
+func verifyFlash(ctx context.Context, stderr io.Writer, job *flash.Job, prog *mpbProgress, target string) error {
+	if prog != nil {
+		prog.p = mpb.NewWithContext(ctx, mpb.WithOutput(stderr), mpb.WithWidth(40))
+	}
+	verr := job.Verify(ctx)
+	if prog != nil {
+		prog.wait()
+	}
+	if verr != nil {
+		if ctx.Err() != nil {
+			return fmt.Errorf("interrupted during verification: %s is written but NOT verified", target)
+		}
+		return verr
+	}
+	p := job.Plan
+	fmt.Fprintf(stderr, "rfs: verified %s in %s (%s/s)\n", flash.HumanSize(p.Bytes()), round(job.VerTime), flash.HumanSize(rate(p.Bytes(), job.VerTime)))
 	return nil
 }
 

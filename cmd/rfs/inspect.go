@@ -12,6 +12,7 @@ import (
 
 	"github.com/rfsbuild/rfs/ext4fs"
 	"github.com/rfsbuild/rfs/image"
+	"github.com/rfsbuild/rfs/layer"
 	"github.com/rfsbuild/rfs/quote"
 )
 
@@ -21,19 +22,30 @@ type Inspection struct {
 	Size       int64           `json:"size"`
 	Table      string          `json:"table"`
 	Partitions []InspectedPart `json:"partitions"`
-	Meta       *image.Meta     `json:"meta,omitempty"`
-	Layers     []InspectedLyr  `json:"layers"`
-	Upper      string          `json:"upper,omitempty"`
-	Data       *DataUsage      `json:"data,omitempty"`
+	// RolesInferred: rfs.json has no layout (an image from an rfs before
+	// it, or rfs.json unreadable): roles by GPT name or MBR position.
+	RolesInferred bool           `json:"roles_inferred"`
+	Meta          *image.Meta    `json:"meta,omitempty"`
+	Layers        []InspectedLyr `json:"layers"`
+	Upper         string         `json:"upper,omitempty"`
+	Data          *DataUsage     `json:"data,omitempty"`
 }
 
 type InspectedPart struct {
-	Index int    `json:"index"`
-	Name  string `json:"name"`
-	Start int64  `json:"start"`
-	Size  int64  `json:"size"`
-	Type  string `json:"type"`
-	GUID  string `json:"partuuid"`
+	Index int        `json:"index"`
+	Role  image.Role `json:"role"`            // "" for a partition without one
+	Layer int        `json:"layer,omitempty"` // role layer: 1 = the lowest
+	Name  string     `json:"name"`
+	Start int64      `json:"start"`
+	Size  int64      `json:"size"`
+	Type  string     `json:"type"`
+	GUID  string     `json:"partuuid"`
+	// FS, SizePolicy and BuiltSize come from rfs.json's layout.
+	FS         string           `json:"fs,omitempty"`
+	SizePolicy image.SizePolicy `json:"size_policy,omitempty"`
+	BuiltSize  int64            `json:"built_size,omitempty"`
+
+	roleName string
 }
 
 // InspectedLyr is one lower layer, bottom first.
@@ -101,15 +113,22 @@ func printInspection(w io.Writer, in *Inspection) {
 		fmt.Fprintf(w, "board %s (%s), rfs %s, build %s\nkernel %s\n", q(m.Board), q(m.Arch), q(m.RFSVersion), q(m.BuildID), q(m.Kernel))
 	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "\nPART\tNAME\tSTART\tSIZE\tPARTUUID")
+	fmt.Fprintln(tw, "\nPART\tROLE\tNAME\tSTART\tSIZE\tFS\tPOLICY\tPARTUUID")
 	for _, p := range in.Partitions {
-		fmt.Fprintf(tw, "%d\t%s\t%d\t%s\t%s\n", p.Index, q(p.Name), p.Start, image.HumanSize(p.Size), p.GUID)
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%d\t%s\t%s\t%s\t%s\n", p.Index, p.roleName, dash(q(p.Name)), p.Start, image.HumanSize(p.Size), dash(q(p.FS)), dash(q(string(p.SizePolicy))), p.GUID)
 	}
 	fmt.Fprintln(tw, "\nLAYER\tSIZE\tDIGEST\tORIGIN")
 	for _, l := range in.Layers {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", q(l.Partition), image.HumanSize(l.Size), l.Digest, q(l.Origin))
 	}
 	tw.Flush()
+	if in.RolesInferred {
+		why := "rfs.json records no layout (an image built by an rfs before it)"
+		if in.Meta == nil {
+			why = "rfs.json could not be read"
+		}
+		fmt.Fprintf(w, "\nroles inferred from partition names (GPT) or positions (MBR): %s\n", why)
+	}
 	fmt.Fprintf(w, "\nupper: %s\n", q(in.Upper))
 	if d := in.Data; d != nil {
 		fmt.Fprintf(w, "data: %s used of %s (%s free), %d of %d inodes free\n", image.HumanSize(d.Used), image.HumanSize(d.Size), image.HumanSize(d.Free), d.FreeInodes, d.Inodes)
@@ -119,53 +138,71 @@ func printInspection(w io.Writer, in *Inspection) {
 // inspect reads what rfs inspect shows. metaErr is a missing or invalid
 // rfs.json: the rest is still shown, then the command fails with it.
 func inspect(p string) (in *Inspection, metaErr error, err error) {
-	img, err := openImage(p)
+	img, err := image.OpenImage(p)
 	if err != nil {
 		return nil, nil, err
 	}
 	defer img.Close()
-	in = &Inspection{Path: p, Size: img.disk.Size(), Table: img.disk.Table, Layers: []InspectedLyr{}}
-	for _, part := range img.disk.Partitions {
-		typ := part.Type
-		if img.disk.Table == "mbr" {
-			typ = fmt.Sprintf("0x%02x", part.MBRType)
-		}
-		in.Partitions = append(in.Partitions, InspectedPart{part.Index, part.Name, part.Start, part.Size, typ, part.GUID})
+	in = &Inspection{Path: p, Size: img.Size(), Table: img.Table, Layers: []InspectedLyr{}, RolesInferred: img.Inferred}
+	for _, part := range img.Parts {
+		in.Partitions = append(in.Partitions, inspectedPart(img.Table, part))
 	}
-	if m, err := img.disk.ReadMeta(); err == nil {
+	if m, err := img.ReadMeta(); err == nil {
 		in.Meta, in.Upper = &m, m.Upper
 	} else {
 		metaErr = fmt.Errorf("%s: %w", p, err)
 	}
-	info := img.sqfs.Info()
-	h := sha256.New()
-	if _, err := io.Copy(h, io.NewSectionReader(img.f, img.root.Start, int64(info.BytesUsed))); err != nil {
+	lowers, _, err := layer.ReadLowers(img)
+	if err != nil {
 		return nil, nil, err
 	}
-	origin := "base"
-	if in.Meta != nil {
-		origin = "base (build " + in.Meta.BuildID + ")"
-	}
-	in.Layers = append(in.Layers, InspectedLyr{Partition: img.root.Name, Size: int64(info.BytesUsed), Digest: "sha256:" + hex.EncodeToString(h.Sum(nil)), Origin: origin, Compressor: info.Compressor, Inodes: info.Inodes})
-	for i, l := range img.layers {
-		info := l.sqfs.Info()
-		h := sha256.New()
-		if _, err := io.Copy(h, io.NewSectionReader(img.f, l.part.Start, int64(info.BytesUsed))); err != nil {
+	for _, l := range lowers {
+		lyr, err := inspectLower(img, l, in.Meta)
+		if err != nil {
 			return nil, nil, err
 		}
-		origin := "?"
-		if in.Meta != nil && i < len(in.Meta.Layers) {
-			m := in.Meta.Layers[i]
-			origin = m.File + " (sha256:" + m.SHA256 + ")"
-		}
-		in.Layers = append(in.Layers, InspectedLyr{Partition: l.part.Name, Size: int64(info.BytesUsed), Digest: "sha256:" + hex.EncodeToString(h.Sum(nil)), Origin: origin, Compressor: info.Compressor, Inodes: info.Inodes})
+		in.Layers = append(in.Layers, lyr)
 	}
-	if data, err := img.disk.Partition(image.DataPartition); err == nil {
-		if in.Data, err = ext4Usage(img.f, data.Start, data.Size); err != nil {
+	if data, ok := img.Data(); ok {
+		if in.Data, err = ext4Usage(img.Section(data.Placed), 0, data.Size); err != nil {
 			return nil, nil, fmt.Errorf("%s: data partition: %w", p, err)
 		}
 	}
 	return in, metaErr, nil
+}
+
+// inspectedPart is what inspect shows of a partition.
+func inspectedPart(table string, p image.Part) InspectedPart {
+	typ := p.Type
+	if table == "mbr" {
+		typ = fmt.Sprintf("0x%02x", p.MBRType)
+	}
+	return InspectedPart{
+		Index: p.Index, Role: p.Role, Layer: p.Layer, Name: p.Name, Start: p.Start, Size: p.Size, Type: typ, GUID: p.GUID,
+		FS: p.FS, SizePolicy: p.Policy, BuiltSize: p.Built, roleName: p.RoleName(),
+	}
+}
+
+// inspectLower describes a lower: the squashfs's size and the sha256 of
+// its bytes, and where it came from (rfs.json, if read).
+func inspectLower(img *image.Image, l layer.Lower, m *image.Meta) (InspectedLyr, error) {
+	info := l.Squashfs.Info()
+	h := sha256.New()
+	if _, err := io.Copy(h, io.NewSectionReader(img.Section(l.Part.Placed), 0, int64(info.BytesUsed))); err != nil {
+		return InspectedLyr{}, err
+	}
+	origin := "?"
+	switch {
+	case l.Part.Role == image.RoleRoot && m != nil:
+		origin = "base (build " + m.BuildID + ")"
+	case l.Part.Role == image.RoleRoot:
+		origin = "base"
+	case m != nil && l.Part.Layer <= len(m.Layers):
+		lm := m.Layers[l.Part.Layer-1]
+		origin = lm.File + " (sha256:" + lm.SHA256 + ")"
+	}
+	return InspectedLyr{Partition: l.Part.Name, Size: int64(info.BytesUsed), Digest: "sha256:" + hex.EncodeToString(h.Sum(nil)),
+		Origin: origin, Compressor: info.Compressor, Inodes: info.Inodes}, nil
 }
 
 // ext4Usage reads the counts of the ext4 superblock of the partition at

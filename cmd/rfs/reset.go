@@ -40,48 +40,7 @@ locked by a running QEMU), and an image without a data partition.`,
   rfs reset --cancel out/rpi4.img     # remove a flag set by mistake`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			out := cmd.OutOrStdout()
-			what := "the upper layer (volumes kept)"
-			if all {
-				what = "the upper layer and the volumes"
-			}
-			switch {
-			case cancel && (now || all):
-				return fmt.Errorf("--cancel takes neither --now nor --all")
-			case cancel:
-				was, err := reset.Cancel(args[0])
-				if err != nil {
-					return err
-				}
-				if was == "" {
-					fmt.Fprintf(out, "%s: no reset flag was set\n", args[0])
-				} else {
-					fmt.Fprintf(out, "%s: reset flag (%s) removed\n", args[0], was)
-				}
-				return nil
-			case now:
-				res, err := reset.Now(cmd.Context(), args[0], all)
-				if err != nil {
-					return err
-				}
-				fmt.Fprintf(out, "%s: wiped %s of data partition %d (%s) in %s (renames and fsyncs: %.1f ms)\n",
-					args[0], what, res.Target.Data.Number, res.Device, res.Took.Round(1e6), res.Record.WipeMS)
-				if res.FlagPending != "" {
-					fmt.Fprintf(out, "%s: a reset flag (%s) is also set: the device resets once more at its next boot (rfs reset --cancel removes it)\n",
-						args[0], res.FlagPending)
-				}
-				return nil
-			default:
-				res, err := reset.Flag(args[0], all)
-				if err != nil {
-					return err
-				}
-				if res.All && !all {
-					what = "the upper layer and the volumes (the flag already said all)"
-				}
-				fmt.Fprintf(out, "%s: reset flag set on boot partition %d: the next boot wipes %s\n", args[0], res.Target.Boot.Number, what)
-				return nil
-			}
+			return runReset(cmd, args[0], all, now, cancel)
 		},
 	}
 	fl := cmd.Flags()
@@ -89,4 +48,55 @@ locked by a running QEMU), and an image without a data partition.`,
 	fl.BoolVar(&now, "now", false, "wipe on this host now instead of at the next boot (root)")
 	fl.BoolVar(&cancel, "cancel", false, "remove the reset flag")
 	return cmd
+}
+
+// runReset is rfs reset: --cancel, --now or (by default) the flag.
+func runReset(cmd *cobra.Command, target string, all, now, cancel bool) error {
+	out := cmd.OutOrStdout()
+	what := "the upper layer (volumes kept)"
+	if all {
+		what = "the upper layer and the volumes"
+	}
+	switch {
+	case cancel && (now || all):
+		return fmt.Errorf("--cancel takes neither --now nor --all")
+	case cancel:
+		was, err := reset.Cancel(target)
+		if err != nil {
+			return err
+		}
+		if was == "" {
+			fmt.Fprintf(out, "%s: no reset flag was set\n", target)
+		} else {
+			fmt.Fprintf(out, "%s: reset flag (%s) removed\n", target, was)
+		}
+		return nil
+	case now:
+		return resetNow(cmd, target, all, what)
+	}
+	res, err := reset.Flag(target, all)
+	if err != nil {
+		return err
+	}
+	if res.All && !all {
+		what = "the upper layer and the volumes (the flag already said all)"
+	}
+	fmt.Fprintf(out, "%s: reset flag set on boot partition %d: the next boot wipes %s\n", target, res.Target.Boot.Number, what)
+	return nil
+}
+
+// resetNow is rfs reset --now.
+func resetNow(cmd *cobra.Command, target string, all bool, what string) error {
+	out := cmd.OutOrStdout()
+	res, err := reset.Now(cmd.Context(), target, all)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "%s: wiped %s of data partition %d (%s) in %s (renames and fsyncs: %.1f ms)\n",
+		target, what, res.Target.Data.Number, res.Device, res.Took.Round(1e6), res.Record.WipeMS)
+	if res.FlagPending != "" {
+		fmt.Fprintf(out, "%s: a reset flag (%s) is also set: the device resets once more at its next boot (rfs reset --cancel removes it)\n",
+			target, res.FlagPending)
+	}
+	return nil
 }

@@ -11,7 +11,7 @@ import (
 )
 
 // resetImage makes a small rfs-shaped GPT disk: p1 FAT32 at 1 MiB (40 MiB),
-// p3 ext4 rfs-data with upper/etc/x and volumes/app/y.
+// p2 rfs-root, p3 ext4 rfs-data with upper/etc/x and volumes/app/y.
 func resetImage(t *testing.T) string {
 	t.Helper()
 	for _, tool := range []string{"sfdisk", "mkfs.fat", "mke2fs", "mtype"} {
@@ -24,8 +24,10 @@ func resetImage(t *testing.T) string {
 	os.WriteFile(img, nil, 0o644)
 	os.Truncate(img, 64<<20)
 	sf := exec.Command("sfdisk", "-q", img)
-	sf.Stdin = strings.NewReader("label: gpt\nstart=2048, size=81920, type=C12A7328-F81F-11D2-BA4B-00A0C93EC93B\n" +
-		"start=83968, size=2048\nstart=86016, size=32768\n")
+	// Named as rfs names them: an image without a layout in rfs.json (this
+	// one has no rfs.json) is read by GPT names.
+	sf.Stdin = strings.NewReader("label: gpt\nstart=2048, size=81920, type=C12A7328-F81F-11D2-BA4B-00A0C93EC93B, name=rfs-boot\n" +
+		"start=83968, size=2048, name=rfs-root\nstart=86016, size=32768, name=rfs-data\n")
 	seed := filepath.Join(dir, "seed")
 	os.MkdirAll(filepath.Join(seed, "upper/etc"), 0o755)
 	os.MkdirAll(filepath.Join(seed, "volumes/app"), 0o755)
