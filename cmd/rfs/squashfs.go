@@ -1,17 +1,14 @@
 package main
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"math"
 	"os"
-	"path/filepath"
 	"runtime"
 	"strings"
 
 	"github.com/spf13/cobra"
-	"golang.org/x/sys/unix"
 
 	"github.com/rfsbuild/rfs/atomicfile"
 	"github.com/rfsbuild/rfs/builder"
@@ -125,7 +122,7 @@ mksquashfs's single-dash spellings (-comp, -b, -all-root, -all-time,
 				return err
 			}
 			if xattrs {
-				if err := addHostXattrs(cmd.Context(), t, pos[0]); err != nil {
+				if err := t.AddHostXattrs(cmd.Context(), pos[0]); err != nil {
 					return err
 				}
 			}
@@ -199,41 +196,4 @@ mksquashfs's single-dash spellings (-comp, -b, -all-root, -all-time,
 	fl.BoolVar(&noappend, "noappend", false, "accepted for mksquashfs compatibility: the output is always replaced")
 	fl.BoolP("help", "h", false, "help for squashfs")
 	return cmd
-}
-
-// addHostXattrs copies the xattrs that squashfs can store from the host
-// directory into the tree (every path of the tree came from src).
-func addHostXattrs(ctx context.Context, t *rootfs.Tree, src string) error {
-	buf := make([]byte, 64<<10)
-	val := make([]byte, 64<<10)
-	return t.Walk(func(p string, n *rootfs.Node) error {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		hp := filepath.Join(src, p)
-		sz, err := unix.Llistxattr(hp, buf)
-		if errors.Is(err, unix.ENOTSUP) {
-			return nil
-		}
-		if err != nil {
-			return fmt.Errorf("xattrs of %s: %w", hp, err)
-		}
-		for _, name := range strings.Split(string(buf[:sz]), "\x00") {
-			if !strings.HasPrefix(name, "user.") && !strings.HasPrefix(name, "trusted.") && !strings.HasPrefix(name, "security.") {
-				continue // system.* (ACLs) and others cannot be stored
-			}
-			k, err := unix.Lgetxattr(hp, name, val)
-			if errors.Is(err, unix.ENODATA) {
-				continue
-			}
-			if err != nil {
-				return fmt.Errorf("xattr %s of %s: %w", name, hp, err)
-			}
-			if n.Xattrs == nil {
-				n.Xattrs = map[string][]byte{}
-			}
-			n.Xattrs[name] = append([]byte(nil), val[:k]...)
-		}
-		return nil
-	})
 }
