@@ -1,6 +1,6 @@
 module github.com/rfsbuild/rfs
 
-go 1.26.8
+go 1.26.0
 
 require (
 	github.com/diskfs/go-diskfs v1.9.4

@@ -150,10 +150,13 @@ type Board struct {
 }
 
 // ovmf is Debian's OVMF (package ovmf): the 2 MiB build, or the 4 MiB one
-// that newer releases ship alone.
+// that newer releases ship alone; then the edk2 build that Homebrew's qemu
+// ships on macOS (Apple silicon, Intel prefixes).
 var ovmf = []Firmware{
 	{Code: "/usr/share/OVMF/OVMF_CODE.fd", Vars: "/usr/share/OVMF/OVMF_VARS.fd"},
 	{Code: "/usr/share/OVMF/OVMF_CODE_4M.fd", Vars: "/usr/share/OVMF/OVMF_VARS_4M.fd"},
+	{Code: "/opt/homebrew/share/qemu/edk2-x86_64-code.fd", Vars: "/opt/homebrew/share/qemu/edk2-i386-vars.fd"},
+	{Code: "/usr/local/share/qemu/edk2-x86_64-code.fd", Vars: "/usr/local/share/qemu/edk2-i386-vars.fd"},
 }
 
 // Default is the board `rfs build` uses when none is named.

@@ -4,10 +4,7 @@ import (
 	"bufio"
 	"fmt"
 	"io"
-	"sort"
 	"strings"
-
-	"golang.org/x/sys/unix"
 )
 
 // Policy is what the user allowed on the command line.
@@ -137,16 +134,4 @@ func Confirm(d *Disk, image string, imageSize int64, p Policy, interactive bool,
 		return nil
 	}
 	return refuse("not confirmed", "")
-}
-
-// Unmount unmounts every filesystem on d, deepest mount point first.
-func Unmount(d *Disk) error {
-	ms := append([]Mount(nil), d.Mounts...)
-	sort.Slice(ms, func(i, j int) bool { return len(ms[i].Point) > len(ms[j].Point) })
-	for _, m := range ms {
-		if err := unix.Unmount(m.Point, 0); err != nil && err != unix.EINVAL {
-			return fmt.Errorf("unmount %s (%s): %w", m.Point, m.On, err)
-		}
-	}
-	return nil
 }

@@ -5,13 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"path"
 	"path/filepath"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/rfsbuild/rfs/ext4fs"
+	"github.com/rfsbuild/rfs/hostos"
 	"github.com/rfsbuild/rfs/rootfs"
 )
 
@@ -19,15 +17,16 @@ import (
 // tree: owners, modes, times, device numbers and hard links as on the
 // host, plus the overlay opaque marker of directories (read with
 // lgetxattr). trusted.* xattrs are invisible without CAP_SYS_ADMIN, so
-// an opaque marker would be silently missed: ReadDir needs root.
+// an opaque marker would be silently missed: ReadDir needs root, and
+// Linux (other hosts refuse with hostos.NeedsLinuxError).
 func ReadDir(dir string) (*rootfs.Tree, error) {
 	return ReadDirContext(context.Background(), dir)
 }
 
 // ReadDirContext is ReadDir that stops once ctx is done.
 func ReadDirContext(ctx context.Context, dir string) (*rootfs.Tree, error) {
-	if os.Geteuid() != 0 {
-		return nil, fmt.Errorf("%s: reading an upper directory needs root: its opaque markers are trusted.overlay.* xattrs, invisible to other users (an image's ext4 upper is read without root)", dir)
+	if err := canReadUpperDir(dir); err != nil {
+		return nil, err
 	}
 	t := rootfs.New(0)
 	if err := t.AddHostDirContext(ctx, dir, "/", rootfs.HostDirOptions{}); err != nil {
@@ -42,7 +41,7 @@ func ReadDirContext(ctx context.Context, dir string) (*rootfs.Tree, error) {
 		}
 		hp := filepath.Join(dir, filepath.FromSlash(p))
 		for _, name := range []string{OpaqueXattr, UserOpaqueXattr} {
-			v, err := lgetxattr(hp, name)
+			v, err := rootfs.HostXattr(hp, name)
 			if err != nil {
 				return fmt.Errorf("%s: xattr %s: %w", hp, name, err)
 			}
@@ -58,16 +57,10 @@ func ReadDirContext(ctx context.Context, dir string) (*rootfs.Tree, error) {
 	return t, err
 }
 
-func lgetxattr(p, name string) ([]byte, error) {
-	buf := make([]byte, 256)
-	n, err := unix.Lgetxattr(p, name, buf)
-	switch {
-	case errors.Is(err, unix.ENODATA), errors.Is(err, unix.ENOTSUP):
-		return nil, nil
-	case err != nil:
-		return nil, err
-	}
-	return buf[:n], nil
+// upperDirNeedsLinux is ReadDir's refusal on hosts other than Linux.
+func upperDirNeedsLinux(dir string) error {
+	return hostos.NeedsLinux("reading the upper directory "+dir,
+		"its whiteouts are character devices 0/0 and its opaque markers trusted.overlay.* xattrs, which other hosts do not keep; give the image instead: its ext4 upper is read without Linux")
 }
 
 // ErrNoDir is returned by ReadExt4 when the directory is not there: for

@@ -6,6 +6,7 @@ import (
 	"math/bits"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 
 	"github.com/rfsbuild/rfs/boards"
@@ -146,5 +147,13 @@ func findFirmware(fws []boards.Firmware) (boards.Firmware, error) {
 		}
 		tried = append(tried, fw.Code)
 	}
-	return boards.Firmware{}, fmt.Errorf("UEFI firmware not found (looked for %s): install it (Debian/Ubuntu: apt-get install ovmf)", strings.Join(tried, ", "))
+	return boards.Firmware{}, fmt.Errorf("UEFI firmware not found (looked for %s): install it (%s)", strings.Join(tried, ", "), firmwareHint(runtime.GOOS))
+}
+
+// firmwareHint says how to install x86 UEFI firmware on a host running goos.
+func firmwareHint(goos string) string {
+	if goos == "darwin" {
+		return "macOS: brew install qemu, which ships edk2-x86_64-code.fd"
+	}
+	return "Debian/Ubuntu: apt-get install ovmf"
 }

@@ -8,7 +8,6 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 )
 
@@ -16,12 +15,14 @@ import (
 // terminal it put in raw mode) before it is killed.
 const stopGrace = 3 * time.Second
 
-// prepare makes cmd die with rfs: SIGKILL when the thread that started it
-// exits (Pdeathsig), even if rfs is killed with SIGKILL; on cancellation
-// QEMU gets SIGTERM first, so an interactive QEMU restores the terminal.
+// prepare makes cmd die with rfs: on Linux SIGKILL when the thread that
+// started it exits (Pdeathsig), even if rfs is killed with SIGKILL (other
+// hosts have no such signal: there QEMU outlives an rfs killed with
+// SIGKILL); on cancellation QEMU gets SIGTERM first (Windows: it is
+// killed), so an interactive QEMU restores the terminal.
 func prepare(cmd *exec.Cmd) {
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
+	cmd.SysProcAttr = dieWithParent()
+	cmd.Cancel = func() error { return stop(cmd.Process) }
 	cmd.WaitDelay = stopGrace
 }
 
@@ -110,10 +111,4 @@ func runDirPID(name string) (int, bool) {
 	}
 	pid, err := strconv.Atoi(digits)
 	return pid, err == nil && pid > 0
-}
-
-// alive says whether a process pid exists (EPERM: it does, another user's).
-func alive(pid int) bool {
-	err := syscall.Kill(pid, 0)
-	return err == nil || err == syscall.EPERM
 }

@@ -11,11 +11,13 @@ import (
 	"os"
 	"os/exec"
 	"regexp"
+	"runtime"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/rfsbuild/rfs/boards"
+	"github.com/rfsbuild/rfs/hostos"
 )
 
 // Config is one QEMU invocation.
@@ -107,7 +109,10 @@ func (c Config) Args() []string {
 // Check reports a missing QEMU binary or an impossible accelerator.
 func (c Config) Check() error {
 	if _, err := exec.LookPath(c.QEMU.Binary); err != nil {
-		return fmt.Errorf("%s not found: install QEMU (Debian/Ubuntu: apt-get install qemu-system-arm qemu-system-x86)", c.QEMU.Binary)
+		return fmt.Errorf("%s not found: install QEMU (%s)", c.QEMU.Binary, installHint(runtime.GOOS))
+	}
+	if c.KVM && runtime.GOOS != "linux" {
+		return kvmNeedsLinux()
 	}
 	if c.KVM {
 		if hostArch() != c.Arch {
@@ -118,6 +123,22 @@ func (c Config) Check() error {
 		}
 	}
 	return nil
+}
+
+// installHint says how to install QEMU on a host running goos.
+func installHint(goos string) string {
+	switch goos {
+	case "darwin":
+		return "macOS: brew install qemu"
+	case "windows":
+		return "Windows: the installer from qemu.org, its directory on PATH"
+	}
+	return "Debian/Ubuntu: apt-get install qemu-system-arm qemu-system-x86"
+}
+
+// kvmNeedsLinux is the refusal of --kvm on other hosts.
+func kvmNeedsLinux() error {
+	return hostos.NeedsLinux("rfs run --kvm", "KVM is Linux's /dev/kvm; without --kvm QEMU emulates the board (TCG), on any host")
 }
 
 // Command returns QEMU ready to run with Run: it is stopped when ctx is
@@ -151,7 +172,7 @@ func Start(ctx context.Context, c Config, log io.Writer) (*VM, error) {
 	// Its console is ours, not the terminal's: in its own process group
 	// the terminal's Ctrl-C reaches only rfs, which stops QEMU and says
 	// "interrupted", not "QEMU exited (signal: interrupt)".
-	cmd.SysProcAttr.Setpgid = true
+	ownGroup(cmd)
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
 		return nil, err

@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"strings"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/rfsbuild/rfs/image"
 )
 
@@ -58,12 +56,3 @@ func (c Config) CheckAppend(extra string) error {
 // driveValue escapes a file name for a QEMU option list (-drive
 // file=...): a comma is doubled, or it would start another option.
 func driveValue(s string) string { return strings.ReplaceAll(s, ",", ",,") }
-
-// hostMemory is the host's RAM, or MaxMemory if it cannot be read.
-func hostMemory() int64 {
-	var si unix.Sysinfo_t
-	if err := unix.Sysinfo(&si); err != nil || si.Totalram == 0 {
-		return MaxMemory
-	}
-	return int64(si.Totalram) * int64(si.Unit)
-}

@@ -17,8 +17,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-
-	"golang.org/x/sys/unix"
+	"syscall"
 
 	"github.com/rfsbuild/rfs/flash"
 	"github.com/rfsbuild/rfs/image"
@@ -136,47 +135,6 @@ func inUse(path string, d *flash.Disk) error {
 	return nil
 }
 
-// checkImageFile refuses an image file that a loop device with mounted
-// filesystems is backed by, or that another process holds a lock on (QEMU
-// takes locks on the disks it runs).
-func (t *Target) checkImageFile(st os.FileInfo) error {
-	ents, _ := os.ReadDir(sysPath(t.sys, "block"))
-	for _, e := range ents {
-		if !strings.HasPrefix(e.Name(), "loop") {
-			continue
-		}
-		b, err := os.ReadFile(filepath.Join(sysPath(t.sys, "block"), e.Name(), "loop", "backing_file"))
-		if err != nil {
-			continue
-		}
-		bst, err := os.Stat(strings.TrimSpace(string(b)))
-		if err != nil || !os.SameFile(st, bst) {
-			continue
-		}
-		d, err := t.sys.Lookup("/dev/" + e.Name())
-		if err != nil {
-			continue
-		}
-		if err := inUse(t.Path+" (attached as /dev/"+e.Name()+")", d); err != nil {
-			return err
-		}
-	}
-	f, err := os.Open(t.Path)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	lk := unix.Flock_t{Type: unix.F_WRLCK, Whence: io.SeekStart}
-	if err := unix.FcntlFlock(f.Fd(), unix.F_OFD_GETLK, &lk); err == nil && lk.Type != unix.F_UNLCK {
-		who := "another process"
-		if lk.Pid > 0 {
-			who = "process " + strconv.Itoa(int(lk.Pid))
-		}
-		return fmt.Errorf("%s is locked by %s (a QEMU running it?): stop it first", t.Path, who)
-	}
-	return nil
-}
-
 // partNode returns the device node of partition p of a block device
 // target ("" if the kernel made none: use offsets on the whole disk).
 func (t *Target) partNode(p overlay.Partition) string {
@@ -206,10 +164,10 @@ func (t *Target) openPart(p overlay.Partition) (f *os.File, start int64, err err
 	}
 	flags := os.O_RDWR
 	if t.Device {
-		flags |= unix.O_EXCL
+		flags |= os.O_EXCL
 	}
 	f, err = os.OpenFile(path, flags, 0)
-	if errors.Is(err, unix.EBUSY) {
+	if errors.Is(err, syscall.EBUSY) {
 		return nil, 0, fmt.Errorf("%s is in use (mounted or held by another program): %w", path, err)
 	}
 	return f, start, err

@@ -3,14 +3,11 @@ package rootfs
 import (
 	"context"
 	"fmt"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"runtime"
 	"slices"
 	"sync"
-
-	"golang.org/x/sys/unix"
 )
 
 // HostDirOptions says how files from the build host are taken into a tree.
@@ -78,7 +75,7 @@ func (t *Tree) addHostDir(ctx context.Context, src, dest string, opts HostDirOpt
 		}
 	}
 	root := &hostEntry{path: src}
-	scanEntry(root, unix.AT_FDCWD, src, opts)
+	scanEntry(root, atCWD, src, opts)
 	if root.node != nil && root.node.Type == Dir {
 		scanTree(ctx, root, opts, max(workers, 1))
 	}
@@ -154,7 +151,7 @@ func readHostDir(d *hostEntry, opts HostDirOptions) []*hostEntry {
 	slices.Sort(names)
 	d.children = make([]hostEntry, len(names))
 	d.node.children = make(map[string]*Node, len(names))
-	dirfd := int(f.Fd())
+	dirfd := dirFD(f)
 	var subdirs []*hostEntry
 	for i, name := range names {
 		e := &d.children[i]
@@ -165,83 +162,6 @@ func readHostDir(d *hostEntry, opts HostDirOptions) []*hostEntry {
 		}
 	}
 	return subdirs
-}
-
-// scanEntry makes e's node from the file name in the directory dirfd,
-// with the same fields and errors as os.Lstat and os.Readlink on e.path
-// would give.
-func scanEntry(e *hostEntry, dirfd int, name string, opts HostDirOptions) {
-	var st unix.Stat_t
-	if err := ignoringEINTR(func() error { return unix.Fstatat(dirfd, name, &st, unix.AT_SYMLINK_NOFOLLOW) }); err != nil {
-		e.err = fmt.Errorf("files: %w", &fs.PathError{Op: "lstat", Path: e.path, Err: err})
-		return
-	}
-	n := &Node{Perm: uint32(st.Mode) & 0o7777, UID: st.Uid, GID: st.Gid, MTime: int64(st.Mtim.Sec)}
-	if opts.Owner != nil {
-		n.UID, n.GID = opts.Owner.UID, opts.Owner.GID
-	}
-	if opts.MTime != nil {
-		n.MTime = *opts.MTime
-	}
-	switch uint32(st.Mode) & unix.S_IFMT {
-	case unix.S_IFDIR:
-		n.Type = Dir
-	case unix.S_IFREG:
-		n.Type = Regular
-		n.Content = HostFile{Path: e.path, Len: st.Size}
-		if st.Nlink > 1 {
-			e.linked, e.ino = true, inode{uint64(st.Dev), uint64(st.Ino)}
-		}
-	case unix.S_IFLNK:
-		n.Type = Symlink
-		target, err := readlinkat(dirfd, name)
-		if err != nil {
-			e.err = fmt.Errorf("files: %w", &fs.PathError{Op: "readlink", Path: e.path, Err: err})
-			return
-		}
-		n.Target = target
-	case unix.S_IFIFO:
-		n.Type = FIFO
-	case unix.S_IFSOCK:
-		n.Type = Socket
-	case unix.S_IFCHR, unix.S_IFBLK:
-		n.Type = BlockDev
-		if uint32(st.Mode)&unix.S_IFMT == unix.S_IFCHR {
-			n.Type = CharDev
-		}
-		n.Major, n.Minor = unixMajor(uint64(st.Rdev)), unixMinor(uint64(st.Rdev))
-	default:
-		e.err = fmt.Errorf("files %s: unsupported file type %#o", e.path, uint32(st.Mode)&unix.S_IFMT)
-		return
-	}
-	e.node = n
-}
-
-func readlinkat(dirfd int, name string) (string, error) {
-	for size := 128; ; size *= 2 {
-		b := make([]byte, size)
-		var n int
-		err := ignoringEINTR(func() (err error) {
-			n, err = unix.Readlinkat(dirfd, name, b)
-			return err
-		})
-		if err != nil {
-			return "", err
-		}
-		if n < size {
-			return string(b[:n]), nil
-		}
-	}
-}
-
-// ignoringEINTR retries fn when a signal interrupts it, as package os
-// does: network and FUSE file systems can return EINTR.
-func ignoringEINTR(fn func() error) error {
-	for {
-		if err := fn(); err != unix.EINTR {
-			return err
-		}
-	}
 }
 
 // mergeHost adds the scanned root and its entries to t at rel, one by one
@@ -336,7 +256,3 @@ func (m *hostMerge) add(dir *Node, target, name string, n *Node) (*Node, error) 
 	}
 	return dir.children[name], nil
 }
-
-// Linux's dev_t encoding (glibc's gnu_dev_major/minor).
-func unixMajor(dev uint64) uint32 { return uint32((dev>>8)&0xfff | (dev>>32)&^0xfff) }
-func unixMinor(dev uint64) uint32 { return uint32(dev&0xff | (dev>>12)&^0xff) }

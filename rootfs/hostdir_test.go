@@ -1,3 +1,5 @@
+//go:build linux
+
 package rootfs
 
 import (
@@ -102,7 +104,7 @@ func (t *Tree) addHostDirSerial(src, dest string, opts HostDirOptions) error {
 			if mode&fs.ModeCharDevice != 0 {
 				n.Type = CharDev
 			}
-			n.Major, n.Minor = unixMajor(uint64(sys.Rdev)), unixMinor(uint64(sys.Rdev))
+			n.Major, n.Minor = unix.Major(uint64(sys.Rdev)), unix.Minor(uint64(sys.Rdev))
 		default:
 			return fmt.Errorf("files %s: unsupported file type %v", hostPath, mode.Type())
 		}

@@ -1,3 +1,5 @@
+//go:build linux
+
 package squashfs
 
 // Helpers that check an image against the tree model with squashfs-tools

@@ -12,7 +12,6 @@ import (
 	"context"
 	"fmt"
 	"os/exec"
-	"syscall"
 	"time"
 )
 
@@ -21,21 +20,13 @@ import (
 const waitDelay = 2 * time.Second
 
 // Command is exec.CommandContext whose cancellation stops the child's whole
-// process group: SIGINT first, which the go command answers by stopping its
-// compilers and removing its work directory from $TMPDIR (SIGKILL would
-// leave it), then SIGKILL for whatever still runs after waitDelay.
+// process group where the host has them: SIGINT first, which the go
+// command answers by stopping its compilers and removing its work
+// directory from $TMPDIR (SIGKILL would leave it), then SIGKILL for
+// whatever still runs after waitDelay.
 func Command(ctx context.Context, name string, args ...string) *exec.Cmd {
 	cmd := exec.CommandContext(ctx, name, args...)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	cmd.Cancel = func() error {
-		// The group's id is the child's pid (Setpgid with Pgid 0).
-		pgid := cmd.Process.Pid
-		if err := syscall.Kill(-pgid, syscall.SIGINT); err != nil {
-			return cmd.Process.Kill()
-		}
-		time.AfterFunc(waitDelay, func() { syscall.Kill(-pgid, syscall.SIGKILL) })
-		return nil
-	}
+	ownGroup(cmd)
 	cmd.WaitDelay = waitDelay
 	return cmd
 }

@@ -13,7 +13,6 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/vbauerster/mpb/v8"
 	"github.com/vbauerster/mpb/v8/decor"
-	"golang.org/x/sys/unix"
 
 	"github.com/rfsbuild/rfs/flash"
 )
@@ -124,15 +123,6 @@ func dash(s string) string {
 		return "-"
 	}
 	return s
-}
-
-func isTerminal(v any) bool {
-	f, ok := v.(*os.File)
-	if !ok {
-		return false
-	}
-	_, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS)
-	return err == nil
 }
 
 func runFlash(cmd *cobra.Command, sys flash.System, image, target string, pol flash.Policy, toFile, noVerify, buffered bool) error {

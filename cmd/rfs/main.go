@@ -6,6 +6,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"runtime"
 
 	"github.com/spf13/cobra"
 
@@ -39,6 +40,7 @@ and writes a bootable disk image. Docker's image/container layering, for a board
 		Version:       rfs.Version(),
 	}
 	root.AddCommand(newBuildCmd(), newRunCmd(), newBoardsCmd(), newInitCmd(), newSquashfsCmd(), newFlashCmd(), newResetCmd(), newDiffCmd(), newCommitCmd(), newInspectCmd())
+	requireLinux(root, runtime.GOOS)
 	return root
 }
 

@@ -6,12 +6,10 @@ import (
 	"fmt"
 	"math"
 	"os"
-	"path/filepath"
 	"runtime"
 	"strings"
 
 	"github.com/spf13/cobra"
-	"golang.org/x/sys/unix"
 
 	"github.com/rfsbuild/rfs/atomicfile"
 	"github.com/rfsbuild/rfs/builder"
@@ -187,7 +185,7 @@ func (f *squashfsFlags) readTree(ctx context.Context, fl flagSet, src string) (*
 		return nil, err
 	}
 	if f.xattrs {
-		if err := addHostXattrs(ctx, t, src); err != nil {
+		if err := t.AddHostXattrs(ctx, src); err != nil {
 			return nil, err
 		}
 	}
@@ -253,41 +251,4 @@ func (f *squashfsFlags) write(cmd *cobra.Command, t *rootfs.Tree, opts squashfs.
 		fmt.Fprintf(cmd.ErrOrStderr(), "rfs: wrote %s (%s, %s)\n", f.output, image.HumanSize(n), f.comp)
 	}
 	return nil
-}
-
-// addHostXattrs copies the xattrs that squashfs can store from the host
-// directory into the tree (every path of the tree came from src).
-func addHostXattrs(ctx context.Context, t *rootfs.Tree, src string) error {
-	buf := make([]byte, 64<<10)
-	val := make([]byte, 64<<10)
-	return t.Walk(func(p string, n *rootfs.Node) error {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		hp := filepath.Join(src, p)
-		sz, err := unix.Llistxattr(hp, buf)
-		if errors.Is(err, unix.ENOTSUP) {
-			return nil
-		}
-		if err != nil {
-			return fmt.Errorf("xattrs of %s: %w", hp, err)
-		}
-		for _, name := range strings.Split(string(buf[:sz]), "\x00") {
-			if !strings.HasPrefix(name, "user.") && !strings.HasPrefix(name, "trusted.") && !strings.HasPrefix(name, "security.") {
-				continue // system.* (ACLs) and others cannot be stored
-			}
-			k, err := unix.Lgetxattr(hp, name, val)
-			if errors.Is(err, unix.ENODATA) {
-				continue
-			}
-			if err != nil {
-				return fmt.Errorf("xattr %s of %s: %w", name, hp, err)
-			}
-			if n.Xattrs == nil {
-				n.Xattrs = map[string][]byte{}
-			}
-			n.Xattrs[name] = append([]byte(nil), val[:k]...)
-		}
-		return nil
-	})
 }

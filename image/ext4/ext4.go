@@ -14,9 +14,9 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"path/filepath"
+	"runtime"
 	"strings"
-
-	"golang.org/x/sys/unix"
 
 	"github.com/rfsbuild/rfs/subproc"
 )
@@ -33,9 +33,9 @@ type Options struct {
 // root) and writes the result to w at offset 0. Only the filesystem's
 // metadata is written: the region must read as zeros elsewhere.
 func Make(ctx context.Context, w io.WriterAt, size int64, o Options) error {
-	mke2fs, err := exec.LookPath("mke2fs")
+	mke2fs, err := findMke2fs()
 	if err != nil {
-		return errors.New("mke2fs not found: install e2fsprogs (it makes the data partition's ext4)")
+		return err
 	}
 	tmp, err := os.CreateTemp("", "rfs-ext4-*")
 	if err != nil {
@@ -62,33 +62,60 @@ func Make(ctx context.Context, w io.WriterAt, size int64, o Options) error {
 	return copyData(w, tmp, size)
 }
 
-// copyData copies the data extents of f (skipping holes) to w.
-func copyData(w io.WriterAt, f *os.File, size int64) error {
+// findMke2fs looks for mke2fs on PATH, then where the host's package
+// manager keeps it off PATH (Homebrew's e2fsprogs is keg-only).
+func findMke2fs() (string, error) {
+	if p, err := exec.LookPath("mke2fs"); err == nil {
+		return p, nil
+	}
+	for _, dir := range offPathDirs(os.Getenv("HOMEBREW_PREFIX")) {
+		p := filepath.Join(dir, "mke2fs")
+		if st, err := os.Stat(p); err == nil && st.Mode().IsRegular() && st.Mode()&0o111 != 0 {
+			return p, nil
+		}
+	}
+	return "", errors.New(missingMke2fs(runtime.GOOS))
+}
+
+// missingMke2fs says how to install mke2fs on a host running goos.
+func missingMke2fs(goos string) string {
+	switch goos {
+	case "darwin":
+		return "mke2fs not found: install e2fsprogs (brew install e2fsprogs; it makes the data partition's ext4). " +
+			"Homebrew keeps it off PATH: rfs also looks in $(brew --prefix e2fsprogs)/sbin " +
+			"(/opt/homebrew/opt/e2fsprogs/sbin, /usr/local/opt/e2fsprogs/sbin), or add that directory to PATH"
+	case "windows":
+		return "mke2fs not found: the data partition's ext4 is made by mke2fs (e2fsprogs), which Windows lacks: " +
+			"put an mke2fs.exe on PATH (e.g. Cygwin's e2fsprogs package), or run rfs build in WSL"
+	}
+	return "mke2fs not found: install e2fsprogs (it makes the data partition's ext4)"
+}
+
+// copyNonZero copies the first size bytes of f to w, skipping blocks of
+// zeros: the region reads as zeros already. For file systems that cannot
+// tell data from holes.
+func copyNonZero(w io.WriterAt, f *os.File, size int64) error {
 	buf := make([]byte, 1<<20)
-	fd := int(f.Fd())
 	for off := int64(0); off < size; {
-		data, err := unix.Seek(fd, off, unix.SEEK_DATA)
-		if err != nil {
-			if errors.Is(err, unix.ENXIO) {
-				return nil // only holes left
-			}
-			return fmt.Errorf("seek data: %w", err)
+		n := min(int64(len(buf)), size-off)
+		if _, err := f.ReadAt(buf[:n], off); err != nil {
+			return err
 		}
-		hole, err := unix.Seek(fd, data, unix.SEEK_HOLE)
-		if err != nil {
-			return fmt.Errorf("seek hole: %w", err)
-		}
-		for p := data; p < hole; {
-			n := min(int64(len(buf)), hole-p)
-			if _, err := f.ReadAt(buf[:n], p); err != nil {
+		if !allZero(buf[:n]) {
+			if _, err := w.WriteAt(buf[:n], off); err != nil {
 				return err
 			}
-			if _, err := w.WriteAt(buf[:n], p); err != nil {
-				return err
-			}
-			p += n
 		}
-		off = hole
+		off += n
 	}
 	return nil
+}
+
+func allZero(b []byte) bool {
+	for _, c := range b {
+		if c != 0 {
+			return false
+		}
+	}
+	return true
 }

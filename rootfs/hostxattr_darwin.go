@@ -1,0 +1,6 @@
+package rootfs
+
+import "golang.org/x/sys/unix"
+
+// errNoAttr is getxattr's "no such attribute".
+const errNoAttr = unix.ENOATTR
