@@ -22,6 +22,7 @@ import (
 	"github.com/rfsbuild/rfs"
 	"github.com/rfsbuild/rfs/apps"
 	"github.com/rfsbuild/rfs/boards"
+	"github.com/rfsbuild/rfs/datapart"
 	"github.com/rfsbuild/rfs/image"
 	"github.com/rfsbuild/rfs/image/ext4"
 	"github.com/rfsbuild/rfs/image/fat"
@@ -29,9 +30,9 @@ import (
 	"github.com/rfsbuild/rfs/initramfs"
 	"github.com/rfsbuild/rfs/kernel"
 	"github.com/rfsbuild/rfs/modfetch"
-	"github.com/rfsbuild/rfs/overlay"
 	"github.com/rfsbuild/rfs/rootfs"
 	"github.com/rfsbuild/rfs/squashfs"
+	"github.com/rfsbuild/rfs/squashfs/sqsb"
 )
 
 // DefaultEpoch is every file's timestamp when neither the project file nor
@@ -86,7 +87,7 @@ func ParseVolume(spec string) (Volume, error) {
 		}, strings.TrimPrefix(p, "/"))
 	}
 	line := name + " " + p + "\n"
-	vols, warnings := overlay.ParseVolumes(strings.NewReader(line))
+	vols, warnings := datapart.ParseVolumes(strings.NewReader(line))
 	if len(warnings) > 0 || len(vols) != 1 {
 		return Volume{}, fmt.Errorf("volume %q: %s", spec, strings.Join(warnings, "; "))
 	}
@@ -466,9 +467,8 @@ func (c *Config) checkLayer(ctx context.Context, p string) (image.LayerMeta, err
 	if !st.Mode().IsRegular() {
 		return image.LayerMeta{}, errors.New("not a regular file (want a squashfs file, e.g. from rfs commit)")
 	}
-	var magic [4]byte
-	if _, err := f.ReadAt(magic[:], 0); err != nil || string(magic[:]) != "hsqs" {
-		return image.LayerMeta{}, fmt.Errorf("not a squashfs (magic %q, want \"hsqs\")", magic[:])
+	if _, err := sqsb.Read(f); err != nil {
+		return image.LayerMeta{}, err
 	}
 	r, err := squashfs.Open(f)
 	if err != nil {
@@ -517,7 +517,7 @@ func (c *Config) addVolumes(t *rootfs.Tree) error {
 		names[v.Name], paths[v.Path] = true, true
 		fmt.Fprintf(&b, "%s %s\n", v.Name, v.Path)
 	}
-	return t.Add(overlay.VolumesFile, &rootfs.Node{Type: rootfs.Regular, Perm: 0o644, MTime: c.Epoch, Content: rootfs.Bytes(b.String())})
+	return t.Add(datapart.VolumesFile, &rootfs.Node{Type: rootfs.Regular, Perm: 0o644, MTime: c.Epoch, Content: rootfs.Bytes(b.String())})
 }
 
 func (c *Config) kernel(ctx context.Context) (path, origin string, err error) {

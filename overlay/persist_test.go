@@ -19,6 +19,10 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/rfsbuild/rfs/datapart"
+	"github.com/rfsbuild/rfs/ext4fs/ext4sb"
+	"github.com/rfsbuild/rfs/ptable"
 )
 
 // Real-kernel tests of the data partition: each "boot" is the boot child
@@ -126,7 +130,7 @@ func newDataDisk(t *testing.T, mbr bool, dataMiB, extraMiB int64, mkfsArgs ...st
 	s := func(b int64) string { return strconv.FormatInt(b/512, 10) }
 	if mbr {
 		id := rand.Uint32() | 1
-		fx.boot, fx.root, fx.data = hex8(id)+"-01", hex8(id)+"-02", hex8(id)+"-03"
+		fx.boot, fx.root, fx.data = fmt.Sprintf("%08x-01", id), fmt.Sprintf("%08x-02", id), fmt.Sprintf("%08x-03", id)
 		run(t, fmt.Sprintf("label: dos\nlabel-id: 0x%08x\n\nstart=%s, size=%s, type=c\nstart=%s, size=%s, type=83\nstart=%s, size=%s, type=83\n",
 			id, s(fx.bootOff), s(fx.bootSize), s(rootOff), s(sqMiB<<20), s(fx.dataOff), s(fx.dataLen)),
 			needTool(t, "sfdisk"), "--no-reread", "--no-tell-kernel", "-q", fx.img)
@@ -153,11 +157,11 @@ func newDataDisk(t *testing.T, mbr bool, dataMiB, extraMiB int64, mkfsArgs ...st
 	os.Remove(bootFS)
 	// The data partition, as the builder makes it.
 	seed := filepath.Join(dir, "seed")
-	for _, d := range []string{DataUpper, DataWork, DataVolumes} {
+	for _, d := range []string{datapart.Upper, datapart.Work, datapart.Volumes} {
 		os.MkdirAll(filepath.Join(seed, d), 0o755)
 	}
 	dataFS := filepath.Join(dir, "data.fs")
-	args := append([]string{"-q", "-F", "-t", "ext4", "-b", "4096", "-L", DataLabel, "-d", seed}, mkfsArgs...)
+	args := append([]string{"-q", "-F", "-t", "ext4", "-b", "4096", "-L", datapart.Label, "-d", seed}, mkfsArgs...)
 	run(t, "", needTool(t, "mke2fs"), append(args, dataFS, strconv.FormatInt(dataMiB, 10)+"M")...)
 	copyAt(t, fx.img, dataFS, fx.dataOff)
 	os.Remove(dataFS)
@@ -211,12 +215,12 @@ func (fx *dataFixture) bootEnv(t *testing.T, extra string, env []string, checks 
 func (fx *dataFixture) writeFlag(t *testing.T, content string) {
 	f := filepath.Join(t.TempDir(), "flag")
 	os.WriteFile(f, []byte(content), 0o644)
-	run(t, "", needTool(t, "debugfs"), "-w", "-R", "write "+f+" "+ResetFlagFile, fx.part(1))
+	run(t, "", needTool(t, "debugfs"), "-w", "-R", "write "+f+" "+datapart.ResetFlagFile, fx.part(1))
 }
 
 func (fx *dataFixture) hasFlag(t *testing.T) bool {
 	out := run(t, "", needTool(t, "debugfs"), "-R", "ls -l /", fx.part(1))
-	return strings.Contains(out, ResetFlagFile)
+	return strings.Contains(out, datapart.ResetFlagFile)
 }
 
 func hashRange(t *testing.T, img string, off, n int64) [32]byte {
@@ -385,8 +389,8 @@ func TestResetTriggers(t *testing.T) {
 		all     bool
 		trigger string
 	}{
-		{"cmdline", false, TriggerCmdline}, {"flag", false, TriggerFlag}, {"command", false, TriggerCommand},
-		{"cmdline all", true, TriggerCmdline}, {"flag all", true, TriggerFlag}, {"command all", true, TriggerCommand},
+		{"cmdline", false, datapart.TriggerCmdline}, {"flag", false, datapart.TriggerFlag}, {"command", false, datapart.TriggerCommand},
+		{"cmdline all", true, datapart.TriggerCmdline}, {"flag all", true, datapart.TriggerFlag}, {"command all", true, datapart.TriggerCommand},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -394,13 +398,13 @@ func TestResetTriggers(t *testing.T) {
 			first := []string{"w:/etc/persist=1", "w:/var/lib/app/v=vol"}
 			extra := ""
 			switch tc.trigger {
-			case TriggerCommand:
+			case datapart.TriggerCommand:
 				first = append(first, map[bool]string{false: "reset", true: "resetall"}[tc.all])
-			case TriggerCmdline:
+			case datapart.TriggerCmdline:
 				extra = map[bool]string{false: "rfs.reset", true: "rfs.reset=all"}[tc.all]
 			}
 			fx.bootOK(t, "", first...)
-			if tc.trigger == TriggerFlag {
+			if tc.trigger == datapart.TriggerFlag {
 				fx.writeFlag(t, map[bool]string{false: "\n", true: "all\n"}[tc.all])
 			}
 			want := []string{"mode:data", "a:/etc/persist", "gcwait"}
@@ -419,7 +423,7 @@ func TestResetTriggers(t *testing.T) {
 			if !strings.Contains(out, "GCLOG ") || !strings.Contains(out, "rfs-init gc: deleted ") {
 				t.Error("no background trash deletion")
 			}
-			if tc.trigger == TriggerFlag && fx.hasFlag(t) {
+			if tc.trigger == datapart.TriggerFlag && fx.hasFlag(t) {
 				t.Error("flag not cleared")
 			}
 			// The next boot does not reset again (one-shot triggers).
@@ -540,7 +544,7 @@ func checkGrown(t *testing.T, fx *dataFixture) {
 	t.Helper()
 	st, _ := os.Stat(fx.img)
 	f, _ := os.Open(fx.img)
-	tbl, err := ReadTable(f, st.Size(), 512)
+	tbl, err := ptable.ReadTable(f, st.Size(), 512)
 	f.Close()
 	if err != nil {
 		t.Fatal(err)
@@ -583,10 +587,10 @@ func checkGrown(t *testing.T, fx *dataFixture) {
 		t.Errorf("e2fsck -fn: %v\n%s", err, eout)
 	}
 	d, _ := os.Open(fx.part(3))
-	bs, blocks, err := Ext4Info(d)
+	sb, err := ext4sb.Read(d, 0)
 	d.Close()
-	if err != nil || int64(blocks)*bs < p.Size-slack {
-		t.Errorf("filesystem is %d x %d bytes, partition %d: %v", blocks, bs, p.Size, err)
+	if err != nil || int64(sb.BlocksCount)*int64(sb.BlockSize) < p.Size-slack {
+		t.Errorf("filesystem %+v, partition %d bytes: %v", sb, p.Size, err)
 	}
 }
 
@@ -606,17 +610,17 @@ func TestPowerLossReset(t *testing.T) {
 	fx.bootOK(t, "", "w:/etc/m=1", "w:/var/lib/app/v=1")
 	for k := 1; ; k++ {
 		all := rng.Intn(2) == 0
-		trig := []string{TriggerCmdline, TriggerFlag, TriggerCommand}[rng.Intn(3)]
+		trig := []string{datapart.TriggerCmdline, datapart.TriggerFlag, datapart.TriggerCommand}[rng.Intn(3)]
 		if k == 1 { // step 1 is writing the intent: not part of a resumed command reset
-			trig = []string{TriggerCmdline, TriggerFlag}[rng.Intn(2)]
+			trig = []string{datapart.TriggerCmdline, datapart.TriggerFlag}[rng.Intn(2)]
 		}
 		extra := ""
 		switch trig {
-		case TriggerCmdline:
+		case datapart.TriggerCmdline:
 			extra = map[bool]string{false: "rfs.reset", true: "rfs.reset=all"}[all]
-		case TriggerFlag:
+		case datapart.TriggerFlag:
 			fx.writeFlag(t, map[bool]string{false: "", true: "all"}[all])
-		case TriggerCommand:
+		case datapart.TriggerCommand:
 			fx.bootOK(t, "", map[bool]string{false: "reset", true: "resetall"}[all])
 		}
 		out, err := fx.bootEnv(t, extra, []string{"RFS_TEST_CRASH=" + strconv.Itoa(k)})
@@ -639,7 +643,7 @@ func TestPowerLossReset(t *testing.T) {
 		if all && mGone != vGone {
 			t.Errorf("k=%d: half a reset --all: upper reset=%v volume reset=%v", k, mGone, vGone)
 		}
-		if trig == TriggerFlag && fx.hasFlag(t) {
+		if trig == datapart.TriggerFlag && fx.hasFlag(t) {
 			t.Errorf("k=%d: flag still set after the next boot", k)
 		}
 		if !crashed && k > 1 {
@@ -696,7 +700,7 @@ func TestReset100k(t *testing.T) {
 	}
 	t0 := time.Now()
 	for d := 0; d < 100; d++ {
-		dir := filepath.Join(mnt, DataUpper, "many", strconv.Itoa(d))
+		dir := filepath.Join(mnt, datapart.Upper, "many", strconv.Itoa(d))
 		os.MkdirAll(dir, 0o755)
 		for i := 0; i < 1000; i++ {
 			f, err := os.Create(filepath.Join(dir, strconv.Itoa(i)))

@@ -3,6 +3,9 @@ package overlay
 import (
 	"encoding/json"
 	"os"
+
+	"github.com/rfsbuild/rfs/atomicfile"
+	"github.com/rfsbuild/rfs/datapart"
 )
 
 // Well-known paths on the booted device (after switch_root).
@@ -21,18 +24,18 @@ var Version = "dev"
 
 // Status is what the init did, written to /run/rfs/status.json.
 type Status struct {
-	Version  string        `json:"version"`
-	Mode     string        `json:"mode"`  // upper mode: "tmpfs"
-	Lower    []LayerStatus `json:"lower"` // the root first, then rfs.layers bottom to top
-	Upper    UpperStatus   `json:"upper"`
-	Overlay  OverlayStatus `json:"overlay"`
-	Init     string        `json:"init"`
-	Timings  Timings       `json:"timings_ms"`
-	Data     *DataStatus   `json:"data,omitempty"`    // the data partition, if rfs.data was given
-	Volumes  []Volume      `json:"volumes,omitempty"` // from the lower's /etc/rfs/volumes
-	Degraded string        `json:"degraded"`          // why the boot is not what was asked for; "" if it is
-	Warnings []string      `json:"warnings,omitempty"`
-	Cmdline  string        `json:"cmdline"`
+	Version  string            `json:"version"`
+	Mode     string            `json:"mode"`  // upper mode: "tmpfs"
+	Lower    []LayerStatus     `json:"lower"` // the root first, then rfs.layers bottom to top
+	Upper    UpperStatus       `json:"upper"`
+	Overlay  OverlayStatus     `json:"overlay"`
+	Init     string            `json:"init"`
+	Timings  Timings           `json:"timings_ms"`
+	Data     *DataStatus       `json:"data,omitempty"`    // the data partition, if rfs.data was given
+	Volumes  []datapart.Volume `json:"volumes,omitempty"` // from the lower's /etc/rfs/volumes
+	Degraded string            `json:"degraded"`          // why the boot is not what was asked for; "" if it is
+	Warnings []string          `json:"warnings,omitempty"`
+	Cmdline  string            `json:"cmdline"`
 }
 
 // LayerStatus is one read-only lower layer.
@@ -53,19 +56,19 @@ type UpperStatus struct {
 
 // DataStatus is the data partition.
 type DataStatus struct {
-	Device         string       `json:"device"`
-	PARTUUID       string       `json:"partuuid"`
-	Mountpoint     string       `json:"mountpoint"` // /run/rfs/data
-	FSType         string       `json:"fstype"`
-	PartitionBytes int64        `json:"partition_bytes"`
-	SizeBytes      int64        `json:"size_bytes"` // filesystem size (statfs)
-	FreeBytes      int64        `json:"free_bytes"` // available (statfs) at boot
-	ResetThisBoot  bool         `json:"reset_this_boot"`
-	LastReset      *ResetRecord `json:"last_reset,omitempty"` // persisted on the partition
-	Grown          *GrowRecord  `json:"grown,omitempty"`      // this boot
-	LastGrow       *GrowRecord  `json:"last_grow,omitempty"`  // persisted
-	Trash          int          `json:"trash"`                // wiped dirs still being deleted
-	Error          string       `json:"error,omitempty"`      // why it is not used
+	Device         string                `json:"device"`
+	PARTUUID       string                `json:"partuuid"`
+	Mountpoint     string                `json:"mountpoint"` // /run/rfs/data
+	FSType         string                `json:"fstype"`
+	PartitionBytes int64                 `json:"partition_bytes"`
+	SizeBytes      int64                 `json:"size_bytes"` // filesystem size (statfs)
+	FreeBytes      int64                 `json:"free_bytes"` // available (statfs) at boot
+	ResetThisBoot  bool                  `json:"reset_this_boot"`
+	LastReset      *datapart.ResetRecord `json:"last_reset,omitempty"` // persisted on the partition
+	Grown          *datapart.GrowRecord  `json:"grown,omitempty"`      // this boot
+	LastGrow       *datapart.GrowRecord  `json:"last_grow,omitempty"`  // persisted
+	Trash          int                   `json:"trash"`                // wiped dirs still being deleted
+	Error          string                `json:"error,omitempty"`      // why it is not used
 }
 
 // OverlayStatus is the overlay mount itself.
@@ -96,7 +99,7 @@ func WriteStatus(path string, s *Status) error {
 	if err != nil {
 		return err
 	}
-	return writeFileDurable(path, append(b, '\n'), 0o644)
+	return atomicfile.WriteFile(path, append(b, '\n'), 0o644)
 }
 
 // ReadStatus reads a status file written by WriteStatus.

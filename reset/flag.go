@@ -6,7 +6,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/rfsbuild/rfs/overlay"
+	"github.com/rfsbuild/rfs/datapart"
 )
 
 // FlagResult says what Flag wrote.
@@ -17,7 +17,7 @@ type FlagResult struct {
 	WasSet string
 }
 
-// Flag sets the reset flag file (overlay.ResetFlagFile) at the root of the
+// Flag sets the reset flag file (datapart.ResetFlagFile) at the root of the
 // FAT boot partition of the image or device at path: content "all" with
 // all, else "upper". The init performs the reset at the next boot and
 // removes the flag once the wipe is durable. A flag already asking for
@@ -37,7 +37,7 @@ func Flag(path string, all bool) (*FlagResult, error) {
 		return nil, fmt.Errorf("%s: boot partition %d: %w", path, t.Boot.Number, err)
 	}
 	res := &FlagResult{Target: t}
-	old, ok, err := fs.readFile(overlay.ResetFlagFile)
+	old, ok, err := fs.readFile(datapart.ResetFlagFile)
 	if err != nil {
 		return nil, fmt.Errorf("%s: boot partition %d: %w", path, t.Boot.Number, err)
 	}
@@ -53,8 +53,8 @@ func Flag(path string, all bool) (*FlagResult, error) {
 	if all {
 		content = "all\n"
 	}
-	if err := fs.writeSmall(overlay.ResetFlagFile, []byte(content), time.Now()); err != nil {
-		return nil, fmt.Errorf("%s: write %s on the boot partition: %w", path, overlay.ResetFlagFile, err)
+	if err := fs.writeSmall(datapart.ResetFlagFile, []byte(content), time.Now()); err != nil {
+		return nil, fmt.Errorf("%s: write %s on the boot partition: %w", path, datapart.ResetFlagFile, err)
 	}
 	if err := f.Sync(); err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
@@ -78,12 +78,12 @@ func Cancel(path string) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("%s: boot partition %d: %w", path, t.Boot.Number, err)
 	}
-	old, ok, err := fs.readFile(overlay.ResetFlagFile)
+	old, ok, err := fs.readFile(datapart.ResetFlagFile)
 	if err != nil || !ok {
 		return "", err
 	}
-	if _, err := fs.remove(overlay.ResetFlagFile); err != nil {
-		return "", fmt.Errorf("%s: remove %s: %w", path, overlay.ResetFlagFile, err)
+	if _, err := fs.remove(datapart.ResetFlagFile); err != nil {
+		return "", fmt.Errorf("%s: remove %s: %w", path, datapart.ResetFlagFile, err)
 	}
 	if err := f.Sync(); err != nil {
 		return "", err
@@ -110,7 +110,7 @@ func FlagSet(path string) (content string, ok bool, err error) {
 	if err != nil {
 		return "", false, fmt.Errorf("%s: boot partition %d: %w", path, t.Boot.Number, err)
 	}
-	b, ok, err := fs.readFile(overlay.ResetFlagFile)
+	b, ok, err := fs.readFile(datapart.ResetFlagFile)
 	return string(b), ok, err
 }
 

@@ -10,7 +10,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/rfsbuild/rfs/overlay"
+	"github.com/rfsbuild/rfs/datapart"
 )
 
 // ErrNotRoot is returned by Now without root privileges.
@@ -21,7 +21,7 @@ var geteuid = os.Geteuid // tests pretend not to be root
 // NowResult says what Now did.
 type NowResult struct {
 	Target *Target
-	Record *overlay.ResetRecord
+	Record *datapart.ResetRecord
 	Device string        // what was mounted: a partition node or a loop device
 	Took   time.Duration // mount, wipe (renames + fsyncs), deletion of the old files, unmount
 	// FlagPending is the reset flag's content when one is also set on the
@@ -32,7 +32,7 @@ type NowResult struct {
 // Now wipes the upper layer (with all, the volumes too) of the image or
 // device at path on the host: it mounts the data partition (its node on a
 // device, else a loop device over its byte range), runs
-// overlay.ResetData, deletes the old files, unmounts and detaches. Root
+// datapart.Dir.Reset, deletes the old files, unmounts and detaches. Root
 // only; the target must not be mounted or running.
 func Now(ctx context.Context, path string, all bool) (*NowResult, error) {
 	if geteuid() != 0 {
@@ -71,7 +71,7 @@ func Now(ctx context.Context, path string, all bool) (*NowResult, error) {
 	if err := unix.Mount(dev, dir, "ext4", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, ""); err != nil {
 		return nil, fmt.Errorf("%s: mount the data partition (%s) as ext4: %w", path, dev, err)
 	}
-	rec, rerr := overlay.ResetData(dir, overlay.TriggerHost, all)
+	rec, rerr := datapart.Dir{Path: dir}.Reset(datapart.TriggerHost, all)
 	// syncfs before the unmount reports write errors the unmount would not.
 	var serr error
 	if d, err := os.Open(dir); err == nil {

@@ -2,14 +2,13 @@
 // on an image file or on a card in a reader, it either sets the flag file
 // on the FAT boot partition that the init acts on at the next boot (Flag),
 // or wipes the data partition's upper layer right away (Now), with the
-// same code the init runs (overlay.ResetData).
+// same code the init runs (datapart.Dir.Reset).
 //
 // The contract of the data partition and of the flag file is in the
-// overlay package's documentation ("Data partition").
+// overlay package's documentation and package datapart ("Data partition").
 package reset
 
 import (
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -20,8 +19,10 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/rfsbuild/rfs/datapart"
+	"github.com/rfsbuild/rfs/ext4fs/ext4sb"
 	"github.com/rfsbuild/rfs/flash"
-	"github.com/rfsbuild/rfs/overlay"
+	"github.com/rfsbuild/rfs/ptable"
 )
 
 // Target is an rfs image file or a whole block device holding one.
@@ -29,9 +30,9 @@ type Target struct {
 	Path   string
 	Device bool  // a block device (else a regular file)
 	Size   int64 // bytes
-	Table  *overlay.Table
-	Boot   overlay.Partition // the FAT boot partition (flag file)
-	Data   overlay.Partition // the ext4 data partition labelled rfs-data
+	Table  *ptable.Table
+	Boot   ptable.Partition // the FAT boot partition (flag file)
+	Data   ptable.Partition // the ext4 data partition labelled rfs-data
 
 	disk *flash.Disk // devices only
 	sys  flash.System
@@ -42,7 +43,7 @@ type Target struct {
 var ErrDataDamaged = errors.New("the data partition's superblock is damaged")
 
 // ErrNoData means the image has no data partition: nothing to reset.
-var ErrNoData = errors.New("no data partition (ext4 labelled " + overlay.DataLabel + ")")
+var ErrNoData = errors.New("no data partition (ext4 labelled " + datapart.Label + ")")
 
 // System is where devices, partitions and mounts are looked up; tests
 // replace it.
@@ -89,7 +90,7 @@ func Inspect(path string) (*Target, error) {
 			t.Size = n
 		}
 	}
-	if t.Table, err = overlay.ReadTable(f, t.Size, 0); err != nil {
+	if t.Table, err = ptable.ReadTable(f, t.Size, 0); err != nil {
 		return nil, fmt.Errorf("%s: %w: not an rfs image", path, err)
 	}
 	what := "image"
@@ -104,7 +105,7 @@ func Inspect(path string) (*Target, error) {
 		if !haveBoot && isFAT(f, p.Start) {
 			t.Boot, haveBoot = p, true
 		}
-		if ext4Label(f, p.Start) == overlay.DataLabel {
+		if ext4Label(f, p.Start) == datapart.Label {
 			t.Data, haveData = p, true
 		}
 	}
@@ -178,7 +179,7 @@ func (t *Target) checkImageFile(st os.FileInfo) error {
 
 // partNode returns the device node of partition p of a block device
 // target ("" if the kernel made none: use offsets on the whole disk).
-func (t *Target) partNode(p overlay.Partition) string {
+func (t *Target) partNode(p ptable.Partition) string {
 	if !t.Device || t.disk == nil {
 		return ""
 	}
@@ -198,7 +199,7 @@ func (t *Target) partNode(p overlay.Partition) string {
 // openPart opens partition p read-write: its own node on a device when
 // there is one (offset 0), else the image file or whole disk at p.Start.
 // Block devices are opened O_EXCL, which fails while anything mounts them.
-func (t *Target) openPart(p overlay.Partition) (f *os.File, start int64, err error) {
+func (t *Target) openPart(p ptable.Partition) (f *os.File, start int64, err error) {
 	path, start := t.Path, p.Start
 	if node := t.partNode(p); node != "" {
 		path, start = node, 0
@@ -225,20 +226,20 @@ func isFAT(r io.ReaderAt, off int64) bool {
 // dataCandidate returns the partition that should be the data partition
 // when none carries its label: the GPT partition named rfs-data, or on
 // MBR the last of three or more partitions behind a FAT boot partition.
-func dataCandidate(t *overlay.Table, haveBoot bool) (overlay.Partition, bool) {
+func dataCandidate(t *ptable.Table, haveBoot bool) (ptable.Partition, bool) {
 	for _, p := range t.Partitions {
-		if p.Name == overlay.DataLabel {
+		if p.Name == datapart.Label {
 			return p, true
 		}
 	}
-	if t.Kind == overlay.TableMBR && haveBoot && len(t.Partitions) >= 3 {
+	if t.Kind == ptable.TableMBR && haveBoot && len(t.Partitions) >= 3 {
 		return t.Partitions[len(t.Partitions)-1], true
 	}
-	return overlay.Partition{}, false
+	return ptable.Partition{}, false
 }
 
 // damagedData says what is wrong with the data partition p and what to do.
-func damagedData(path string, device bool, r io.ReaderAt, p overlay.Partition) error {
+func damagedData(path string, device bool, r io.ReaderAt, p ptable.Partition) error {
 	node, loop := partitionNode(path, p.Number), ""
 	if !device {
 		node = "LOOP"
@@ -246,7 +247,7 @@ func damagedData(path string, device bool, r io.ReaderAt, p overlay.Partition) e
 	}
 	if label := ext4Label(r, p.Start); label != "" {
 		return fmt.Errorf("%s: %w: partition %d, where it belongs, is ext4 labelled %q, not %q. Nothing was changed. If it is the data partition, relabel it as root: e2label %s %s%s",
-			path, ErrNoData, p.Number, label, overlay.DataLabel, node, overlay.DataLabel, loop)
+			path, ErrNoData, p.Number, label, datapart.Label, node, datapart.Label, loop)
 	}
 	return fmt.Errorf("%s: %w: partition %d (bytes %d..%d) has no ext4 superblock (magic 0xef53 missing). Nothing was changed. Repair it as root: e2fsck -f %s%s (e2fsck -b 32768 uses a backup superblock); rfs reset --now works once it mounts again (or re-flash the image to start over)",
 		path, ErrDataDamaged, p.Number, p.Start, p.Start+p.Size, node, loop)
@@ -263,12 +264,11 @@ func partitionNode(path string, n int) string {
 
 // ext4Label returns the label of the ext4 filesystem at off, "" if none.
 func ext4Label(r io.ReaderAt, off int64) string {
-	sb := make([]byte, 1024)
-	if _, err := r.ReadAt(sb, off+1024); err != nil || binary.LittleEndian.Uint16(sb[0x38:]) != 0xef53 {
+	sb, err := ext4sb.Read(r, off)
+	if err != nil {
 		return ""
 	}
-	label, _, _ := strings.Cut(string(sb[0x78:0x88]), "\x00")
-	return label
+	return sb.Label
 }
 
 func sysPath(s flash.System, p ...string) string {
