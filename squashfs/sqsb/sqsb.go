@@ -91,7 +91,12 @@ func Parse(b []byte) (*Superblock, error) {
 // Read reads and decodes the superblock at the start of r.
 func Read(r io.ReaderAt) (*Superblock, error) {
 	var b [Size]byte
-	if _, err := r.ReadAt(b[:], 0); err != nil {
+	n, err := r.ReadAt(b[:], 0)
+	if n >= 4 && binary.LittleEndian.Uint32(b[:]) != Magic {
+		// A short file that is no squashfs says so, not "EOF".
+		return nil, fmt.Errorf("not a squashfs (magic %q, want \"hsqs\")", b[:4])
+	}
+	if n < Size {
 		return nil, fmt.Errorf("read the squashfs superblock: %w", err)
 	}
 	return Parse(b[:])
