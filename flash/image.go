@@ -28,7 +28,7 @@ func (s System) CheckImage(path string) error {
 	}
 	t, err := ptable.ReadTable(f, size, 0)
 	if err != nil {
-		if _, serr := sqsb.Read(f); serr == nil {
+		if sqsb.HasMagic(f) {
 			return fmt.Errorf("refusing to flash %s: it is a squashfs file system, not a disk image (flash the image rfs build wrote; rfs build --layer takes a squashfs)", path)
 		}
 		return fmt.Errorf("refusing to flash %s: not a disk image: no valid GPT or MBR partition table (%v)", path, err)

@@ -50,16 +50,19 @@ type Boot struct {
 	// default "vfat"; tests on kernels without vfat override it.
 	BootFSType string
 
-	start    time.Time
-	undo     []func() // reverse-order cleanup of the current attempt
-	lower    *RootMatch
-	layers   []*RootMatch // rfs.layers, bottom to top
-	scanner  *BlockScanner
-	lastScan []BlockDevice
-	degraded string     // why this boot is not what was asked for
-	data     *dataMount // the data partition, if mounted
-	upperRW  string     // real path of the overlay's upper dir (rw)
-	workRW   string     // real path of the overlay's work dir
+	start time.Time
+	undo  []func() // reverse-order cleanup of the current attempt
+	lower *RootMatch
+	// lowerBuildID is BUILD_ID of the base lower's /etc/os-release, "" if
+	// unknown.
+	lowerBuildID string
+	layers       []*RootMatch // rfs.layers, bottom to top
+	scanner      *BlockScanner
+	lastScan     []BlockDevice
+	degraded     string     // why this boot is not what was asked for
+	data         *dataMount // the data partition, if mounted
+	upperRW      string     // real path of the overlay's upper dir (rw)
+	workRW       string     // real path of the overlay's work dir
 }
 
 // NewBoot returns a Boot for the given root directory and console.
@@ -354,7 +357,12 @@ func (b *Boot) MountLower(m *RootMatch) error {
 	}
 	b.umountLater(target)
 	b.lower = m
-	b.Status.Lower = []LayerStatus{{Device: m.Path, PARTUUID: m.PARTUUID, Mountpoint: LowerDir, FSType: "squashfs"}}
+	id, err := readBuildID(target)
+	if err != nil {
+		b.Logf("warning: %v: the upper cannot be tied to this lower's build", err)
+	}
+	b.lowerBuildID = id
+	b.Status.Lower = []LayerStatus{{Device: m.Path, PARTUUID: m.PARTUUID, Mountpoint: LowerDir, FSType: "squashfs", BuildID: id}}
 	b.Debugf("mounted %s (squashfs) on %s", m.Path, LowerDir)
 	b.Status.Timings.Lower = ms(time.Since(t0))
 	return nil
@@ -444,6 +452,7 @@ func (b *Boot) MountUpper() error {
 		}
 		b.Status.Mode = bootparam.UpperData
 		b.Status.Upper = UpperStatus{Type: bootparam.UpperData, Mountpoint: UpperDir, Device: b.data.m.Path}
+		b.recordLower()
 		b.Status.Timings.Upper = ms(time.Since(t0))
 		return nil
 	}
@@ -709,7 +718,7 @@ func (b *Boot) Prepare() (err error) {
 		}
 	}()
 	b.Status = Status{Timings: Timings{Mounts: b.Status.Timings.Mounts}}
-	b.degraded, b.data, b.lastScan, b.layers = "", nil, nil, nil
+	b.degraded, b.data, b.lastScan, b.layers, b.lowerBuildID = "", nil, nil, nil, ""
 	m, err := b.WaitRoot()
 	if err != nil {
 		return err

@@ -107,6 +107,12 @@ func helperStatus(args []string, stdout, stderr io.Writer) int {
 	if s.Upper.Device != "" {
 		w("upper device", s.Upper.Device)
 	}
+	if len(s.Lower) > 0 && s.Lower[0].BuildID != "" {
+		w("lower build", s.Lower[0].BuildID)
+	}
+	if s.Upper.MadeAgainst != "" {
+		w("upper made", "against build "+s.Upper.MadeAgainst+" (recorded as the lower's build at this boot)")
+	}
 	if d := s.Data; d != nil {
 		state := "in use"
 		if d.Error != "" {

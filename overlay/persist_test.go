@@ -76,28 +76,40 @@ func persistSquashfs(t *testing.T) string {
 			persistSqErr = err.Error()
 			return
 		}
-		tree := filepath.Join(dir, "tree")
-		for _, d := range []string{"etc/rfs", "sbin", "dev", "proc", "sys", "run", "tmp", "var/lib/app/sub"} {
-			os.MkdirAll(filepath.Join(tree, d), 0o755)
-		}
-		os.WriteFile(filepath.Join(tree, "etc/hello"), []byte("lower"), 0o644)
-		os.WriteFile(filepath.Join(tree, "var/lib/app/seed"), []byte("seed"), 0o640)
-		os.WriteFile(filepath.Join(tree, "var/lib/app/sub/deep"), []byte("deep"), 0o600)
-		os.Symlink("seed", filepath.Join(tree, "var/lib/app/link"))
-		os.WriteFile(filepath.Join(tree, "etc/rfs/volumes"), []byte("# volumes\napp /var/lib/app\nnew /srv/new # not in the lower\nBAD /x\n"), 0o644)
-		bin, _ := os.ReadFile(self)
-		os.WriteFile(filepath.Join(tree, testInit[1:]), bin, 0o755)
 		persistSq = filepath.Join(dir, "root.sqfs")
-		out, err := exec.Command(mksq, tree, persistSq, "-comp", "gzip", "-noappend", "-all-root", "-no-xattrs", "-quiet", "-no-progress").CombinedOutput()
-		if err != nil {
-			persistSqErr = fmt.Sprintf("mksquashfs: %v %s", err, out)
+		if err := buildPersistLower(mksq, self, persistSq, "persist-a"); err != nil {
+			persistSqErr = err.Error()
 		}
-		os.RemoveAll(tree)
 	})
 	if persistSqErr != "" {
 		t.Fatal(persistSqErr)
 	}
 	return persistSq
+}
+
+// buildPersistLower writes the data tests' lower to out, with buildID as
+// BUILD_ID in its /etc/os-release.
+func buildPersistLower(mksq, self, out, buildID string) error {
+	tree, err := os.MkdirTemp(filepath.Dir(out), "tree")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(tree)
+	for _, d := range []string{"etc/rfs", "sbin", "dev", "proc", "sys", "run", "tmp", "var/lib/app/sub"} {
+		os.MkdirAll(filepath.Join(tree, d), 0o755)
+	}
+	os.WriteFile(filepath.Join(tree, "etc/hello"), []byte("lower"), 0o644)
+	os.WriteFile(filepath.Join(tree, "etc/os-release"), []byte("ID=rfs\nBUILD_ID="+buildID+"\n"), 0o644)
+	os.WriteFile(filepath.Join(tree, "var/lib/app/seed"), []byte("seed"), 0o640)
+	os.WriteFile(filepath.Join(tree, "var/lib/app/sub/deep"), []byte("deep"), 0o600)
+	os.Symlink("seed", filepath.Join(tree, "var/lib/app/link"))
+	os.WriteFile(filepath.Join(tree, "etc/rfs/volumes"), []byte("# volumes\napp /var/lib/app\nnew /srv/new # not in the lower\nBAD /x\n"), 0o644)
+	bin, _ := os.ReadFile(self)
+	os.WriteFile(filepath.Join(tree, testInit[1:]), bin, 0o755)
+	if b, err := exec.Command(mksq, tree, out, "-comp", "gzip", "-noappend", "-all-root", "-no-xattrs", "-quiet", "-no-progress").CombinedOutput(); err != nil {
+		return fmt.Errorf("mksquashfs: %v %s", err, b)
+	}
+	return nil
 }
 
 type dataFixture struct {
@@ -250,6 +262,9 @@ func hashRange(t *testing.T, img string, off, n int64) [32]byte {
 //	status          print rfs-init status
 //	probe:PATH      print "PROBE PATH 1" if it exists, else "PROBE PATH 0"
 //	gcwait          wait for the background trash deletion, print its log
+//	build:ID        status: the base lower's build ID is ID
+//	made:ID         status: the upper was made against ID ("made:" = the same lower)
+//	rec:ID          the data partition's upper record names ID
 func persistChecks(args []string) int {
 	failed := false
 	fail := func(format string, a ...any) {
@@ -335,6 +350,25 @@ func persistChecks(args []string) int {
 			}
 			b, _ := os.ReadFile(GCLogPath)
 			os.Stdout.WriteString("GCLOG " + string(b))
+		case "build":
+			if len(s.Lower) == 0 || s.Lower[0].BuildID != v {
+				fail("lower %+v, want build ID %q", s.Lower, v)
+			}
+		case "made":
+			if s.Upper.MadeAgainst != v {
+				fail("upper made against %q, want %q", s.Upper.MadeAgainst, v)
+			}
+		case "rec":
+			f, err := os.Open(filepath.Join(DataDir, datapart.UpperRecordFile))
+			if err != nil {
+				fail("upper record: %v", err)
+				break
+			}
+			rec, err := datapart.ParseUpperRecord(f)
+			f.Close()
+			if err != nil || rec.LowerBuildID != v {
+				fail("upper record %+v %v, want %q", rec, err, v)
+			}
 		default:
 			fail("unknown op %q", op)
 		}
@@ -372,6 +406,58 @@ func TestDataPersists(t *testing.T) {
 	fx.bootOK(t, "", "mode:data", "e:/etc/persist=1", "e:/var/lib/app/t=1")
 	if out := run(t, "", needTool(t, "e2fsck"), "-fn", fx.part(3)); !strings.Contains(out, "clean") && !strings.Contains(out, "files") {
 		t.Errorf("e2fsck: %s", out)
+	}
+}
+
+// TestUpperRecordsLower: a persistent upper records the build ID of its
+// lower on the data partition; a boot on a lower of another build says so
+// once (console and status.json) and records the new one; a reset starts
+// the record over.
+func TestUpperRecordsLower(t *testing.T) {
+	t.Parallel()
+	fx := newDataDisk(t, false, 32, 0)
+	fx.bootOK(t, "", "mode:data", "build:persist-a", "made:", "rec:persist-a", "w:/etc/persist=1")
+	self, _ := os.Executable()
+	other := filepath.Join(t.TempDir(), "b.sqfs")
+	if err := buildPersistLower(needTool(t, "mksquashfs"), self, other, "persist-b"); err != nil {
+		t.Fatal(err)
+	}
+	fx.writeLower(t, other)
+	out := fx.bootOK(t, "", "build:persist-b", "made:persist-a", "rec:persist-b", "e:/etc/persist=1")
+	want := "rfs: the upper on /dev/" + filepath.Base(fx.part(3)) + " was made against build persist-a; the lower is now build persist-b\n"
+	if !strings.Contains(out, want) {
+		t.Errorf("no line %q in:\n%s", want, out)
+	}
+	out = fx.bootOK(t, "", "build:persist-b", "made:", "rec:persist-b")
+	if strings.Contains(out, "made against") {
+		t.Error("the difference is reported again")
+	}
+	// Back to the first lower, with a reset: a new upper, a new record.
+	fx.writeLower(t, persistSquashfs(t))
+	out = fx.bootOK(t, "rfs.reset", "build:persist-a", "made:", "rec:persist-a", "a:/etc/persist")
+	if strings.Contains(out, "made against") {
+		t.Error("a reset upper reported as made against another build")
+	}
+}
+
+// writeLower replaces the squashfs in p2 (the same size: the lowers of
+// the data tests differ only in their build ID).
+func (fx *dataFixture) writeLower(t *testing.T, sq string) {
+	t.Helper()
+	b, err := os.ReadFile(sq)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.OpenFile(fx.part(2), os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := f.WriteAt(b, 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Sync(); err != nil {
+		t.Fatal(err)
 	}
 }
 

@@ -44,6 +44,9 @@ type LayerStatus struct {
 	PARTUUID   string `json:"partuuid"` // "" if unknown
 	Mountpoint string `json:"mountpoint"`
 	FSType     string `json:"fstype"` // squashfs
+	// BuildID is BUILD_ID of /etc/os-release (the base lower only: the
+	// build ID covers the root and the layers).
+	BuildID string `json:"build_id,omitempty"`
 }
 
 // UpperStatus is the writable layer.
@@ -52,6 +55,10 @@ type UpperStatus struct {
 	Options    string `json:"options"`          // tmpfs mount options, e.g. "size=50%,mode=0755"
 	Mountpoint string `json:"mountpoint"`       // read-only view of the upper dir
 	Device     string `json:"device,omitempty"` // data mode: the data partition
+	// MadeAgainst is the build ID of the lower the upper was made
+	// against, when it differs from the lower's now (data mode; the
+	// record is updated to the new lower at this boot).
+	MadeAgainst string `json:"made_against,omitempty"`
 }
 
 // DataStatus is the data partition.

@@ -101,3 +101,11 @@ func Read(r io.ReaderAt) (*Superblock, error) {
 	}
 	return Parse(b[:])
 }
+
+// HasMagic reports whether r starts with the squashfs magic: enough to
+// tell a user who gave a squashfs where something else belongs.
+func HasMagic(r io.ReaderAt) bool {
+	var b [4]byte
+	_, err := r.ReadAt(b[:], 0)
+	return err == nil && binary.LittleEndian.Uint32(b[:]) == Magic
+}
