@@ -98,6 +98,10 @@ func ParseSuperblock(b []byte, partSize int64) (*Superblock, error) {
 	if err != nil {
 		return nil, err
 	}
+	// What the kernel checks first: a card's bit rot shows here.
+	if err := ext4sb.VerifyChecksum(b); err != nil {
+		return nil, err
+	}
 	sb := &Superblock{
 		InodesCount: raw.InodesCount, BlocksCount: raw.BlocksCount, FreeBlocks: raw.FreeBlocks,
 		FreeInodes: raw.FreeInodes, FirstDataBlock: raw.FirstDataBlock, BlockSize: raw.BlockSize,

@@ -538,7 +538,7 @@ func TestDegraded(t *testing.T) {
 		name, want string
 		damage     func(f *os.File, off int64)
 	}{
-		{"not ext4", "no_superblock_magic", func(f *os.File, off int64) { f.WriteAt([]byte{0, 0}, off+1024+0x38) }},
+		{"not ext4", "no_ext2/3/4_superblock", func(f *os.File, off int64) { f.WriteAt([]byte{0, 0}, off+1024+0x38) }},
 		{"corrupt", "cannot_mount_data_partition", func(f *os.File, off int64) { f.WriteAt([]byte("garbage!"), off+1024+0x78) }}, // volume name: superblock checksum fails
 	} {
 		t.Run(tc.name, func(t *testing.T) {

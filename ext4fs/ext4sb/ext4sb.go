@@ -2,8 +2,8 @@
 // place its fields are read, for the init (growing the data partition),
 // the host tools (finding the data partition by label, `rfs inspect`'s
 // usage) and package ext4fs, which adds its stricter checks on top.
-// Parse checks what every user relies on (magic, metadata checksum, block
-// size 1–64 KiB); the rest is as found. Standard library only.
+// Parse checks what every user relies on (magic, block size 1–64 KiB);
+// the rest is as found, and VerifyChecksum checks the metadata checksum. Standard library only.
 package ext4sb
 
 import (
@@ -87,12 +87,6 @@ func Parse(b []byte) (*Superblock, error) {
 		sb.FirstMetaBG = le32(0x104)
 		sb.BackupBGs = [2]uint32{le32(0x24c), le32(0x250)}
 	}
-	if sb.RoCompat&RoCompatMetadataCsum != 0 {
-		// What the kernel checks first: a card's bit rot shows here.
-		if want, got := le32(0x3fc), Checksum(b); got != want {
-			return nil, fmt.Errorf("superblock: checksum %#08x, computed %#08x: the superblock is corrupt", want, got)
-		}
-	}
 	// The kernel refuses blocks over 64 KiB; a larger shift would give a
 	// block size of 0 (a division by zero in a caller).
 	if lg := le32(0x18); lg > 6 {
@@ -105,6 +99,21 @@ func Parse(b []byte) (*Superblock, error) {
 		sb.FreeBlocks |= uint64(le32(0x158)) << 32
 	}
 	return sb, nil
+}
+
+// VerifyChecksum checks the metadata_csum checksum of the superblock b,
+// if the filesystem has one. Parse leaves it to the caller: the init lets
+// the kernel refuse a corrupt superblock when it mounts (its message
+// names the mount), ext4fs checks it first, as the kernel does.
+func VerifyChecksum(b []byte) error {
+	if len(b) < Size || binary.LittleEndian.Uint32(b[0x4c:]) < 1 ||
+		binary.LittleEndian.Uint32(b[0x64:])&RoCompatMetadataCsum == 0 {
+		return nil
+	}
+	if want, got := binary.LittleEndian.Uint32(b[0x3fc:]), Checksum(b); got != want {
+		return fmt.Errorf("superblock: checksum %#08x, computed %#08x: the superblock is corrupt", want, got)
+	}
+	return nil
 }
 
 // Read reads and decodes the superblock of the filesystem starting at

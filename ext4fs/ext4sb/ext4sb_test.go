@@ -36,8 +36,12 @@ func TestParse(t *testing.T) {
 	}
 	csum := mk(func(b []byte) { le.PutUint32(b[0x64:], RoCompatMetadataCsum) })
 	le.PutUint32(csum[Offset+0x3fc:], Checksum(csum[Offset:]))
-	if _, err := Read(bytes.NewReader(csum), 0); err != nil {
+	if err := VerifyChecksum(csum[Offset:]); err != nil {
 		t.Errorf("good checksum: %v", err)
+	}
+	le.PutUint32(csum[Offset+0x3fc:], 1)
+	if err := VerifyChecksum(csum[Offset:]); err == nil || !strings.Contains(err.Error(), "corrupt") {
+		t.Errorf("bad checksum: %v", err)
 	}
 	for _, c := range []struct {
 		name string
@@ -46,7 +50,6 @@ func TestParse(t *testing.T) {
 	}{
 		{"no magic", mk(func(b []byte) { b[0x38] = 0 }), "no ext2/3/4 superblock"},
 		{"block size", mk(func(b []byte) { le.PutUint32(b[0x18:], 7) }), "block size 2^(10+7)"},
-		{"checksum", mk(func(b []byte) { le.PutUint32(b[0x64:], RoCompatMetadataCsum) }), "checksum"},
 		{"short", make([]byte, Offset+10), "read the ext4 superblock"},
 	} {
 		if _, err := Read(bytes.NewReader(c.b), 0); err == nil || !strings.Contains(err.Error(), c.want) {
