@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/rfsbuild/rfs/datapart"
+	"github.com/rfsbuild/rfs/image/fat"
 )
 
 // FlagResult says what Flag wrote.
@@ -32,12 +33,12 @@ func Flag(path string, all bool) (*FlagResult, error) {
 		return nil, err
 	}
 	defer f.Close()
-	fs, err := openFAT(f, start)
+	fs, err := fat.OpenEditor(f, start)
 	if err != nil {
 		return nil, fmt.Errorf("%s: boot partition %d: %w", path, t.Boot.Number, err)
 	}
 	res := &FlagResult{Target: t}
-	old, ok, err := fs.readFile(datapart.ResetFlagFile)
+	old, ok, err := fs.ReadFile(datapart.ResetFlagFile)
 	if err != nil {
 		return nil, fmt.Errorf("%s: boot partition %d: %w", path, t.Boot.Number, err)
 	}
@@ -53,7 +54,7 @@ func Flag(path string, all bool) (*FlagResult, error) {
 	if all {
 		content = "all\n"
 	}
-	if err := fs.writeSmall(datapart.ResetFlagFile, []byte(content), time.Now()); err != nil {
+	if err := fs.WriteSmall(datapart.ResetFlagFile, []byte(content), time.Now()); err != nil {
 		return nil, fmt.Errorf("%s: write %s on the boot partition: %w", path, datapart.ResetFlagFile, err)
 	}
 	if err := f.Sync(); err != nil {
@@ -74,15 +75,15 @@ func Cancel(path string) (string, error) {
 		return "", err
 	}
 	defer f.Close()
-	fs, err := openFAT(f, start)
+	fs, err := fat.OpenEditor(f, start)
 	if err != nil {
 		return "", fmt.Errorf("%s: boot partition %d: %w", path, t.Boot.Number, err)
 	}
-	old, ok, err := fs.readFile(datapart.ResetFlagFile)
+	old, ok, err := fs.ReadFile(datapart.ResetFlagFile)
 	if err != nil || !ok {
 		return "", err
 	}
-	if _, err := fs.remove(datapart.ResetFlagFile); err != nil {
+	if _, err := fs.Remove(datapart.ResetFlagFile); err != nil {
 		return "", fmt.Errorf("%s: remove %s: %w", path, datapart.ResetFlagFile, err)
 	}
 	if err := f.Sync(); err != nil {
@@ -106,11 +107,11 @@ func FlagSet(path string) (content string, ok bool, err error) {
 		return "", false, err
 	}
 	defer f.Close()
-	fs, err := openFAT(readOnly{f}, t.Boot.Start)
+	fs, err := fat.OpenEditor(readOnly{f}, t.Boot.Start)
 	if err != nil {
 		return "", false, fmt.Errorf("%s: boot partition %d: %w", path, t.Boot.Number, err)
 	}
-	b, ok, err := fs.readFile(datapart.ResetFlagFile)
+	b, ok, err := fs.ReadFile(datapart.ResetFlagFile)
 	return string(b), ok, err
 }
 
