@@ -57,6 +57,8 @@ func SeedVolume(dataDir, name, src string) (bool, error) {
 	}
 	if err == nil {
 		step("seed:copied")
+		// Not atomicfile (files only): a whole directory tree is
+		// published by this one rename.
 		err = os.Rename(tmp, dst)
 	}
 	if err == nil {
