@@ -57,3 +57,16 @@ func TestParse(t *testing.T) {
 		}
 	}
 }
+
+// FuzzParse: any superblock decodes or gives an error, never a panic, and
+// a decoded one has a usable block size.
+func FuzzParse(f *testing.F) {
+	f.Add(make([]byte, Size))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		sb, err := Parse(b)
+		if err == nil && (sb.BlockSize < 1024 || sb.BlockSize > 64<<10) {
+			t.Fatalf("block size %d", sb.BlockSize)
+		}
+		VerifyChecksum(b)
+	})
+}

@@ -38,3 +38,14 @@ func TestParse(t *testing.T) {
 		t.Errorf("CompressorName(9) = %q", n)
 	}
 }
+
+// FuzzParse: any 96 bytes decode or give an error, never a panic.
+func FuzzParse(f *testing.F) {
+	f.Add(make([]byte, Size))
+	f.Add([]byte("hsqs"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if sb, err := Read(bytes.NewReader(b)); err == nil && (sb.Major != 4 || sb.Minor != 0) {
+			t.Fatalf("accepted version %d.%d", sb.Major, sb.Minor)
+		}
+	})
+}
