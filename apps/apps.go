@@ -34,8 +34,8 @@ import (
 	"regexp"
 	"strings"
 
+	"github.com/rfsbuild/rfs/datapart"
 	"github.com/rfsbuild/rfs/gotarget"
-	"github.com/rfsbuild/rfs/overlay"
 	"github.com/rfsbuild/rfs/rootfs"
 	"github.com/rfsbuild/rfs/subproc"
 )
@@ -247,7 +247,7 @@ func AddSupervisedServices(t *rootfs.Tree, bins []string) error {
 		return nil
 	}
 	content := "# Apps with service: true (rfs.yaml): started by rfs-init (as u-root's\n# uinit) and restarted whenever they exit.\n" + strings.Join(bins, "\n") + "\n"
-	if err := t.Add(overlay.ServicesFile, &rootfs.Node{Type: rootfs.Regular, Perm: 0o644, MTime: t.MTime, Content: rootfs.Bytes(content)}); err != nil {
+	if err := t.Add(datapart.ServicesFile, &rootfs.Node{Type: rootfs.Regular, Perm: 0o644, MTime: t.MTime, Content: rootfs.Bytes(content)}); err != nil {
 		return fmt.Errorf("services: %w", err)
 	}
 	if err := t.Add("/bbin/uinit", &rootfs.Node{Type: rootfs.Symlink, Perm: 0o777, MTime: t.MTime, Target: "/run/rfs/bin/rfs-init"}); err != nil {

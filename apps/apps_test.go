@@ -6,7 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/rfsbuild/rfs/overlay"
+	"github.com/rfsbuild/rfs/datapart"
 	"github.com/rfsbuild/rfs/rootfs"
 )
 
@@ -104,12 +104,12 @@ func TestInstall(t *testing.T) {
 	if l := ut.Lookup("/bbin/uinit"); l == nil || l.Target != "/run/rfs/bin/rfs-init" {
 		t.Errorf("/bbin/uinit = %+v", l)
 	}
-	sf := ut.Lookup(overlay.ServicesFile)
+	sf := ut.Lookup(datapart.ServicesFile)
 	if sf == nil {
 		t.Fatal("no services file")
 	}
 	rc, _ := sf.Content.Open()
-	progs, err := overlay.ReadServices(rc)
+	progs, err := datapart.ReadServices(rc)
 	rc.Close()
 	if err != nil || len(progs) != 1 || progs[0] != "/usr/bin/hello" {
 		t.Errorf("services = %q, %v", progs, err)

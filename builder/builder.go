@@ -20,13 +20,14 @@ import (
 
 	"github.com/rfsbuild/rfs/apps"
 	"github.com/rfsbuild/rfs/boards"
+	"github.com/rfsbuild/rfs/datapart"
 	"github.com/rfsbuild/rfs/image"
 	"github.com/rfsbuild/rfs/infile"
 	"github.com/rfsbuild/rfs/initramfs"
 	"github.com/rfsbuild/rfs/modfetch"
-	"github.com/rfsbuild/rfs/overlay"
 	"github.com/rfsbuild/rfs/rootfs"
 	"github.com/rfsbuild/rfs/squashfs"
+	"github.com/rfsbuild/rfs/squashfs/sqsb"
 )
 
 // DefaultEpoch is every file's timestamp when neither the project file nor
@@ -81,7 +82,7 @@ func ParseVolume(spec string) (Volume, error) {
 		}, strings.TrimPrefix(p, "/"))
 	}
 	line := name + " " + p + "\n"
-	vols, warnings := overlay.ParseVolumes(strings.NewReader(line))
+	vols, warnings := datapart.ParseVolumes(strings.NewReader(line))
 	if len(warnings) > 0 || len(vols) != 1 {
 		return Volume{}, fmt.Errorf("volume %q: %s", spec, strings.Join(warnings, "; "))
 	}
@@ -251,9 +252,8 @@ func (c *Config) checkLayer(ctx context.Context, p string) (image.LayerMeta, err
 	if !st.Mode().IsRegular() {
 		return image.LayerMeta{}, errors.New("not a regular file (want a squashfs file, e.g. from rfs commit)")
 	}
-	var magic [4]byte
-	if _, err := f.ReadAt(magic[:], 0); err != nil || string(magic[:]) != "hsqs" {
-		return image.LayerMeta{}, fmt.Errorf("not a squashfs (magic %q, want \"hsqs\")", magic[:])
+	if _, err := sqsb.Read(f); err != nil {
+		return image.LayerMeta{}, err
 	}
 	r, err := squashfs.Open(f)
 	if err != nil {
@@ -302,7 +302,7 @@ func (c *Config) addVolumes(t *rootfs.Tree) error {
 		names[v.Name], paths[v.Path] = true, true
 		fmt.Fprintf(&b, "%s %s\n", v.Name, v.Path)
 	}
-	return t.Add(overlay.VolumesFile, &rootfs.Node{Type: rootfs.Regular, Perm: 0o644, MTime: c.Epoch, Content: rootfs.Bytes(b.String())})
+	return t.Add(datapart.VolumesFile, &rootfs.Node{Type: rootfs.Regular, Perm: 0o644, MTime: c.Epoch, Content: rootfs.Bytes(b.String())})
 }
 
 func (c *Config) kernel(ctx context.Context) (path, origin string, err error) {

@@ -15,8 +15,8 @@ import (
 	"testing"
 
 	"github.com/rfsbuild/rfs/boards"
+	"github.com/rfsbuild/rfs/datapart"
 	"github.com/rfsbuild/rfs/image"
-	"github.com/rfsbuild/rfs/overlay"
 	"github.com/rfsbuild/rfs/rootfs"
 	"github.com/rfsbuild/rfs/squashfs"
 )
@@ -453,7 +453,7 @@ func TestVolumesFileInLower(t *testing.T) {
 	rc, _ := n.Content.Open()
 	data, _ := io.ReadAll(rc)
 	rc.Close()
-	vols, warnings := overlay.ParseVolumes(bytes.NewReader(data))
+	vols, warnings := datapart.ParseVolumes(bytes.NewReader(data))
 	if len(warnings) > 0 || len(vols) != 2 || vols[0].Name != "app" || vols[1].Path != "/etc/wpa_supplicant" {
 		t.Fatalf("volumes file %q parses as %+v, %v", data, vols, warnings)
 	}

@@ -10,8 +10,8 @@ import (
 	"strings"
 
 	"github.com/rfsbuild/rfs/apps"
+	"github.com/rfsbuild/rfs/bootparam"
 	"github.com/rfsbuild/rfs/image"
-	"github.com/rfsbuild/rfs/overlay"
 	"github.com/rfsbuild/rfs/rootfs"
 	"github.com/rfsbuild/rfs/uroot"
 )
@@ -138,13 +138,13 @@ func sizeText(n int64) string {
 }
 
 // ValidUpper accepts the builder's upper forms: data, tmpfs and
-// tmpfs:size=N, N as the init accepts it (overlay.ValidTmpfsSize). The
+// tmpfs:size=N, N as the init accepts it (bootparam.ValidTmpfsSize). The
 // value goes into the kernel command line, so nothing else may.
 func ValidUpper(s string) error {
-	if s == overlay.UpperData || s == overlay.UpperTmpfs {
+	if s == bootparam.UpperData || s == bootparam.UpperTmpfs {
 		return nil
 	}
-	if size, ok := strings.CutPrefix(s, overlay.UpperTmpfs+":size="); ok && overlay.ValidTmpfsSize(size) {
+	if size, ok := strings.CutPrefix(s, bootparam.UpperTmpfs+":size="); ok && bootparam.ValidTmpfsSize(size) {
 		return nil
 	}
 	return errors.New("want data, tmpfs or tmpfs:size=N (N: a number of bytes with an optional k, m or g suffix, e.g. 256M, or a percentage of RAM from 1% to 100%)")
@@ -262,7 +262,7 @@ func (c *Config) validateCmdline() error {
 	if strings.Count(c.Cmdline, `"`)%2 != 0 {
 		return fmt.Errorf("%s %q: unbalanced double quote (the kernel would read the rest of the line as one value)", where, c.Cmdline)
 	}
-	for _, w := range overlay.SplitCmdline(c.Cmdline) {
+	for _, w := range bootparam.SplitCmdline(c.Cmdline) {
 		if w == "--" {
 			break // the init's arguments
 		}
@@ -274,7 +274,7 @@ func (c *Config) validateCmdline() error {
 			return fmt.Errorf("%s: rfs.reset would wipe the upper at every boot; reset once with rfs reset IMAGE (or rfs run --append rfs.reset)", where)
 		}
 		if strings.HasPrefix(key, "rfs.") {
-			if p := overlay.ParseCmdline(w); len(p.Warnings) > 0 {
+			if p := bootparam.ParseCmdline(w); len(p.Warnings) > 0 {
 				return fmt.Errorf("%s: %s", where, strings.Join(p.Warnings, "; "))
 			}
 		}

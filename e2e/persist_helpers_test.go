@@ -14,8 +14,10 @@ import (
 	"testing"
 
 	"github.com/rfsbuild/rfs/boards"
+	"github.com/rfsbuild/rfs/datapart"
+	"github.com/rfsbuild/rfs/ext4fs/ext4sb"
 	"github.com/rfsbuild/rfs/image"
-	"github.com/rfsbuild/rfs/overlay"
+	"github.com/rfsbuild/rfs/ptable"
 	"github.com/rfsbuild/rfs/qemu"
 )
 
@@ -24,8 +26,8 @@ import (
 type dataDisk struct {
 	path    string
 	extra   string // kernel parameters to add (only for a hand-made data partition)
-	data    overlay.Partition
-	boot    overlay.Partition
+	data    ptable.Partition
+	boot    ptable.Partition
 	handDid bool // the data partition was added by the test, not the builder
 }
 
@@ -52,7 +54,7 @@ func withDataPartition(t *testing.T, img string, extraMiB int64) *dataDisk {
 	tbl := readTable(t, dst)
 	f, _ := os.Open(dst)
 	for _, p := range tbl.Partitions {
-		if ext4Label(f, p.Start) == overlay.DataLabel {
+		if ext4Label(f, p.Start) == datapart.Label {
 			d.data = p
 		}
 	}
@@ -81,7 +83,7 @@ func withDataPartition(t *testing.T, img string, extraMiB int64) *dataDisk {
 		for _, s := range []string{"upper", "work", "volumes"} {
 			os.Mkdir(filepath.Join(seed, s), 0o755)
 		}
-		if out, err := exec.Command("mke2fs", "-q", "-F", "-t", "ext4", "-b", "4096", "-L", overlay.DataLabel, "-d", seed,
+		if out, err := exec.Command("mke2fs", "-q", "-F", "-t", "ext4", "-b", "4096", "-L", datapart.Label, "-d", seed,
 			"-E", "offset="+strconv.FormatInt(d.data.Start, 10), dst, strconv.FormatInt(d.data.Size>>10, 10)+"k").CombinedOutput(); err != nil {
 			t.Fatalf("mke2fs: %v %s", err, out)
 		}
@@ -94,7 +96,7 @@ func withDataPartition(t *testing.T, img string, extraMiB int64) *dataDisk {
 	return d
 }
 
-func readTable(t *testing.T, p string) *overlay.Table {
+func readTable(t *testing.T, p string) *ptable.Table {
 	t.Helper()
 	f, err := os.Open(p)
 	if err != nil {
@@ -102,7 +104,7 @@ func readTable(t *testing.T, p string) *overlay.Table {
 	}
 	defer f.Close()
 	st, _ := f.Stat()
-	tbl, err := overlay.ReadTable(f, st.Size(), 0)
+	tbl, err := ptable.ReadTable(f, st.Size(), 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -163,11 +165,12 @@ func fsckData(t *testing.T, d *dataDisk) (part, fs int64) {
 		t.Errorf("e2fsck -fn of the data partition: %v\n%s", err, out)
 	}
 	f, _ := os.Open(cp)
-	bs, blocks, err := overlay.Ext4Info(f)
+	sb, err := ext4sb.Read(f, 0)
 	f.Close()
 	os.Remove(cp)
 	if err != nil {
 		t.Error(err)
+		return p.Size, 0
 	}
-	return p.Size, bs * int64(blocks)
+	return p.Size, int64(sb.BlockSize) * int64(sb.BlocksCount)
 }

@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/rfsbuild/rfs/builder"
-	"github.com/rfsbuild/rfs/overlay"
+	"github.com/rfsbuild/rfs/datapart"
 	"github.com/rfsbuild/rfs/qemu"
 )
 
@@ -83,10 +83,10 @@ func TestDataPersistence(t *testing.T) {
 	if mcopy, err := exec.LookPath("mcopy"); err != nil {
 		t.Log("no mtools: flag trigger not tested in QEMU")
 	} else {
-		flag := filepath.Join(t.TempDir(), overlay.ResetFlagFile)
+		flag := filepath.Join(t.TempDir(), datapart.ResetFlagFile)
 		os.WriteFile(flag, []byte("\r\n"), 0o644)
 		fat := d.path + "@@" + strconv.FormatInt(d.boot.Start, 10)
-		if out, err := exec.Command(mcopy, "-i", fat, flag, "::"+overlay.ResetFlagFile).CombinedOutput(); err != nil {
+		if out, err := exec.Command(mcopy, "-i", fat, flag, "::"+datapart.ResetFlagFile).CombinedOutput(); err != nil {
 			t.Fatalf("mcopy: %v %s", err, out)
 		}
 		vm := expect("", "gone")
@@ -95,7 +95,7 @@ func TestDataPersistence(t *testing.T) {
 		}
 		run(t, vm, "echo kept > /etc/rfs-persist")
 		shutdown(t, vm)
-		if out, err := exec.Command("mdir", "-i", fat, "::"+overlay.ResetFlagFile).CombinedOutput(); err == nil {
+		if out, err := exec.Command("mdir", "-i", fat, "::"+datapart.ResetFlagFile).CombinedOutput(); err == nil {
 			t.Errorf("flag still on the boot partition:\n%s", out)
 		}
 		shutdown(t, expect("", "kept"))

@@ -10,7 +10,7 @@ import (
 	"testing"
 
 	"github.com/rfsbuild/rfs/builder"
-	"github.com/rfsbuild/rfs/overlay"
+	"github.com/rfsbuild/rfs/ptable"
 	"github.com/rfsbuild/rfs/qemu"
 )
 
@@ -51,7 +51,7 @@ func TestPiPersistence(t *testing.T) {
 	img := buildImage(t, "rpi4", func(c *builder.Config) { c.Size = 256 << 20 })
 	tbl := readTable(t, img)
 	st, _ := os.Stat(img)
-	if tbl.Kind != overlay.TableMBR || len(tbl.Partitions) != 3 || st.Size() != 256<<20 {
+	if tbl.Kind != ptable.TableMBR || len(tbl.Partitions) != 3 || st.Size() != 256<<20 {
 		t.Fatalf("rpi4 image: %s, %d partitions, %d bytes", tbl.Kind, len(tbl.Partitions), st.Size())
 	}
 	p3 := tbl.Partitions[2]

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/rfsbuild/rfs/datapart"
 	"github.com/rfsbuild/rfs/overlay"
 	"github.com/rfsbuild/rfs/qemu"
 	"github.com/rfsbuild/rfs/reset"
@@ -19,7 +20,7 @@ import (
 // boot partition, "(none)" if there is none.
 func mtypeFlag(t *testing.T, d *dataDisk) string {
 	t.Helper()
-	out, err := exec.Command("mtype", "-i", d.path+"@@"+strconv.FormatInt(d.boot.Start, 10), "::"+overlay.ResetFlagFile).Output()
+	out, err := exec.Command("mtype", "-i", d.path+"@@"+strconv.FormatInt(d.boot.Start, 10), "::"+datapart.ResetFlagFile).Output()
 	if err != nil {
 		return "(none)"
 	}

@@ -1,21 +1,19 @@
 package ext4fs
 
 import (
-	"encoding/binary"
 	"errors"
 	"fmt"
-	"hash/crc32"
 	"math/bits"
 	"strings"
+
+	"github.com/rfsbuild/rfs/ext4fs/ext4sb"
 )
 
 // SuperblockOffset is where the superblock starts, from the partition start.
-const SuperblockOffset = 1024
+const SuperblockOffset = ext4sb.Offset
 
 // SuperblockSize is the superblock's length on disk.
-const SuperblockSize = 1024
-
-const magic = 0xef53
+const SuperblockSize = ext4sb.Size
 
 // Feature bits used here (the names are those of e2fsprogs).
 const (
@@ -42,13 +40,8 @@ const (
 	roCompatMetadataCsum = 0x400
 )
 
-// castagnoli is CRC-32C, the metadata checksum of ext4.
-var castagnoli = crc32.MakeTable(crc32.Castagnoli)
-
-// SuperblockChecksum is the metadata_csum checksum of a superblock: the
-// CRC-32C of its first 1020 bytes, stored (at 0x3fc) without the final
-// inversion.
-func SuperblockChecksum(b []byte) uint32 { return ^crc32.Checksum(b[:0x3fc], castagnoli) }
+// SuperblockChecksum is the metadata_csum checksum of a superblock.
+func SuperblockChecksum(b []byte) uint32 { return ext4sb.Checksum(b) }
 
 // supportedIncompat are the INCOMPAT features this reader understands (or,
 // like mmp, csum_seed, casefold and largedir, that change nothing for a
@@ -96,49 +89,31 @@ type Superblock struct {
 	NeedsRecovery  bool
 }
 
-// ParseSuperblock decodes and checks the superblock b (SuperblockSize
-// bytes, read at SuperblockOffset) of a partition of partSize bytes. A
-// filesystem that needs journal recovery parses (NeedsRecovery is set):
-// Open refuses it.
+// ParseSuperblock decodes the superblock b (SuperblockSize bytes, read at
+// SuperblockOffset) with ext4sb and checks it further against a partition
+// of partSize bytes. A filesystem that needs journal recovery parses
+// (NeedsRecovery is set): Open refuses it.
 func ParseSuperblock(b []byte, partSize int64) (*Superblock, error) {
-	if len(b) < SuperblockSize {
-		return nil, fmt.Errorf("superblock: %d bytes, want %d", len(b), SuperblockSize)
+	raw, err := ext4sb.Parse(b)
+	if err != nil {
+		return nil, err
 	}
-	le16 := func(o int) uint32 { return uint32(binary.LittleEndian.Uint16(b[o:])) }
-	le32 := func(o int) uint32 { return binary.LittleEndian.Uint32(b[o:]) }
-	if m := le16(0x38); m != magic {
-		return nil, fmt.Errorf("no ext2/3/4 superblock (magic %#04x, want %#04x)", m, magic)
+	// What the kernel checks first: a card's bit rot shows here.
+	if err := ext4sb.VerifyChecksum(b); err != nil {
+		return nil, err
 	}
 	sb := &Superblock{
-		InodesCount: le32(0x00), BlocksCount: uint64(le32(0x04)), FreeBlocks: uint64(le32(0x0c)),
-		FreeInodes: le32(0x10), FirstDataBlock: le32(0x14), BlocksPerGroup: le32(0x20),
-		InodesPerGroup: le32(0x28), InodeSize: 128, DescSize: 32,
+		InodesCount: raw.InodesCount, BlocksCount: raw.BlocksCount, FreeBlocks: raw.FreeBlocks,
+		FreeInodes: raw.FreeInodes, FirstDataBlock: raw.FirstDataBlock, BlockSize: raw.BlockSize,
+		BlocksPerGroup: raw.BlocksPerGroup, InodesPerGroup: raw.InodesPerGroup, InodeSize: raw.InodeSize,
+		DescSize: 32, FirstMetaBG: raw.FirstMetaBG, Compat: raw.Compat, Incompat: raw.Incompat,
+		RoCompat: raw.RoCompat, BackupBGs: raw.BackupBGs, NeedsRecovery: raw.NeedsRecovery(),
 	}
-	if le32(0x4c) >= 1 { // dynamic revision: features and a variable inode size
-		sb.Compat, sb.Incompat, sb.RoCompat = le32(0x5c), le32(0x60), le32(0x64)
-		sb.InodeSize = le16(0x58)
-		sb.FirstMetaBG = le32(0x104)
-		sb.BackupBGs = [2]uint32{le32(0x24c), le32(0x250)}
-	}
-	if sb.RoCompat&roCompatMetadataCsum != 0 {
-		// What the kernel checks first: a card's bit rot shows here.
-		if want, got := le32(0x3fc), SuperblockChecksum(b); got != want {
-			return nil, fmt.Errorf("superblock: checksum %#08x, computed %#08x: the superblock is corrupt", want, got)
-		}
-	}
-	sb.NeedsRecovery = sb.Incompat&incompatRecover != 0
 	if unknown := sb.Incompat &^ (supportedIncompat | incompatRecover); unknown != 0 {
 		return nil, fmt.Errorf("superblock: unsupported ext4 features: %s", featureNames(unknown))
 	}
-	if lg := le32(0x18); lg > 6 {
-		return nil, fmt.Errorf("superblock: block size 2^(10+%d): want 1 KiB to 64 KiB", lg)
-	} else {
-		sb.BlockSize = 1024 << lg
-	}
 	if sb.Incompat&incompat64bit != 0 {
-		sb.BlocksCount |= uint64(le32(0x150)) << 32
-		sb.FreeBlocks |= uint64(le32(0x158)) << 32
-		sb.DescSize = le16(0xfe)
+		sb.DescSize = raw.DescSize
 		if sb.DescSize < 64 || sb.DescSize > 1024 || bits.OnesCount32(sb.DescSize) != 1 {
 			return nil, fmt.Errorf("superblock: group descriptor size %d: want a power of two from 64 to 1024 (64bit feature)", sb.DescSize)
 		}

@@ -1,14 +1,14 @@
 package flash
 
 import (
-	"bytes"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
 	"strings"
 
-	"github.com/rfsbuild/rfs/overlay"
+	"github.com/rfsbuild/rfs/ptable"
+	"github.com/rfsbuild/rfs/squashfs/sqsb"
 )
 
 // CheckImage refuses an IMAGE that is not a whole disk image (no valid GPT
@@ -26,10 +26,9 @@ func (s System) CheckImage(path string) error {
 	if err != nil {
 		return fmt.Errorf("image %s: %w", path, err)
 	}
-	t, err := overlay.ReadTable(f, size, 0)
+	t, err := ptable.ReadTable(f, size, 0)
 	if err != nil {
-		magic := make([]byte, 4)
-		if _, rerr := f.ReadAt(magic, 0); rerr == nil && bytes.Equal(magic, []byte("hsqs")) {
+		if sqsb.HasMagic(f) {
 			return fmt.Errorf("refusing to flash %s: it is a squashfs file system, not a disk image (flash the image rfs build wrote; rfs build --layer takes a squashfs)", path)
 		}
 		return fmt.Errorf("refusing to flash %s: not a disk image: no valid GPT or MBR partition table (%v)", path, err)

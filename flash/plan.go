@@ -5,7 +5,7 @@ import (
 	"os"
 	"sort"
 
-	"github.com/rfsbuild/rfs/overlay"
+	"github.com/rfsbuild/rfs/ptable"
 )
 
 // MiB is the size of the regions written as zeros even when the image has a
@@ -32,9 +32,9 @@ func (e Extent) End() int64 { return e.Off + e.Len }
 type Plan struct {
 	ImageSize  int64
 	TargetSize int64
-	Data       int64          // bytes of the image that are data (not holes)
-	Table      *overlay.Table // the image's partition table, nil if none
-	Extents    []Extent       // sorted, disjoint
+	Data       int64         // bytes of the image that are data (not holes)
+	Table      *ptable.Table // the image's partition table, nil if none
+	Extents    []Extent      // sorted, disjoint
 }
 
 // Bytes is the number of bytes the plan writes.
@@ -52,7 +52,7 @@ func (p *Plan) Bytes() int64 {
 // and last MiB of every partition (superblocks and their backups, a
 // squashfs or ext4 or FAT header, an old filesystem's signature that blkid
 // would otherwise still find).
-func MustZero(size int64, t *overlay.Table) []Extent {
+func MustZero(size int64, t *ptable.Table) []Extent {
 	var out []Extent
 	add := func(start, end int64) {
 		start, end = max(start, 0), min(end, size)
@@ -112,7 +112,7 @@ func MakePlan(f *os.File, imageSize, targetSize int64) (*Plan, error) {
 	for _, e := range data {
 		p.Data += e.Len
 	}
-	if t, err := overlay.ReadTable(f, imageSize, 0); err == nil {
+	if t, err := ptable.ReadTable(f, imageSize, 0); err == nil {
 		p.Table = t
 	}
 	p.Extents = Normalize(append(data, MustZero(imageSize, p.Table)...), imageSize)

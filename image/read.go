@@ -13,7 +13,7 @@ import (
 
 	"github.com/rfsbuild/rfs/image/fat"
 	"github.com/rfsbuild/rfs/infile"
-	"github.com/rfsbuild/rfs/overlay"
+	"github.com/rfsbuild/rfs/ptable"
 	"github.com/rfsbuild/rfs/quote"
 )
 
@@ -38,10 +38,10 @@ type diskFile interface {
 }
 
 // readMBR takes the partitions of an MBR table t, its logical partitions
-// included (read by overlay's reader, the one the init uses). MBR
+// included (read by ptable's reader, the one the init uses). MBR
 // partitions have no names: by their place on the disk they are boot,
 // root, the layers, and the data partition last.
-func (d *Disk) readMBR(t *overlay.Table) error {
+func (d *Disk) readMBR(t *ptable.Table) error {
 	var sector [512]byte
 	if _, err := d.f.ReadAt(sector[:], 0); err != nil {
 		return err
@@ -53,13 +53,13 @@ func (d *Disk) readMBR(t *overlay.Table) error {
 		if err != nil {
 			return fmt.Errorf("partition %d: type %q: %w", p.Number, p.Type, err)
 		}
-		if typ == 0x05 || typ == MBRTypeExtended || typ == 0x85 {
+		if p.Extended() {
 			continue // the container of the logical partitions
 		}
 		d.Partitions = append(d.Partitions, Placed{
 			Partition: Partition{
 				GUID: p.PARTUUID, MBRType: byte(typ), Size: p.Size,
-				Bootable: p.Number <= 4 && sector[446+16*(p.Number-1)] == 0x80,
+				Bootable: p.Bootable,
 				Logical:  p.Number > 4,
 			},
 			Index: p.Number,
@@ -94,7 +94,7 @@ func (d *Disk) readMBR(t *overlay.Table) error {
 }
 
 // readGPT takes the partitions of a GPT table t.
-func (d *Disk) readGPT(t *overlay.Table) {
+func (d *Disk) readGPT(t *ptable.Table) {
 	d.Table = "gpt"
 	for _, p := range t.Partitions {
 		d.Partitions = append(d.Partitions, Placed{
@@ -106,7 +106,7 @@ func (d *Disk) readGPT(t *overlay.Table) {
 }
 
 // Open reads the partition table of the image (or block device) at path
-// with overlay's bounded reader, the one the init uses, and checks that
+// with ptable's bounded reader, the one the init uses, and checks that
 // every partition lies inside the image: a truncated image is an error
 // here, before anything reads past its end.
 func Open(path string) (*Disk, error) {
@@ -138,12 +138,12 @@ func open(f *os.File, path string) (*Disk, error) {
 // device, else an image file; for messages).
 func readDisk(f diskFile, size int64, path string, device bool) (*Disk, error) {
 	d := &Disk{f: f, size: size, Path: path}
-	t, err := overlay.ReadTable(f, size, 512)
+	t, err := ptable.ReadTable(f, size, 512)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w: no valid GPT or MBR partition table (%v)", path, ErrNotRFS, err)
 	}
 	d.tableID = t.DiskID
-	if t.Kind == overlay.TableGPT {
+	if t.Kind == ptable.TableGPT {
 		d.readGPT(t)
 	} else if err := d.readMBR(t); err != nil {
 		return nil, fmt.Errorf("%s: %w: %v", path, ErrNotRFS, err)

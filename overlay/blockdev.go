@@ -2,6 +2,7 @@ package overlay
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"sort"
@@ -11,21 +12,24 @@ import (
 	"unsafe"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/rfsbuild/rfs/bootparam"
+	"github.com/rfsbuild/rfs/ptable"
 )
 
 // BlockDevice is a block device seen in sysfs, with what the init learnt
 // about it. Disks carry their partition Table (or TableErr).
 type BlockDevice struct {
-	Name     string // sysfs name: vda, vda2, mmcblk0p2
-	DevName  string // node under /dev (from uevent DEVNAME): vda2, mapper/x
-	Dev      string // "major:minor"
-	Disk     string // parent disk (partitions only)
-	PartN    int    // partition number (partitions only)
-	Start    int64  // bytes (partitions only)
-	Size     int64  // bytes
-	PARTUUID string // from the parent's table (partitions only)
-	Table    *Table // disks only, if readable
-	TableErr string // disks only, why no table
+	Name     string        // sysfs name: vda, vda2, mmcblk0p2
+	DevName  string        // node under /dev (from uevent DEVNAME): vda2, mapper/x
+	Dev      string        // "major:minor"
+	Disk     string        // parent disk (partitions only)
+	PartN    int           // partition number (partitions only)
+	Start    int64         // bytes (partitions only)
+	Size     int64         // bytes
+	PARTUUID string        // from the parent's table (partitions only)
+	Table    *ptable.Table // disks only, if readable
+	TableErr string        // disks only, why no table
 }
 
 // BlockScanner lists block devices from a sysfs tree and reads partition
@@ -34,18 +38,18 @@ type BlockScanner struct {
 	SysBlock string // normally /sys/class/block
 	DevDir   string // normally /dev
 	// cache of parsed tables, keyed by name+dev+size
-	tables  map[string]*Table
+	tables  map[string]*ptable.Table
 	noTable map[string]string
 	// reads still running: a hung device (QEMU's second Pi SD controller,
 	// a dying USB stick) must not stall the scan of every other disk.
 	pending map[string]*tableRead
-	readFn  func(BlockDevice) (*Table, error) // tests: stands in for readTable
+	readFn  func(BlockDevice) (*ptable.Table, error) // tests: stands in for readTable
 }
 
 // tableRead is a partition table read running in the background.
 type tableRead struct {
 	done  chan struct{}
-	table *Table
+	table *ptable.Table
 	err   error
 }
 
@@ -84,7 +88,7 @@ func (s *BlockScanner) Scan() []BlockDevice {
 		return nil
 	}
 	if s.tables == nil {
-		s.tables, s.noTable = map[string]*Table{}, map[string]string{}
+		s.tables, s.noTable = map[string]*ptable.Table{}, map[string]string{}
 	}
 	if s.pending == nil {
 		s.pending = map[string]*tableRead{}
@@ -142,7 +146,7 @@ func (s *BlockScanner) Scan() []BlockDevice {
 			disk.TableErr = msg
 		} else if t, err := s.waitRead(key, deadline); err != nil {
 			disk.TableErr = err.Error()
-			if errors.Is(err, ErrNoTable) {
+			if errors.Is(err, ptable.ErrNoTable) {
 				s.noTable[key] = disk.TableErr // read fine, nothing there: don't reread every poll
 			}
 		} else {
@@ -187,7 +191,7 @@ func (s *BlockScanner) startRead(key string, d BlockDevice) {
 }
 
 // waitRead waits for a started read until deadline.
-func (s *BlockScanner) waitRead(key string, deadline time.Time) (*Table, error) {
+func (s *BlockScanner) waitRead(key string, deadline time.Time) (*ptable.Table, error) {
 	r := s.pending[key]
 	if r == nil {
 		return nil, errNoAnswer
@@ -207,7 +211,7 @@ func (s *BlockScanner) waitRead(key string, deadline time.Time) (*Table, error) 
 	return r.table, r.err
 }
 
-func (s *BlockScanner) readTable(d BlockDevice) (*Table, error) {
+func (s *BlockScanner) readTable(d BlockDevice) (*ptable.Table, error) {
 	node, err := EnsureNode(s.DevDir, d.DevName, d.Dev)
 	if err != nil {
 		return nil, err
@@ -221,7 +225,7 @@ func (s *BlockScanner) readTable(d BlockDevice) (*Table, error) {
 	if v, ok := readSysInt(filepath.Join(s.SysBlock, d.Name, "queue", "logical_block_size")); ok && (v == 512 || v == 4096) {
 		ss = int(v)
 	}
-	return ReadTable(f, d.Size, ss)
+	return ptable.ReadTable(f, d.Size, ss)
 }
 
 // EnsureNode returns devDir/devName, creating the block device node with
@@ -245,7 +249,7 @@ func EnsureNode(devDir, devName, majmin string) (string, error) {
 	}
 	_ = os.MkdirAll(filepath.Dir(node), 0o755)
 	if err := unix.Mknod(node, unix.S_IFBLK|0o600, int(want)); err != nil && !errors.Is(err, unix.EEXIST) {
-		return "", errors.New("mknod " + node + " (" + majmin + "): " + err.Error())
+		return "", fmt.Errorf("mknod %s (%s): %w", node, majmin, err)
 	}
 	return node, nil
 }
@@ -264,15 +268,15 @@ type RootMatch struct {
 // partition parsers never creates one).
 type Orphan struct {
 	Disk BlockDevice
-	Part Partition
+	Part ptable.Partition
 }
 
 // Lookup searches the devices of one Scan for spec. It returns nil if the
 // device is not (yet) there; a non-empty note says why not in detail, and
 // orphan is set if the partition is in a table but has no device.
-func Lookup(devs []BlockDevice, spec RootSpec) (m *RootMatch, note string, orphan *Orphan) {
+func Lookup(devs []BlockDevice, spec bootparam.RootSpec) (m *RootMatch, note string, orphan *Orphan) {
 	switch spec.Kind {
-	case RootPARTUUID:
+	case bootparam.RootPARTUUID:
 		var matches []*RootMatch
 		for _, d := range devs {
 			if d.Table == nil {
@@ -314,7 +318,7 @@ func Lookup(devs []BlockDevice, spec RootSpec) (m *RootMatch, note string, orpha
 			note = "PARTUUID " + spec.Value + " found on several devices (" + strings.Join(names, ", ") + "), using " + matches[0].Device.Name
 		}
 		return matches[0], note, nil
-	case RootDevice:
+	case bootparam.RootDevice:
 		want := strings.TrimPrefix(spec.Value, "/dev/")
 		for _, d := range devs {
 			if d.DevName == want || d.Name == want {
@@ -328,7 +332,7 @@ func Lookup(devs []BlockDevice, spec RootSpec) (m *RootMatch, note string, orpha
 
 // AddPartition asks the kernel (BLKPG_ADD_PARTITION, what partx -a does)
 // to create the device of partition p on the disk at diskNode.
-func AddPartition(diskNode string, p Partition) error {
+func AddPartition(diskNode string, p ptable.Partition) error {
 	fd, err := unix.Open(diskNode, unix.O_RDONLY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return err

@@ -12,6 +12,10 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/rfsbuild/rfs/bootparam"
+	"github.com/rfsbuild/rfs/datapart"
+	"github.com/rfsbuild/rfs/squashfs/sqsb"
 )
 
 // PollInterval is how often the init rescans for the root device.
@@ -30,7 +34,7 @@ var InitEnv = []string{"PATH=/sbin:/bin:/usr/sbin:/usr/bin", "TERM=linux", "HOME
 type Boot struct {
 	Root    string    // "/" on the device
 	Out     io.Writer // console; every line is prefixed "rfs: "
-	Params  Params
+	Params  bootparam.Params
 	Status  Status
 	Cmdline string
 
@@ -46,16 +50,19 @@ type Boot struct {
 	// default "vfat"; tests on kernels without vfat override it.
 	BootFSType string
 
-	start    time.Time
-	undo     []func() // reverse-order cleanup of the current attempt
-	lower    *RootMatch
-	layers   []*RootMatch // rfs.layers, bottom to top
-	scanner  *BlockScanner
-	lastScan []BlockDevice
-	degraded string     // why this boot is not what was asked for
-	data     *dataMount // the data partition, if mounted
-	upperRW  string     // real path of the overlay's upper dir (rw)
-	workRW   string     // real path of the overlay's work dir
+	start time.Time
+	undo  []func() // reverse-order cleanup of the current attempt
+	lower *RootMatch
+	// lowerBuildID is BUILD_ID of the base lower's /etc/os-release, "" if
+	// unknown.
+	lowerBuildID string
+	layers       []*RootMatch // rfs.layers, bottom to top
+	scanner      *BlockScanner
+	lastScan     []BlockDevice
+	degraded     string     // why this boot is not what was asked for
+	data         *dataMount // the data partition, if mounted
+	upperRW      string     // real path of the overlay's upper dir (rw)
+	workRW       string     // real path of the overlay's work dir
 }
 
 // NewBoot returns a Boot for the given root directory and console.
@@ -100,12 +107,16 @@ type StageError struct {
 
 func (e *StageError) Error() string { return e.Stage + ": " + e.Err.Error() }
 
+// Unwrap gives errors.Is and errors.As the cause (unix.EBUSY, ...).
+func (e *StageError) Unwrap() error { return e.Err }
+
 func stageErr(stage string, err error, details ...string) error {
 	return &StageError{Stage: stage, Err: err, Details: details}
 }
 
+// mountErr says which mount failed, keeping the cause for errors.Is.
 func mountErr(what, src, target string, err error) error {
-	return errors.New("mount " + what + " " + src + " on " + target + ": " + err.Error())
+	return fmt.Errorf("mount %s %s on %s: %w", what, src, target, err)
 }
 
 // isMountpoint reports whether p is on another filesystem than its parent.
@@ -178,7 +189,7 @@ func (b *Boot) ReadParams() {
 		b.Logf("warning: cannot read /proc/cmdline: %v", err)
 	}
 	b.Cmdline = strings.TrimSpace(string(c))
-	b.Params = ParseCmdline(b.Cmdline)
+	b.Params = bootparam.ParseCmdline(b.Cmdline)
 }
 
 // WaitRoot polls the block devices until the root device in Params shows
@@ -187,7 +198,7 @@ func (b *Boot) WaitRoot() (*RootMatch, error) {
 	t0 := time.Now()
 	spec := b.Params.Root
 	defer func() { b.Status.Timings.RootWait = ms(time.Since(t0)) }()
-	if spec.Kind == RootNone {
+	if spec.Kind == bootparam.RootNone {
 		return nil, stageErr("root", errors.New("no root device given: add rfs.root=PARTUUID=<id> (or rfs.root=/dev/NAME) to the kernel command line"),
 			"kernel command line: "+b.Cmdline)
 	}
@@ -198,14 +209,14 @@ func (b *Boot) WaitRoot() (*RootMatch, error) {
 		return nil, err
 	}
 	if err := checkSquashfs(m.Node); err != nil {
-		return nil, stageErr("root", fmt.Errorf("root %s (%s): %v", spec, m.Path, err))
+		return nil, stageErr("root", fmt.Errorf("root %s (%s): %w", spec, m.Path, err))
 	}
 	return m, nil
 }
 
 // waitDevice polls the block devices until spec shows up or wait passes;
 // what names the device in messages ("root", "data partition").
-func (b *Boot) waitDevice(what string, spec RootSpec, wait time.Duration) (*RootMatch, error) {
+func (b *Boot) waitDevice(what string, spec bootparam.RootSpec, wait time.Duration) (*RootMatch, error) {
 	t0 := time.Now()
 	if b.scanner == nil {
 		b.scanner = &BlockScanner{SysBlock: b.P("/sys/class/block"), DevDir: b.P("/dev")}
@@ -292,32 +303,30 @@ func (b *Boot) waitDevice(what string, spec RootSpec, wait time.Duration) (*Root
 	}
 }
 
-var squashfsCompressors = map[uint16]string{1: "gzip", 2: "lzma", 3: "lzo", 4: "xz", 5: "lz4", 6: "zstd"}
-
-// SquashfsInfo reads the squashfs superblock magic and compressor.
-func SquashfsInfo(r io.ReaderAt) (compressor string, err error) {
-	var sb [96]byte
-	if _, err := r.ReadAt(sb[:], 0); err != nil {
-		return "", fmt.Errorf("cannot read superblock: %v", err)
-	}
-	if string(sb[:4]) != "hsqs" {
-		return "", fmt.Errorf("not a squashfs (magic %q, want \"hsqs\")", sb[:4])
-	}
-	id := uint16(sb[20]) | uint16(sb[21])<<8
-	if c, ok := squashfsCompressors[id]; ok {
-		return c, nil
-	}
-	return fmt.Sprintf("unknown compressor %d", id), nil
-}
-
+// checkSquashfs checks that the partition at node holds a squashfs.
 func checkSquashfs(node string) error {
 	f, err := os.Open(node)
 	if err != nil {
 		return err
 	}
 	defer f.Close()
-	_, err = SquashfsInfo(f)
+	_, err = sqsb.Read(f)
 	return err
+}
+
+// squashfsCompressor names the compressor of the squashfs at node, for
+// the message when the kernel refuses to mount it ("?" if unreadable).
+func squashfsCompressor(node string) string {
+	f, err := os.Open(node)
+	if err != nil {
+		return "?"
+	}
+	defer f.Close()
+	sb, err := sqsb.Read(f)
+	if err != nil {
+		return "?"
+	}
+	return sb.Compressor()
 }
 
 func (b *Boot) pushUndo(f func()) { b.undo = append(b.undo, f) }
@@ -342,17 +351,18 @@ func (b *Boot) MountLower(m *RootMatch) error {
 		return stageErr("lower", err)
 	}
 	if err := unix.Mount(m.Node, target, "squashfs", unix.MS_RDONLY, ""); err != nil {
-		comp := "?"
-		if f, ferr := os.Open(m.Node); ferr == nil {
-			comp, _ = SquashfsInfo(f)
-			f.Close()
-		}
+		comp := squashfsCompressor(m.Node)
 		return stageErr("lower", mountErr("squashfs", m.Path, LowerDir, err),
 			"squashfs compressor: "+comp+" (the rfs kernels support gzip only)")
 	}
 	b.umountLater(target)
 	b.lower = m
-	b.Status.Lower = []LayerStatus{{Device: m.Path, PARTUUID: m.PARTUUID, Mountpoint: LowerDir, FSType: "squashfs"}}
+	id, err := readBuildID(target)
+	if err != nil {
+		b.Logf("warning: %v: the upper cannot be tied to this lower's build", err)
+	}
+	b.lowerBuildID = id
+	b.Status.Lower = []LayerStatus{{Device: m.Path, PARTUUID: m.PARTUUID, Mountpoint: LowerDir, FSType: "squashfs", BuildID: id}}
 	b.Debugf("mounted %s (squashfs) on %s", m.Path, LowerDir)
 	b.Status.Timings.Lower = ms(time.Since(t0))
 	return nil
@@ -385,18 +395,14 @@ func (b *Boot) MountLayers() error {
 			return err
 		}
 		if err := checkSquashfs(m.Node); err != nil {
-			return stageErr(what, fmt.Errorf("%s %s (%s): %v", what, spec, m.Path, err))
+			return stageErr(what, fmt.Errorf("%s %s (%s): %w", what, spec, m.Path, err))
 		}
 		target := b.P(LayerDir(n))
 		if err := os.MkdirAll(target, 0o755); err != nil {
 			return stageErr(what, err)
 		}
 		if err := unix.Mount(m.Node, target, "squashfs", unix.MS_RDONLY, ""); err != nil {
-			comp := "?"
-			if f, ferr := os.Open(m.Node); ferr == nil {
-				comp, _ = SquashfsInfo(f)
-				f.Close()
-			}
+			comp := squashfsCompressor(m.Node)
 			return stageErr(what, mountErr("squashfs", m.Path, LayerDir(n), err),
 				"squashfs compressor: "+comp+" (the rfs kernels support gzip only)")
 		}
@@ -438,14 +444,15 @@ func (b *Boot) UpperOptions() string {
 // the owner and mode of the lower's root.
 func (b *Boot) MountUpper() error {
 	t0 := time.Now()
-	if b.Params.Upper.Mode == UpperData && b.data != nil && b.data.usable {
-		b.upperRW = filepath.Join(b.data.staging, DataUpper)
-		b.workRW = filepath.Join(b.data.staging, DataWork)
+	if b.Params.Upper.Mode == bootparam.UpperData && b.data != nil && b.data.usable {
+		b.upperRW = filepath.Join(b.data.staging, datapart.Upper)
+		b.workRW = filepath.Join(b.data.staging, datapart.Work)
 		if err := copyRootAttrs(b.topLower(), b.upperRW); err != nil {
 			return stageErr("upper", err)
 		}
-		b.Status.Mode = UpperData
-		b.Status.Upper = UpperStatus{Type: UpperData, Mountpoint: UpperDir, Device: b.data.m.Path}
+		b.Status.Mode = bootparam.UpperData
+		b.Status.Upper = UpperStatus{Type: bootparam.UpperData, Mountpoint: UpperDir, Device: b.data.m.Path}
+		b.recordLower()
 		b.Status.Timings.Upper = ms(time.Since(t0))
 		return nil
 	}
@@ -462,15 +469,15 @@ func (b *Boot) MountUpper() error {
 	up, work := filepath.Join(staging, "upper"), filepath.Join(staging, "work")
 	for _, d := range []string{up, work} {
 		if err := unix.Mkdir(d, 0o755); err != nil && !errors.Is(err, unix.EEXIST) {
-			return stageErr("upper", fmt.Errorf("mkdir %s: %v", d, err))
+			return stageErr("upper", fmt.Errorf("mkdir %s: %w", d, err))
 		}
 	}
 	if err := copyRootAttrs(b.topLower(), up); err != nil {
 		return stageErr("upper", err)
 	}
 	b.upperRW, b.workRW = up, work
-	b.Status.Mode = UpperTmpfs
-	b.Status.Upper = UpperStatus{Type: UpperTmpfs, Options: opts, Mountpoint: UpperDir}
+	b.Status.Mode = bootparam.UpperTmpfs
+	b.Status.Upper = UpperStatus{Type: bootparam.UpperTmpfs, Options: opts, Mountpoint: UpperDir}
 	b.Status.Timings.Upper = ms(time.Since(t0))
 	return nil
 }
@@ -530,7 +537,7 @@ func (b *Boot) MountOverlay() error {
 	}
 	b.umountLater(view)
 	if err := unix.Mount("", view, "", unix.MS_BIND|unix.MS_REMOUNT|unix.MS_RDONLY|unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, ""); err != nil {
-		return stageErr("overlay", fmt.Errorf("remount %s read-only: %v", UpperDir, err))
+		return stageErr("overlay", fmt.Errorf("remount %s read-only: %w", UpperDir, err))
 	}
 	b.MountVolumes()
 	// The overlay holds private clones of its layer mounts: the staging
@@ -541,9 +548,9 @@ func (b *Boot) MountOverlay() error {
 			return stageErr("overlay", err)
 		}
 	}
-	if b.Status.Mode == UpperTmpfs {
+	if b.Status.Mode == bootparam.UpperTmpfs {
 		if err := unix.Unmount(b.P(StagingDir), unix.MNT_DETACH); err != nil {
-			return stageErr("overlay", fmt.Errorf("detach %s: %v", StagingDir, err))
+			return stageErr("overlay", fmt.Errorf("detach %s: %w", StagingDir, err))
 		}
 		os.Remove(b.P(StagingDir))
 	}
@@ -561,7 +568,7 @@ func (b *Boot) WriteStatus() error {
 	s.Cmdline = b.Cmdline
 	s.Timings.Total = ms(time.Since(b.start))
 	if err := WriteStatus(b.P(StatusPath), s); err != nil {
-		return fmt.Errorf("write %s: %v", StatusPath, err)
+		return fmt.Errorf("write %s: %w", StatusPath, err)
 	}
 	return nil
 }
@@ -578,8 +585,8 @@ func (b *Boot) CheckInit() error {
 		Flags: unix.O_PATH | unix.O_CLOEXEC, Resolve: unix.RESOLVE_IN_ROOT | unix.RESOLVE_NO_MAGICLINKS,
 	})
 	if err != nil {
-		return stageErr("switch_root", fmt.Errorf("init %s not found in the root filesystem: %v", b.Params.Init, err),
-			"set rfs.init=/path to the init of the image (default "+DefaultInit+")")
+		return stageErr("switch_root", fmt.Errorf("init %s not found in the root filesystem: %w", b.Params.Init, err),
+			"set rfs.init=/path to the init of the image (default "+bootparam.DefaultInit+")")
 	}
 	defer unix.Close(fd)
 	var st unix.Stat_t
@@ -612,7 +619,7 @@ func (b *Boot) SwitchRoot() error {
 		}
 		if err := unix.Mount(b.P(d), dst, "", unix.MS_MOVE, ""); err != nil {
 			b.unmove(moved)
-			return stageErr("switch_root", fmt.Errorf("move %s to /sysroot%s: %v", d, d, err))
+			return stageErr("switch_root", fmt.Errorf("move %s to /sysroot%s: %w", d, d, err))
 		}
 		moved = append(moved, d)
 	}
@@ -628,10 +635,10 @@ func (b *Boot) SwitchRoot() error {
 		return stageErr("switch_root", err)
 	}
 	if err := unix.Mount(".", b.P("/"), "", unix.MS_MOVE, ""); err != nil {
-		return stageErr("switch_root", fmt.Errorf("move /sysroot to /: %v", err))
+		return stageErr("switch_root", fmt.Errorf("move /sysroot to /: %w", err))
 	}
 	if err := unix.Chroot("."); err != nil {
-		return stageErr("switch_root", fmt.Errorf("chroot: %v", err))
+		return stageErr("switch_root", fmt.Errorf("chroot: %w", err))
 	}
 	if err := unix.Chdir("/"); err != nil {
 		return stageErr("switch_root", err)
@@ -690,7 +697,7 @@ func (b *Boot) ReadyLine() string {
 	case k > 1:
 		lower += fmt.Sprintf(" +%d layers", k)
 	}
-	if b.Status.Mode == UpperData {
+	if b.Status.Mode == bootparam.UpperData {
 		return fmt.Sprintf("overlay ready (lower=%s, upper=data %s, %dms)",
 			lower, b.Status.Upper.Device, time.Since(b.start).Milliseconds())
 	}
@@ -711,7 +718,7 @@ func (b *Boot) Prepare() (err error) {
 		}
 	}()
 	b.Status = Status{Timings: Timings{Mounts: b.Status.Timings.Mounts}}
-	b.degraded, b.data, b.lastScan, b.layers = "", nil, nil, nil
+	b.degraded, b.data, b.lastScan, b.layers, b.lowerBuildID = "", nil, nil, nil, ""
 	m, err := b.WaitRoot()
 	if err != nil {
 		return err
@@ -757,7 +764,7 @@ func (b *Boot) Report(err error) {
 func (b *Boot) ExecInit() error {
 	argv := append([]string{b.Params.Init}, b.Params.InitArgs...)
 	err := unix.Exec(b.Params.Init, argv, InitEnv)
-	return stageErr("exec", fmt.Errorf("exec %s: %v", b.Params.Init, err))
+	return stageErr("exec", fmt.Errorf("exec %s: %w", b.Params.Init, err))
 }
 
 // Run is the whole init: it never returns. Failures end in the rescue
@@ -773,7 +780,7 @@ func (b *Boot) Run() {
 		for _, w := range b.Params.Warnings {
 			b.Logf("warning: %s", w)
 		}
-		if attempt == 1 && b.Params.Shell == ShellBefore {
+		if attempt == 1 && b.Params.Shell == bootparam.ShellBefore {
 			b.Rescue("rfs.shell given: rescue shell before mounting the root; exit the shell to continue booting")
 		}
 		if err := b.Prepare(); err != nil {
@@ -782,7 +789,7 @@ func (b *Boot) Run() {
 			b.Logf("retrying boot")
 			continue
 		}
-		if b.Params.Shell == ShellAfter {
+		if b.Params.Shell == bootparam.ShellAfter {
 			b.Rescue("rfs.shell=after: overlay is mounted at /sysroot; exit the shell to switch root")
 		}
 		if err := b.SwitchRoot(); err != nil {

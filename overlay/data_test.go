@@ -3,9 +3,7 @@ package overlay
 import (
 	"os"
 	"path/filepath"
-	"slices"
 	"testing"
-	"time"
 )
 
 type crashed string
@@ -46,56 +44,6 @@ func makeDataDir(t *testing.T) string {
 
 func exists(p string) bool { _, err := os.Lstat(p); return err == nil }
 
-// TestResetStepsIdempotent: a crash after any step of a reset, then the
-// next boot's ResumeReset: always completely reset (the intent is the
-// first durable step), volumes kept unless all; the state records it.
-func TestResetStepsIdempotent(t *testing.T) {
-	for _, all := range []bool{false, true} {
-		for k := 1; ; k++ {
-			d := makeDataDir(t)
-			at := withCrashAt(k, func() {
-				if _, err := ScheduleReset(d, TriggerCmdline, all, time.Now()); err != nil {
-					t.Fatal(err)
-				}
-				if _, err := ResumeReset(d, time.Now()); err != nil {
-					t.Fatal(err)
-				}
-			})
-			// Next boot.
-			if _, err := ResumeReset(d, time.Now()); err != nil {
-				t.Fatalf("all=%v k=%d (%s): resume: %v", all, k, at, err)
-			}
-			if err := EnsureDataLayout(d); err != nil {
-				t.Fatal(err)
-			}
-			if exists(filepath.Join(d, "upper/etc/m")) || exists(filepath.Join(d, DataResetIntent)) {
-				t.Errorf("all=%v k=%d (%s): not reset", all, k, at)
-			}
-			if exists(filepath.Join(d, "volumes/app/v")) == all {
-				t.Errorf("all=%v k=%d (%s): volume present=%v", all, k, at, !all)
-			}
-			st, err := ReadDataState(d)
-			if err != nil || st.LastReset == nil || st.LastReset.Trigger != TriggerCmdline || st.LastReset.All != all || st.Resets != 1 {
-				t.Errorf("all=%v k=%d (%s): state %+v %v", all, k, at, st, err)
-			}
-			if err := RemoveTrash(d); err != nil || len(TrashEntries(d)) != 0 {
-				t.Errorf("trash: %v %v", err, TrashEntries(d))
-			}
-			names, _ := os.ReadDir(d)
-			var got []string
-			for _, n := range names {
-				got = append(got, n.Name())
-			}
-			if want := []string{DataStateFile, DataTrash, DataUpper, DataVolumes, DataWork}; !slices.Equal(got, want) {
-				t.Errorf("all=%v k=%d: data dir has %q, want %q", all, k, got, want)
-			}
-			if at == "" {
-				break
-			}
-		}
-	}
-}
-
 // TestSeedVolumeOnce: seeding is all or nothing (a crash before the
 // rename leaves only a temp dir, redone next time) and happens once.
 func TestSeedVolumeOnce(t *testing.T) {
@@ -127,17 +75,5 @@ func TestSeedVolumeOnce(t *testing.T) {
 	// A path the lower lacks: an empty volume.
 	if seeded, err := SeedVolume(d, "empty", filepath.Join(src, "nope")); err != nil || !seeded {
 		t.Errorf("empty volume: %v %v", seeded, err)
-	}
-}
-
-// TestResetDataHost is what `rfs reset --now` does on a mounted data dir.
-func TestResetDataHost(t *testing.T) {
-	d := makeDataDir(t)
-	rec, err := ResetData(d, TriggerHost, false)
-	if err != nil || rec.Trigger != TriggerHost {
-		t.Fatalf("%+v %v", rec, err)
-	}
-	if exists(filepath.Join(d, "upper/etc")) || !exists(filepath.Join(d, "volumes/app/v")) || len(TrashEntries(d)) != 0 {
-		t.Error("not reset, or volume wiped, or trash left")
 	}
 }

@@ -11,16 +11,20 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/rfsbuild/rfs/bootparam"
+	"github.com/rfsbuild/rfs/datapart"
+	"github.com/rfsbuild/rfs/ext4fs/ext4sb"
+	"github.com/rfsbuild/rfs/ptable"
 )
 
 // Paths of the data partition on the booted device.
 const (
-	DataDir       = "/run/rfs/data"         // the data partition; upper/ and work/ covered read-only
-	DataStaging   = "/run/rfs/.data-rw"     // the ext4 mount during boot only (detached)
-	BootStaging   = "/run/rfs/.boot"        // the boot partition while the reset flag is handled
-	BinPath       = "/run/rfs/bin/rfs-init" // copy of the init for `rfs-init status|reset`
-	GCLogPath     = "/run/rfs/gc.log"       // what the background trash deletion did
-	ResetFlagFile = "rfs-reset"             // on the boot partition's root: content "all" = also volumes
+	DataDir     = "/run/rfs/data"         // the data partition; upper/ and work/ covered read-only
+	DataStaging = "/run/rfs/.data-rw"     // the ext4 mount during boot only (detached)
+	BootStaging = "/run/rfs/.boot"        // the boot partition while the reset flag is handled
+	BinPath     = "/run/rfs/bin/rfs-init" // copy of the init for `rfs-init status|reset`
+	GCLogPath   = "/run/rfs/gc.log"       // what the background trash deletion did
 )
 
 // DataWait is how long the init waits for the data and boot partitions
@@ -62,14 +66,14 @@ func (b *Boot) SetupData() {
 	t0 := time.Now()
 	defer func() { b.Status.Timings.Data = ms(time.Since(t0)) }()
 	spec := b.Params.Data
-	if spec.Kind == RootNone {
-		if b.Params.Upper.Mode == UpperData {
+	if spec.Kind == bootparam.RootNone {
+		if b.Params.Upper.Mode == bootparam.UpperData {
 			b.degrade("rfs.upper=data but no data partition given (rfs.data=PARTUUID=...): using a tmpfs upper, changes will not persist")
 		}
 		return
 	}
 	consequence := "using a tmpfs upper, changes will not persist"
-	if b.Params.Upper.Mode != UpperData {
+	if b.Params.Upper.Mode != bootparam.UpperData {
 		consequence = "volumes will not persist"
 	}
 	m, err := b.waitDevice("data partition", spec, DataWait)
@@ -86,7 +90,7 @@ func (b *Boot) SetupData() {
 	b.Status.Data = &DataStatus{Device: m.Path, PARTUUID: m.PARTUUID, Mountpoint: DataDir, FSType: "ext4"}
 	f, err := os.Open(m.Node)
 	if err == nil {
-		_, _, err = Ext4Info(f)
+		_, err = ext4sb.Read(f, 0)
 		f.Close()
 	}
 	if err != nil {
@@ -121,7 +125,7 @@ func (b *Boot) SetupData() {
 	tg := time.Now()
 	b.growData()
 	b.Status.Timings.Grow = ms(time.Since(tg))
-	if err := EnsureDataLayout(staging); err != nil {
+	if err := dataDir(staging).EnsureLayout(); err != nil {
 		b.degrade("data partition %s: cannot create upper/work/volumes: %v: %s", m.Path, err, consequence)
 		b.Status.Data.Error = err.Error()
 		return
@@ -150,11 +154,11 @@ func (b *Boot) fillDataStatus() {
 		d.FreeBytes = int64(sfs.Bavail) * int64(sfs.Bsize)
 	}
 	d.PartitionBytes = b.data.m.Device.Size
-	if st, err := ReadDataState(b.data.staging); err == nil {
+	if st, err := dataDir(b.data.staging).ReadState(); err == nil {
 		d.LastReset = st.LastReset
 		d.LastGrow = st.LastGrow
 	}
-	d.Trash = len(TrashEntries(b.data.staging))
+	d.Trash = len(dataDir(b.data.staging).TrashEntries())
 }
 
 // resetIfAsked completes a pending reset (a power cut during a reset, or
@@ -164,7 +168,7 @@ func (b *Boot) fillDataStatus() {
 func (b *Boot) resetIfAsked() error {
 	dir := b.data.staging
 	now := time.Now()
-	if in, err := ReadResetIntent(dir); err != nil {
+	if in, err := dataDir(dir).ReadResetIntent(); err != nil {
 		return err
 	} else if in != nil {
 		b.Logf("completing factory reset requested by %s at %s%s", in.Trigger, in.Time, allSuffix(in.All))
@@ -173,12 +177,12 @@ func (b *Boot) resetIfAsked() error {
 		}
 	}
 	trigger, all := "", false
-	if b.Params.Reset != ResetNone {
-		trigger, all = TriggerCmdline, b.Params.Reset == ResetAll
+	if b.Params.Reset != bootparam.ResetNone {
+		trigger, all = datapart.TriggerCmdline, b.Params.Reset == bootparam.ResetAll
 	}
 	if flagAll, ok := b.readResetFlag(); ok {
 		if trigger == "" {
-			trigger = TriggerFlag
+			trigger = datapart.TriggerFlag
 		}
 		all = all || flagAll
 	}
@@ -186,7 +190,7 @@ func (b *Boot) resetIfAsked() error {
 		return nil
 	}
 	b.Logf("factory reset (%s)%s", trigger, allSuffix(all))
-	if _, err := ScheduleReset(dir, trigger, all, now); err != nil {
+	if _, err := dataDir(dir).ScheduleReset(trigger, all, now); err != nil {
 		return err
 	}
 	if err := b.doReset(); err != nil {
@@ -204,7 +208,7 @@ func allSuffix(all bool) string {
 }
 
 func (b *Boot) doReset() error {
-	rec, err := ResumeReset(b.data.staging, time.Now())
+	rec, err := dataDir(b.data.staging).ResumeReset(time.Now())
 	if err != nil {
 		return err
 	}
@@ -219,7 +223,7 @@ func (b *Boot) doReset() error {
 // flag file. It stays mounted (for clearResetFlag) until the attempt ends.
 func (b *Boot) readResetFlag() (all, ok bool) {
 	spec := b.Params.BootPart
-	if spec.Kind == RootNone {
+	if spec.Kind == bootparam.RootNone {
 		return false, false
 	}
 	m, err := b.waitDevice("boot partition", spec, DataWait)
@@ -239,7 +243,7 @@ func (b *Boot) readResetFlag() (all, ok bool) {
 		return false, false
 	}
 	b.pushUndo(func() { unix.Unmount(target, unix.MNT_DETACH); os.Remove(target) })
-	flag := filepath.Join(target, ResetFlagFile)
+	flag := filepath.Join(target, datapart.ResetFlagFile)
 	c, err := os.ReadFile(flag)
 	if err != nil {
 		if unix.Unmount(target, 0) == nil {
@@ -248,7 +252,7 @@ func (b *Boot) readResetFlag() (all, ok bool) {
 		return false, false
 	}
 	b.data.flag = flag
-	b.Logf("reset flag %s found on the boot partition %s", ResetFlagFile, m.Path)
+	b.Logf("reset flag %s found on the boot partition %s", datapart.ResetFlagFile, m.Path)
 	return strings.EqualFold(strings.TrimSpace(string(c)), "all"), true
 }
 
@@ -262,7 +266,7 @@ func (b *Boot) clearResetFlag() {
 	if err == nil {
 		err = os.Remove(b.data.flag)
 		if err == nil {
-			err = fsyncDir(target)
+			err = datapart.SyncDir(target)
 		}
 	}
 	if uerr := unix.Unmount(target, 0); err == nil && uerr != nil {
@@ -271,7 +275,7 @@ func (b *Boot) clearResetFlag() {
 		os.Remove(target)
 	}
 	if err != nil {
-		b.Logf("warning: cannot remove the reset flag %s from the boot partition: %v; the reset will be repeated at every boot until it is removed", ResetFlagFile, err)
+		b.Logf("warning: cannot remove the reset flag %s from the boot partition: %v; the reset will be repeated at every boot until it is removed", datapart.ResetFlagFile, err)
 		return
 	}
 	b.data.flag = ""
@@ -309,7 +313,7 @@ func (b *Boot) growData() {
 	if err != nil {
 		size = disk.Size
 	}
-	plan, err := GrowPartition(f, size, disk.Table.SectorSize, m.Device.PartN)
+	plan, err := ptable.GrowPartition(f, size, disk.Table.SectorSize, m.Device.PartN, step)
 	if err != nil {
 		b.Logf("warning: cannot grow the data partition: %v", err)
 		return
@@ -340,13 +344,14 @@ func (b *Boot) growData() {
 		}
 		b.Logf("data partition %s: %s -> %s (%s table)", m.Path, humanSize(plan.OldSize), humanSize(psize), plan.Table)
 	}
-	bs, blocks, err := Ext4Info(part)
+	sb, err := ext4sb.Read(part, 0)
 	if err != nil {
 		b.Logf("warning: growth: %v", err)
 		return
 	}
+	bs, blocks := int64(sb.BlockSize), sb.BlocksCount
 	want := uint64(psize / bs)
-	if want <= blocks || int64(want-blocks)*bs < MinGrowth {
+	if want <= blocks || int64(want-blocks)*bs < ptable.MinGrowth {
 		return
 	}
 	t0 := time.Now()
@@ -355,13 +360,13 @@ func (b *Boot) growData() {
 		return
 	}
 	step("grow:ext4")
-	rec := &GrowRecord{Time: time.Now().UTC().Format(time.RFC3339), FromBytes: int64(blocks) * bs, ToBytes: int64(want) * bs}
+	rec := &datapart.GrowRecord{Time: time.Now().UTC().Format(time.RFC3339), FromBytes: int64(blocks) * bs, ToBytes: int64(want) * bs}
 	b.Logf("grew the data filesystem on %s from %s to %s in %dms", m.Path, humanSize(rec.FromBytes), humanSize(rec.ToBytes), time.Since(t0).Milliseconds())
 	b.Status.Data.Grown = rec
-	if st, err := ReadDataState(b.data.staging); err == nil || st != nil {
+	if st, err := dataDir(b.data.staging).ReadState(); err == nil || st != nil {
 		st.LastGrow = rec
-		if err := WriteDataState(b.data.staging, st); err != nil {
-			b.Logf("warning: %s: %v", DataStateFile, err)
+		if err := dataDir(b.data.staging).WriteState(st); err != nil {
+			b.Logf("warning: %s: %v", datapart.StateFile, err)
 		}
 	}
 	m.Device.Size = psize
@@ -375,11 +380,11 @@ func (b *Boot) MountVolumes() {
 		return
 	}
 	defer lower.Close()
-	vf, err := openInRoot(int(lower.Fd()), VolumesFile, unix.O_RDONLY)
+	vf, err := openInRoot(int(lower.Fd()), datapart.VolumesFile, unix.O_RDONLY)
 	if err != nil {
 		return // no volumes declared
 	}
-	vols, warns := ParseVolumes(vf)
+	vols, warns := datapart.ParseVolumes(vf)
 	vf.Close()
 	for _, w := range warns {
 		b.Logf("warning: %s", w)
@@ -416,7 +421,7 @@ func (b *Boot) MountVolumes() {
 	b.Status.Volumes = vols
 }
 
-func (b *Boot) mountVolume(lowerFD, sysrootFD int, v *Volume) error {
+func (b *Boot) mountVolume(lowerFD, sysrootFD int, v *datapart.Volume) error {
 	src := ""
 	if fd, err := unix.Openat2(lowerFD, strings.TrimPrefix(v.Path, "/"), &unix.OpenHow{
 		Flags: unix.O_PATH | unix.O_CLOEXEC, Resolve: unix.RESOLVE_IN_ROOT | unix.RESOLVE_NO_MAGICLINKS,
@@ -431,11 +436,11 @@ func (b *Boot) mountVolume(lowerFD, sysrootFD int, v *Volume) error {
 	v.Seeded = seeded
 	target, err := mkdirAllInRoot(sysrootFD, v.Path)
 	if err != nil {
-		return fmt.Errorf("mount point: %v", err)
+		return fmt.Errorf("mount point: %w", err)
 	}
 	defer unix.Close(target)
-	if err := unix.Mount(filepath.Join(b.data.staging, DataVolumes, v.Name), "/proc/self/fd/"+strconv.Itoa(target), "", unix.MS_BIND, ""); err != nil {
-		return fmt.Errorf("bind mount: %v", err)
+	if err := unix.Mount(filepath.Join(b.data.staging, datapart.Volumes, v.Name), "/proc/self/fd/"+strconv.Itoa(target), "", unix.MS_BIND, ""); err != nil {
+		return fmt.Errorf("bind mount: %w", err)
 	}
 	return nil
 }
@@ -476,7 +481,7 @@ func mkdirAllInRoot(rootFD int, path string) (int, error) {
 			pfd = fd
 		}
 		if err := unix.Mkdirat(pfd, c, 0o755); err != nil && !errors.Is(err, unix.EEXIST) {
-			return -1, fmt.Errorf("mkdir %s: %v", "/"+cur, err)
+			return -1, fmt.Errorf("mkdir %s: %w", "/"+cur, err)
 		}
 	}
 	return unix.Openat2(rootFD, strings.Trim(path, "/"), how(unix.O_PATH|unix.O_DIRECTORY))
@@ -495,7 +500,7 @@ func (b *Boot) exposeData() error {
 		return mountErr("bind", DataStaging, DataDir, err)
 	}
 	b.umountLater(view)
-	for _, d := range []string{DataUpper, DataWork} {
+	for _, d := range []string{datapart.Upper, datapart.Work} {
 		p := filepath.Join(view, d)
 		if _, err := os.Stat(p); err != nil {
 			continue
@@ -505,11 +510,11 @@ func (b *Boot) exposeData() error {
 		}
 		b.umountLater(p)
 		if err := unix.Mount("", p, "", unix.MS_BIND|unix.MS_REMOUNT|unix.MS_RDONLY|unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, ""); err != nil {
-			return fmt.Errorf("remount %s/%s read-only: %v", DataDir, d, err)
+			return fmt.Errorf("remount %s/%s read-only: %w", DataDir, d, err)
 		}
 	}
 	if err := unix.Unmount(b.data.staging, unix.MNT_DETACH); err != nil {
-		return fmt.Errorf("detach %s: %v", DataStaging, err)
+		return fmt.Errorf("detach %s: %w", DataStaging, err)
 	}
 	os.Remove(b.data.staging)
 	b.data.staging = view
@@ -543,7 +548,7 @@ func (b *Boot) InstallSelf() error {
 // before rfs.init is exec'd) if the data partition's trash is not empty.
 // The new init inherits it as a child and reaps it.
 func (b *Boot) StartGC() {
-	if b.data == nil || len(TrashEntries(b.P(DataDir))) == 0 {
+	if b.data == nil || len(dataDir(b.P(DataDir)).TrashEntries()) == 0 {
 		return
 	}
 	log, err := os.OpenFile(b.P(GCLogPath), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)

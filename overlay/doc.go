@@ -1,8 +1,10 @@
 // Package overlay is the logic of rfs-init, the init (PID 1) that rfs packs
-// into the initramfs of every image, plus the pieces the host tools reuse:
-// kernel command line parsing (Params), the on-device status record
-// (Status, /run/rfs/status.json) and partition table lookup (ReadTable,
-// Table.Find) over an io.ReaderAt.
+// into the initramfs of every image: only what runs on the device. No host
+// package imports it. What the host tools share with it lives in packages
+// both import: the partition tables (ptable), the kernel command line
+// (bootparam), the data partition's layout, reset state machine and
+// volumes (datapart), the ext4 and squashfs superblocks (ext4fs/ext4sb,
+// squashfs/sqsb) and atomic writes (atomicfile).
 //
 // # Boot sequence
 //
@@ -136,18 +138,30 @@
 //	upper/ work/            the overlay's upper and work dirs (rfs.upper=data)
 //	volumes/NAME            one dir per volume
 //	trash/                  wiped dirs (ID-upper, ID-work, ID-volumes) being deleted
-//	rfs-state.json          DataState: last reset (time, trigger, all), last growth
-//	rfs-reset-pending       ResetIntent: a reset decided but not yet complete
+//	rfs-state.json          datapart.State: last reset (time, trigger, all), last growth
+//	rfs-reset-pending       datapart.ResetIntent: a reset decided but not yet complete
+//	rfs-upper.json          datapart.UpperRecord: the build ID of the lower the upper
+//	                        is used with (rfs.upper=data)
+//
+// The lower's build ID. After mounting the base lower the init reads
+// BUILD_ID from its /etc/os-release (at most 64 KiB; missing or odd is a
+// warning). With a persistent upper it compares it with rfs-upper.json:
+// if they differ (a new image flashed with the data partition kept, a layer
+// added) it prints "rfs: the upper on DEV was made against build X; the
+// lower is now build Y", puts X in status.json ("upper": "made_against";
+// Y is "lower"[0]."build_id") and records Y, written atomically. A reset
+// moves the record into the trash with the upper; the boot after it writes
+// a new one.
 //
 // Factory reset. Triggers: rfs.reset[=all] on the command line; a file
 // "rfs-reset" at the root of the boot partition (content "all" = also the
 // volumes; any other content = upper only), cleared by the init once the
 // wipe is durable; `rfs-init reset [--all]` on the device (writes the
-// intent, reboots; the init performs it); ResetData on the host (rfs reset
+// intent, reboots; the init performs it); datapart.Dir.Reset on the host (rfs reset
 // --now). Steps, each idempotent, so a power cut anywhere is completed by
 // the next boot (old state before step 1, reset state after it):
 // (1) write rfs-reset-pending (temp, fsync, rename, fsync dir) — the commit
-// point; (2) rename upper, work (and volumes) into trash/; (3) mkdir fresh
+// point; (2) rename upper, work (and volumes) and rfs-upper.json into trash/; (3) mkdir fresh
 // ones, fsync; (4) rfs-state.json, remove the intent, fsync; (5) clear the
 // flag. The cost is a few renames and fsyncs whatever the file count; the
 // trash is deleted in the background after switch_root (and again at the

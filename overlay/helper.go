@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/rfsbuild/rfs/datapart"
 )
 
 // HelperUsage is printed by `rfs-init help`.
@@ -86,12 +88,12 @@ func helperStatus(args []string, stdout, stderr io.Writer) int {
 			s.Data.SizeBytes = int64(sfs.Blocks) * int64(sfs.Bsize)
 			s.Data.FreeBytes = int64(sfs.Bavail) * int64(sfs.Bsize)
 		}
-		if st, err := ReadDataState(dir); err == nil {
+		if st, err := dataDir(dir).ReadState(); err == nil {
 			s.Data.LastReset = st.LastReset
 			s.Data.LastGrow = st.LastGrow
 		}
-		s.Data.Trash = len(TrashEntries(dir))
-		if in, _ := ReadResetIntent(dir); in != nil {
+		s.Data.Trash = len(dataDir(dir).TrashEntries())
+		if in, _ := dataDir(dir).ReadResetIntent(); in != nil {
 			s.Warnings = append(s.Warnings, fmt.Sprintf("factory reset pending (%s, requested %s%s): performed at the next boot", in.Trigger, in.Time, map[bool]string{true: ", all"}[in.All]))
 		}
 	}
@@ -104,6 +106,12 @@ func helperStatus(args []string, stdout, stderr io.Writer) int {
 	w("upper", s.Mode)
 	if s.Upper.Device != "" {
 		w("upper device", s.Upper.Device)
+	}
+	if len(s.Lower) > 0 && s.Lower[0].BuildID != "" {
+		w("lower build", s.Lower[0].BuildID)
+	}
+	if s.Upper.MadeAgainst != "" {
+		w("upper made", "against build "+s.Upper.MadeAgainst+" (recorded as the lower's build at this boot)")
 	}
 	if d := s.Data; d != nil {
 		state := "in use"
@@ -172,11 +180,11 @@ func helperReset(args []string, stdout, stderr io.Writer) int {
 		} else if s.Data != nil {
 			why = "the data partition is not usable: " + s.Data.Error
 		}
-		fmt.Fprintf(stderr, "rfs-init reset: %s; boot once with rfs.reset on the kernel command line, or create the file %s on the boot partition\n", why, ResetFlagFile)
+		fmt.Fprintf(stderr, "rfs-init reset: %s; boot once with rfs.reset on the kernel command line, or create the file %s on the boot partition\n", why, datapart.ResetFlagFile)
 		return 1
 	}
 	dir := statusRoot + s.Data.Mountpoint
-	in, err := ScheduleReset(dir, TriggerCommand, all, time.Now())
+	in, err := dataDir(dir).ScheduleReset(datapart.TriggerCommand, all, time.Now())
 	if err != nil {
 		fmt.Fprintf(stderr, "rfs-init reset: %v\n", err)
 		return 1
@@ -215,11 +223,11 @@ func helperGC(args []string, stdout, stderr io.Writer) int {
 	unix.Syscall(unix.SYS_IOPRIO_SET, 1, 0, 3<<13)
 	t0 := time.Now()
 	n := 0
-	for _, e := range TrashEntries(dir) {
-		n += countTree(filepath.Join(dir, DataTrash, e))
+	for _, e := range dataDir(dir).TrashEntries() {
+		n += countTree(filepath.Join(dir, datapart.Trash, e))
 	}
-	err := RemoveTrash(dir)
-	msg := fmt.Sprintf("%s rfs-init gc: deleted %d entries from %s/%s in %.3fs", time.Now().UTC().Format(time.RFC3339), n, dir, DataTrash, time.Since(t0).Seconds())
+	err := dataDir(dir).RemoveTrash()
+	msg := fmt.Sprintf("%s rfs-init gc: deleted %d entries from %s/%s in %.3fs", time.Now().UTC().Format(time.RFC3339), n, dir, datapart.Trash, time.Since(t0).Seconds())
 	if err != nil {
 		msg += ": " + err.Error()
 	}

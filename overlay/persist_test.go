@@ -19,6 +19,10 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/rfsbuild/rfs/datapart"
+	"github.com/rfsbuild/rfs/ext4fs/ext4sb"
+	"github.com/rfsbuild/rfs/ptable"
 )
 
 // Real-kernel tests of the data partition: each "boot" is the boot child
@@ -72,28 +76,40 @@ func persistSquashfs(t *testing.T) string {
 			persistSqErr = err.Error()
 			return
 		}
-		tree := filepath.Join(dir, "tree")
-		for _, d := range []string{"etc/rfs", "sbin", "dev", "proc", "sys", "run", "tmp", "var/lib/app/sub"} {
-			os.MkdirAll(filepath.Join(tree, d), 0o755)
-		}
-		os.WriteFile(filepath.Join(tree, "etc/hello"), []byte("lower"), 0o644)
-		os.WriteFile(filepath.Join(tree, "var/lib/app/seed"), []byte("seed"), 0o640)
-		os.WriteFile(filepath.Join(tree, "var/lib/app/sub/deep"), []byte("deep"), 0o600)
-		os.Symlink("seed", filepath.Join(tree, "var/lib/app/link"))
-		os.WriteFile(filepath.Join(tree, "etc/rfs/volumes"), []byte("# volumes\napp /var/lib/app\nnew /srv/new # not in the lower\nBAD /x\n"), 0o644)
-		bin, _ := os.ReadFile(self)
-		os.WriteFile(filepath.Join(tree, testInit[1:]), bin, 0o755)
 		persistSq = filepath.Join(dir, "root.sqfs")
-		out, err := exec.Command(mksq, tree, persistSq, "-comp", "gzip", "-noappend", "-all-root", "-no-xattrs", "-quiet", "-no-progress").CombinedOutput()
-		if err != nil {
-			persistSqErr = fmt.Sprintf("mksquashfs: %v %s", err, out)
+		if err := buildPersistLower(mksq, self, persistSq, "persist-a"); err != nil {
+			persistSqErr = err.Error()
 		}
-		os.RemoveAll(tree)
 	})
 	if persistSqErr != "" {
 		t.Fatal(persistSqErr)
 	}
 	return persistSq
+}
+
+// buildPersistLower writes the data tests' lower to out, with buildID as
+// BUILD_ID in its /etc/os-release.
+func buildPersistLower(mksq, self, out, buildID string) error {
+	tree, err := os.MkdirTemp(filepath.Dir(out), "tree")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(tree)
+	for _, d := range []string{"etc/rfs", "sbin", "dev", "proc", "sys", "run", "tmp", "var/lib/app/sub"} {
+		os.MkdirAll(filepath.Join(tree, d), 0o755)
+	}
+	os.WriteFile(filepath.Join(tree, "etc/hello"), []byte("lower"), 0o644)
+	os.WriteFile(filepath.Join(tree, "etc/os-release"), []byte("ID=rfs\nBUILD_ID="+buildID+"\n"), 0o644)
+	os.WriteFile(filepath.Join(tree, "var/lib/app/seed"), []byte("seed"), 0o640)
+	os.WriteFile(filepath.Join(tree, "var/lib/app/sub/deep"), []byte("deep"), 0o600)
+	os.Symlink("seed", filepath.Join(tree, "var/lib/app/link"))
+	os.WriteFile(filepath.Join(tree, "etc/rfs/volumes"), []byte("# volumes\napp /var/lib/app\nnew /srv/new # not in the lower\nBAD /x\n"), 0o644)
+	bin, _ := os.ReadFile(self)
+	os.WriteFile(filepath.Join(tree, testInit[1:]), bin, 0o755)
+	if b, err := exec.Command(mksq, tree, out, "-comp", "gzip", "-noappend", "-all-root", "-no-xattrs", "-quiet", "-no-progress").CombinedOutput(); err != nil {
+		return fmt.Errorf("mksquashfs: %v %s", err, b)
+	}
+	return nil
 }
 
 type dataFixture struct {
@@ -126,7 +142,7 @@ func newDataDisk(t *testing.T, mbr bool, dataMiB, extraMiB int64, mkfsArgs ...st
 	s := func(b int64) string { return strconv.FormatInt(b/512, 10) }
 	if mbr {
 		id := rand.Uint32() | 1
-		fx.boot, fx.root, fx.data = hex8(id)+"-01", hex8(id)+"-02", hex8(id)+"-03"
+		fx.boot, fx.root, fx.data = fmt.Sprintf("%08x-01", id), fmt.Sprintf("%08x-02", id), fmt.Sprintf("%08x-03", id)
 		run(t, fmt.Sprintf("label: dos\nlabel-id: 0x%08x\n\nstart=%s, size=%s, type=c\nstart=%s, size=%s, type=83\nstart=%s, size=%s, type=83\n",
 			id, s(fx.bootOff), s(fx.bootSize), s(rootOff), s(sqMiB<<20), s(fx.dataOff), s(fx.dataLen)),
 			needTool(t, "sfdisk"), "--no-reread", "--no-tell-kernel", "-q", fx.img)
@@ -153,11 +169,11 @@ func newDataDisk(t *testing.T, mbr bool, dataMiB, extraMiB int64, mkfsArgs ...st
 	os.Remove(bootFS)
 	// The data partition, as the builder makes it.
 	seed := filepath.Join(dir, "seed")
-	for _, d := range []string{DataUpper, DataWork, DataVolumes} {
+	for _, d := range []string{datapart.Upper, datapart.Work, datapart.Volumes} {
 		os.MkdirAll(filepath.Join(seed, d), 0o755)
 	}
 	dataFS := filepath.Join(dir, "data.fs")
-	args := append([]string{"-q", "-F", "-t", "ext4", "-b", "4096", "-L", DataLabel, "-d", seed}, mkfsArgs...)
+	args := append([]string{"-q", "-F", "-t", "ext4", "-b", "4096", "-L", datapart.Label, "-d", seed}, mkfsArgs...)
 	run(t, "", needTool(t, "mke2fs"), append(args, dataFS, strconv.FormatInt(dataMiB, 10)+"M")...)
 	copyAt(t, fx.img, dataFS, fx.dataOff)
 	os.Remove(dataFS)
@@ -211,12 +227,12 @@ func (fx *dataFixture) bootEnv(t *testing.T, extra string, env []string, checks 
 func (fx *dataFixture) writeFlag(t *testing.T, content string) {
 	f := filepath.Join(t.TempDir(), "flag")
 	os.WriteFile(f, []byte(content), 0o644)
-	run(t, "", needTool(t, "debugfs"), "-w", "-R", "write "+f+" "+ResetFlagFile, fx.part(1))
+	run(t, "", needTool(t, "debugfs"), "-w", "-R", "write "+f+" "+datapart.ResetFlagFile, fx.part(1))
 }
 
 func (fx *dataFixture) hasFlag(t *testing.T) bool {
 	out := run(t, "", needTool(t, "debugfs"), "-R", "ls -l /", fx.part(1))
-	return strings.Contains(out, ResetFlagFile)
+	return strings.Contains(out, datapart.ResetFlagFile)
 }
 
 func hashRange(t *testing.T, img string, off, n int64) [32]byte {
@@ -246,6 +262,9 @@ func hashRange(t *testing.T, img string, off, n int64) [32]byte {
 //	status          print rfs-init status
 //	probe:PATH      print "PROBE PATH 1" if it exists, else "PROBE PATH 0"
 //	gcwait          wait for the background trash deletion, print its log
+//	build:ID        status: the base lower's build ID is ID
+//	made:ID         status: the upper was made against ID ("made:" = the same lower)
+//	rec:ID          the data partition's upper record names ID
 func persistChecks(args []string) int {
 	failed := false
 	fail := func(format string, a ...any) {
@@ -331,6 +350,25 @@ func persistChecks(args []string) int {
 			}
 			b, _ := os.ReadFile(GCLogPath)
 			os.Stdout.WriteString("GCLOG " + string(b))
+		case "build":
+			if len(s.Lower) == 0 || s.Lower[0].BuildID != v {
+				fail("lower %+v, want build ID %q", s.Lower, v)
+			}
+		case "made":
+			if s.Upper.MadeAgainst != v {
+				fail("upper made against %q, want %q", s.Upper.MadeAgainst, v)
+			}
+		case "rec":
+			f, err := os.Open(filepath.Join(DataDir, datapart.UpperRecordFile))
+			if err != nil {
+				fail("upper record: %v", err)
+				break
+			}
+			rec, err := datapart.ParseUpperRecord(f)
+			f.Close()
+			if err != nil || rec.LowerBuildID != v {
+				fail("upper record %+v %v, want %q", rec, err, v)
+			}
 		default:
 			fail("unknown op %q", op)
 		}
@@ -371,6 +409,58 @@ func TestDataPersists(t *testing.T) {
 	}
 }
 
+// TestUpperRecordsLower: a persistent upper records the build ID of its
+// lower on the data partition; a boot on a lower of another build says so
+// once (console and status.json) and records the new one; a reset starts
+// the record over.
+func TestUpperRecordsLower(t *testing.T) {
+	t.Parallel()
+	fx := newDataDisk(t, false, 32, 0)
+	fx.bootOK(t, "", "mode:data", "build:persist-a", "made:", "rec:persist-a", "w:/etc/persist=1")
+	self, _ := os.Executable()
+	other := filepath.Join(t.TempDir(), "b.sqfs")
+	if err := buildPersistLower(needTool(t, "mksquashfs"), self, other, "persist-b"); err != nil {
+		t.Fatal(err)
+	}
+	fx.writeLower(t, other)
+	out := fx.bootOK(t, "", "build:persist-b", "made:persist-a", "rec:persist-b", "e:/etc/persist=1")
+	want := "rfs: the upper on /dev/" + filepath.Base(fx.part(3)) + " was made against build persist-a; the lower is now build persist-b\n"
+	if !strings.Contains(out, want) {
+		t.Errorf("no line %q in:\n%s", want, out)
+	}
+	out = fx.bootOK(t, "", "build:persist-b", "made:", "rec:persist-b")
+	if strings.Contains(out, "made against") {
+		t.Error("the difference is reported again")
+	}
+	// Back to the first lower, with a reset: a new upper, a new record.
+	fx.writeLower(t, persistSquashfs(t))
+	out = fx.bootOK(t, "rfs.reset", "build:persist-a", "made:", "rec:persist-a", "a:/etc/persist")
+	if strings.Contains(out, "made against") {
+		t.Error("a reset upper reported as made against another build")
+	}
+}
+
+// writeLower replaces the squashfs in p2 (the same size: the lowers of
+// the data tests differ only in their build ID).
+func (fx *dataFixture) writeLower(t *testing.T, sq string) {
+	t.Helper()
+	b, err := os.ReadFile(sq)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.OpenFile(fx.part(2), os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := f.WriteAt(b, 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Sync(); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func logTimings(t *testing.T, out string) {
 	if m := regexp.MustCompile(`TIMINGS (.*)`).FindStringSubmatch(out); m != nil {
 		t.Logf("boot timings (ms): %s", m[1])
@@ -385,8 +475,8 @@ func TestResetTriggers(t *testing.T) {
 		all     bool
 		trigger string
 	}{
-		{"cmdline", false, TriggerCmdline}, {"flag", false, TriggerFlag}, {"command", false, TriggerCommand},
-		{"cmdline all", true, TriggerCmdline}, {"flag all", true, TriggerFlag}, {"command all", true, TriggerCommand},
+		{"cmdline", false, datapart.TriggerCmdline}, {"flag", false, datapart.TriggerFlag}, {"command", false, datapart.TriggerCommand},
+		{"cmdline all", true, datapart.TriggerCmdline}, {"flag all", true, datapart.TriggerFlag}, {"command all", true, datapart.TriggerCommand},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -394,13 +484,13 @@ func TestResetTriggers(t *testing.T) {
 			first := []string{"w:/etc/persist=1", "w:/var/lib/app/v=vol"}
 			extra := ""
 			switch tc.trigger {
-			case TriggerCommand:
+			case datapart.TriggerCommand:
 				first = append(first, map[bool]string{false: "reset", true: "resetall"}[tc.all])
-			case TriggerCmdline:
+			case datapart.TriggerCmdline:
 				extra = map[bool]string{false: "rfs.reset", true: "rfs.reset=all"}[tc.all]
 			}
 			fx.bootOK(t, "", first...)
-			if tc.trigger == TriggerFlag {
+			if tc.trigger == datapart.TriggerFlag {
 				fx.writeFlag(t, map[bool]string{false: "\n", true: "all\n"}[tc.all])
 			}
 			want := []string{"mode:data", "a:/etc/persist", "gcwait"}
@@ -419,7 +509,7 @@ func TestResetTriggers(t *testing.T) {
 			if !strings.Contains(out, "GCLOG ") || !strings.Contains(out, "rfs-init gc: deleted ") {
 				t.Error("no background trash deletion")
 			}
-			if tc.trigger == TriggerFlag && fx.hasFlag(t) {
+			if tc.trigger == datapart.TriggerFlag && fx.hasFlag(t) {
 				t.Error("flag not cleared")
 			}
 			// The next boot does not reset again (one-shot triggers).
@@ -448,7 +538,7 @@ func TestDegraded(t *testing.T) {
 		name, want string
 		damage     func(f *os.File, off int64)
 	}{
-		{"not ext4", "no_superblock_magic", func(f *os.File, off int64) { f.WriteAt([]byte{0, 0}, off+1024+0x38) }},
+		{"not ext4", "no_ext2/3/4_superblock", func(f *os.File, off int64) { f.WriteAt([]byte{0, 0}, off+1024+0x38) }},
 		{"corrupt", "cannot_mount_data_partition", func(f *os.File, off int64) { f.WriteAt([]byte("garbage!"), off+1024+0x78) }}, // volume name: superblock checksum fails
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -540,7 +630,7 @@ func checkGrown(t *testing.T, fx *dataFixture) {
 	t.Helper()
 	st, _ := os.Stat(fx.img)
 	f, _ := os.Open(fx.img)
-	tbl, err := ReadTable(f, st.Size(), 512)
+	tbl, err := ptable.ReadTable(f, st.Size(), 512)
 	f.Close()
 	if err != nil {
 		t.Fatal(err)
@@ -583,10 +673,10 @@ func checkGrown(t *testing.T, fx *dataFixture) {
 		t.Errorf("e2fsck -fn: %v\n%s", err, eout)
 	}
 	d, _ := os.Open(fx.part(3))
-	bs, blocks, err := Ext4Info(d)
+	sb, err := ext4sb.Read(d, 0)
 	d.Close()
-	if err != nil || int64(blocks)*bs < p.Size-slack {
-		t.Errorf("filesystem is %d x %d bytes, partition %d: %v", blocks, bs, p.Size, err)
+	if err != nil || int64(sb.BlocksCount)*int64(sb.BlockSize) < p.Size-slack {
+		t.Errorf("filesystem %+v, partition %d bytes: %v", sb, p.Size, err)
 	}
 }
 
@@ -606,17 +696,17 @@ func TestPowerLossReset(t *testing.T) {
 	fx.bootOK(t, "", "w:/etc/m=1", "w:/var/lib/app/v=1")
 	for k := 1; ; k++ {
 		all := rng.Intn(2) == 0
-		trig := []string{TriggerCmdline, TriggerFlag, TriggerCommand}[rng.Intn(3)]
+		trig := []string{datapart.TriggerCmdline, datapart.TriggerFlag, datapart.TriggerCommand}[rng.Intn(3)]
 		if k == 1 { // step 1 is writing the intent: not part of a resumed command reset
-			trig = []string{TriggerCmdline, TriggerFlag}[rng.Intn(2)]
+			trig = []string{datapart.TriggerCmdline, datapart.TriggerFlag}[rng.Intn(2)]
 		}
 		extra := ""
 		switch trig {
-		case TriggerCmdline:
+		case datapart.TriggerCmdline:
 			extra = map[bool]string{false: "rfs.reset", true: "rfs.reset=all"}[all]
-		case TriggerFlag:
+		case datapart.TriggerFlag:
 			fx.writeFlag(t, map[bool]string{false: "", true: "all"}[all])
-		case TriggerCommand:
+		case datapart.TriggerCommand:
 			fx.bootOK(t, "", map[bool]string{false: "reset", true: "resetall"}[all])
 		}
 		out, err := fx.bootEnv(t, extra, []string{"RFS_TEST_CRASH=" + strconv.Itoa(k)})
@@ -639,7 +729,7 @@ func TestPowerLossReset(t *testing.T) {
 		if all && mGone != vGone {
 			t.Errorf("k=%d: half a reset --all: upper reset=%v volume reset=%v", k, mGone, vGone)
 		}
-		if trig == TriggerFlag && fx.hasFlag(t) {
+		if trig == datapart.TriggerFlag && fx.hasFlag(t) {
 			t.Errorf("k=%d: flag still set after the next boot", k)
 		}
 		if !crashed && k > 1 {
@@ -696,7 +786,7 @@ func TestReset100k(t *testing.T) {
 	}
 	t0 := time.Now()
 	for d := 0; d < 100; d++ {
-		dir := filepath.Join(mnt, DataUpper, "many", strconv.Itoa(d))
+		dir := filepath.Join(mnt, datapart.Upper, "many", strconv.Itoa(d))
 		os.MkdirAll(dir, 0o755)
 		for i := 0; i < 1000; i++ {
 			f, err := os.Create(filepath.Join(dir, strconv.Itoa(i)))

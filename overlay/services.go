@@ -1,7 +1,6 @@
 package overlay
 
 import (
-	"bufio"
 	"fmt"
 	"io"
 	"os"
@@ -9,34 +8,9 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/rfsbuild/rfs/datapart"
 )
-
-// ServicesFile lists programs to keep running on userlands whose init
-// restarts nothing (u-root): one absolute program path per line, # comments.
-// u-root's init runs /bbin/uinit before its shell; rfs links that to this
-// binary, which then starts one supervisor per line and returns.
-const ServicesFile = "/etc/rfs/services"
-
-// ReadServices parses ServicesFile content.
-func ReadServices(r io.Reader) ([]string, error) {
-	var progs []string
-	sc := bufio.NewScanner(r)
-	for n := 1; sc.Scan(); n++ {
-		line := sc.Text()
-		if i := strings.IndexByte(line, '#'); i >= 0 {
-			line = line[:i]
-		}
-		line = strings.TrimSpace(line)
-		if line == "" {
-			continue
-		}
-		if !strings.HasPrefix(line, "/") || strings.ContainsAny(line, " \t") {
-			return nil, fmt.Errorf("%s line %d: want one absolute program path, got %q", ServicesFile, n, line)
-		}
-		progs = append(progs, line)
-	}
-	return progs, sc.Err()
-}
 
 // servicesStarted marks that the supervisors run: u-root's init tries
 // /bbin/uinit and /bin/uinit (the same file through /bin -> bbin) and runs
@@ -63,7 +37,7 @@ func UInit(stdout, stderr io.Writer) int {
 // helperServices starts a detached supervisor for each line of
 // ServicesFile.
 func helperServices(stdout, stderr io.Writer) int {
-	f, err := os.Open(ServicesFile)
+	f, err := os.Open(datapart.ServicesFile)
 	if os.IsNotExist(err) {
 		return 0
 	}
@@ -71,7 +45,7 @@ func helperServices(stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "rfs: services: %v\n", err)
 		return 1
 	}
-	progs, err := ReadServices(f)
+	progs, err := datapart.ReadServices(f)
 	f.Close()
 	if err != nil {
 		fmt.Fprintf(stderr, "rfs: services: %v\n", err)

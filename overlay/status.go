@@ -3,6 +3,9 @@ package overlay
 import (
 	"encoding/json"
 	"os"
+
+	"github.com/rfsbuild/rfs/atomicfile"
+	"github.com/rfsbuild/rfs/datapart"
 )
 
 // Well-known paths on the booted device (after switch_root).
@@ -21,18 +24,18 @@ var Version = "dev"
 
 // Status is what the init did, written to /run/rfs/status.json.
 type Status struct {
-	Version  string        `json:"version"`
-	Mode     string        `json:"mode"`  // upper mode: "tmpfs"
-	Lower    []LayerStatus `json:"lower"` // the root first, then rfs.layers bottom to top
-	Upper    UpperStatus   `json:"upper"`
-	Overlay  OverlayStatus `json:"overlay"`
-	Init     string        `json:"init"`
-	Timings  Timings       `json:"timings_ms"`
-	Data     *DataStatus   `json:"data,omitempty"`    // the data partition, if rfs.data was given
-	Volumes  []Volume      `json:"volumes,omitempty"` // from the lower's /etc/rfs/volumes
-	Degraded string        `json:"degraded"`          // why the boot is not what was asked for; "" if it is
-	Warnings []string      `json:"warnings,omitempty"`
-	Cmdline  string        `json:"cmdline"`
+	Version  string            `json:"version"`
+	Mode     string            `json:"mode"`  // upper mode: "tmpfs"
+	Lower    []LayerStatus     `json:"lower"` // the root first, then rfs.layers bottom to top
+	Upper    UpperStatus       `json:"upper"`
+	Overlay  OverlayStatus     `json:"overlay"`
+	Init     string            `json:"init"`
+	Timings  Timings           `json:"timings_ms"`
+	Data     *DataStatus       `json:"data,omitempty"`    // the data partition, if rfs.data was given
+	Volumes  []datapart.Volume `json:"volumes,omitempty"` // from the lower's /etc/rfs/volumes
+	Degraded string            `json:"degraded"`          // why the boot is not what was asked for; "" if it is
+	Warnings []string          `json:"warnings,omitempty"`
+	Cmdline  string            `json:"cmdline"`
 }
 
 // LayerStatus is one read-only lower layer.
@@ -41,6 +44,9 @@ type LayerStatus struct {
 	PARTUUID   string `json:"partuuid"` // "" if unknown
 	Mountpoint string `json:"mountpoint"`
 	FSType     string `json:"fstype"` // squashfs
+	// BuildID is BUILD_ID of /etc/os-release (the base lower only: the
+	// build ID covers the root and the layers).
+	BuildID string `json:"build_id,omitempty"`
 }
 
 // UpperStatus is the writable layer.
@@ -49,23 +55,27 @@ type UpperStatus struct {
 	Options    string `json:"options"`          // tmpfs mount options, e.g. "size=50%,mode=0755"
 	Mountpoint string `json:"mountpoint"`       // read-only view of the upper dir
 	Device     string `json:"device,omitempty"` // data mode: the data partition
+	// MadeAgainst is the build ID of the lower the upper was made
+	// against, when it differs from the lower's now (data mode; the
+	// record is updated to the new lower at this boot).
+	MadeAgainst string `json:"made_against,omitempty"`
 }
 
 // DataStatus is the data partition.
 type DataStatus struct {
-	Device         string       `json:"device"`
-	PARTUUID       string       `json:"partuuid"`
-	Mountpoint     string       `json:"mountpoint"` // /run/rfs/data
-	FSType         string       `json:"fstype"`
-	PartitionBytes int64        `json:"partition_bytes"`
-	SizeBytes      int64        `json:"size_bytes"` // filesystem size (statfs)
-	FreeBytes      int64        `json:"free_bytes"` // available (statfs) at boot
-	ResetThisBoot  bool         `json:"reset_this_boot"`
-	LastReset      *ResetRecord `json:"last_reset,omitempty"` // persisted on the partition
-	Grown          *GrowRecord  `json:"grown,omitempty"`      // this boot
-	LastGrow       *GrowRecord  `json:"last_grow,omitempty"`  // persisted
-	Trash          int          `json:"trash"`                // wiped dirs still being deleted
-	Error          string       `json:"error,omitempty"`      // why it is not used
+	Device         string                `json:"device"`
+	PARTUUID       string                `json:"partuuid"`
+	Mountpoint     string                `json:"mountpoint"` // /run/rfs/data
+	FSType         string                `json:"fstype"`
+	PartitionBytes int64                 `json:"partition_bytes"`
+	SizeBytes      int64                 `json:"size_bytes"` // filesystem size (statfs)
+	FreeBytes      int64                 `json:"free_bytes"` // available (statfs) at boot
+	ResetThisBoot  bool                  `json:"reset_this_boot"`
+	LastReset      *datapart.ResetRecord `json:"last_reset,omitempty"` // persisted on the partition
+	Grown          *datapart.GrowRecord  `json:"grown,omitempty"`      // this boot
+	LastGrow       *datapart.GrowRecord  `json:"last_grow,omitempty"`  // persisted
+	Trash          int                   `json:"trash"`                // wiped dirs still being deleted
+	Error          string                `json:"error,omitempty"`      // why it is not used
 }
 
 // OverlayStatus is the overlay mount itself.
@@ -96,7 +106,7 @@ func WriteStatus(path string, s *Status) error {
 	if err != nil {
 		return err
 	}
-	return writeFileDurable(path, append(b, '\n'), 0o644)
+	return atomicfile.WriteFile(path, append(b, '\n'), 0o644)
 }
 
 // ReadStatus reads a status file written by WriteStatus.

@@ -6,7 +6,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/rfsbuild/rfs/overlay"
+	"github.com/rfsbuild/rfs/datapart"
+	"github.com/rfsbuild/rfs/image/fat"
 )
 
 // FlagResult says what Flag wrote.
@@ -17,7 +18,7 @@ type FlagResult struct {
 	WasSet string
 }
 
-// Flag sets the reset flag file (overlay.ResetFlagFile) at the root of the
+// Flag sets the reset flag file (datapart.ResetFlagFile) at the root of the
 // FAT boot partition of the image or device at path: content "all" with
 // all, else "upper". The init performs the reset at the next boot and
 // removes the flag once the wipe is durable. A flag already asking for
@@ -32,12 +33,12 @@ func Flag(path string, all bool) (*FlagResult, error) {
 		return nil, err
 	}
 	defer f.Close()
-	fs, err := openFAT(f, start)
+	fs, err := fat.OpenEditor(f, start)
 	if err != nil {
 		return nil, fmt.Errorf("%s: boot partition %d: %w", path, t.Boot.Number, err)
 	}
 	res := &FlagResult{Target: t}
-	old, ok, err := fs.readFile(overlay.ResetFlagFile)
+	old, ok, err := fs.ReadFile(datapart.ResetFlagFile)
 	if err != nil {
 		return nil, fmt.Errorf("%s: boot partition %d: %w", path, t.Boot.Number, err)
 	}
@@ -53,8 +54,8 @@ func Flag(path string, all bool) (*FlagResult, error) {
 	if all {
 		content = "all\n"
 	}
-	if err := fs.writeSmall(overlay.ResetFlagFile, []byte(content), time.Now()); err != nil {
-		return nil, fmt.Errorf("%s: write %s on the boot partition: %w", path, overlay.ResetFlagFile, err)
+	if err := fs.WriteSmall(datapart.ResetFlagFile, []byte(content), time.Now()); err != nil {
+		return nil, fmt.Errorf("%s: write %s on the boot partition: %w", path, datapart.ResetFlagFile, err)
 	}
 	if err := f.Sync(); err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
@@ -74,16 +75,16 @@ func Cancel(path string) (string, error) {
 		return "", err
 	}
 	defer f.Close()
-	fs, err := openFAT(f, start)
+	fs, err := fat.OpenEditor(f, start)
 	if err != nil {
 		return "", fmt.Errorf("%s: boot partition %d: %w", path, t.Boot.Number, err)
 	}
-	old, ok, err := fs.readFile(overlay.ResetFlagFile)
+	old, ok, err := fs.ReadFile(datapart.ResetFlagFile)
 	if err != nil || !ok {
 		return "", err
 	}
-	if _, err := fs.remove(overlay.ResetFlagFile); err != nil {
-		return "", fmt.Errorf("%s: remove %s: %w", path, overlay.ResetFlagFile, err)
+	if _, err := fs.Remove(datapart.ResetFlagFile); err != nil {
+		return "", fmt.Errorf("%s: remove %s: %w", path, datapart.ResetFlagFile, err)
 	}
 	if err := f.Sync(); err != nil {
 		return "", err
@@ -106,11 +107,11 @@ func FlagSet(path string) (content string, ok bool, err error) {
 		return "", false, err
 	}
 	defer f.Close()
-	fs, err := openFAT(readOnly{f}, t.Boot.Start)
+	fs, err := fat.OpenEditor(readOnly{f}, t.Boot.Start)
 	if err != nil {
 		return "", false, fmt.Errorf("%s: boot partition %d: %w", path, t.Boot.Number, err)
 	}
-	b, ok, err := fs.readFile(overlay.ResetFlagFile)
+	b, ok, err := fs.ReadFile(datapart.ResetFlagFile)
 	return string(b), ok, err
 }
 

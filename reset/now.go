@@ -5,7 +5,7 @@ import (
 	"os"
 	"time"
 
-	"github.com/rfsbuild/rfs/overlay"
+	"github.com/rfsbuild/rfs/datapart"
 )
 
 // ErrNotRoot is returned by Now without root privileges.
@@ -16,7 +16,7 @@ var geteuid = os.Geteuid // tests pretend not to be root
 // NowResult says what Now did.
 type NowResult struct {
 	Target *Target
-	Record *overlay.ResetRecord
+	Record *datapart.ResetRecord
 	Device string        // what was mounted: a partition node or a loop device
 	Took   time.Duration // mount, wipe (renames + fsyncs), deletion of the old files, unmount
 	// FlagPending is the reset flag's content when one is also set on the

@@ -10,13 +10,13 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/rfsbuild/rfs/overlay"
+	"github.com/rfsbuild/rfs/datapart"
 )
 
 // Now wipes the upper layer (with all, the volumes too) of the image or
 // device at path on the host: it mounts the data partition (its node on a
 // device, else a loop device over its byte range), runs
-// overlay.ResetData, deletes the old files, unmounts and detaches. Root
+// datapart.Dir.Reset, deletes the old files, unmounts and detaches. Root
 // only; the target must not be mounted or running.
 func Now(ctx context.Context, path string, all bool) (*NowResult, error) {
 	if geteuid() != 0 {
@@ -55,7 +55,7 @@ func Now(ctx context.Context, path string, all bool) (*NowResult, error) {
 	if err := unix.Mount(dev, dir, "ext4", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, ""); err != nil {
 		return nil, fmt.Errorf("%s: mount the data partition (%s) as ext4: %w", path, dev, err)
 	}
-	rec, rerr := overlay.ResetData(dir, overlay.TriggerHost, all)
+	rec, rerr := datapart.Dir{Path: dir}.Reset(datapart.TriggerHost, all)
 	// syncfs before the unmount reports write errors the unmount would not.
 	var serr error
 	if d, err := os.Open(dir); err == nil {

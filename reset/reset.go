@@ -2,14 +2,13 @@
 // on an image file or on a card in a reader, it either sets the flag file
 // on the FAT boot partition that the init acts on at the next boot (Flag),
 // or wipes the data partition's upper layer right away (Now), with the
-// same code the init runs (overlay.ResetData).
+// same code the init runs (datapart.Dir.Reset).
 //
 // The contract of the data partition and of the flag file is in the
-// overlay package's documentation ("Data partition").
+// overlay package's documentation and package datapart ("Data partition").
 package reset
 
 import (
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -19,18 +18,20 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/rfsbuild/rfs/datapart"
+	"github.com/rfsbuild/rfs/ext4fs/ext4sb"
 	"github.com/rfsbuild/rfs/flash"
 	"github.com/rfsbuild/rfs/image"
-	"github.com/rfsbuild/rfs/overlay"
+	"github.com/rfsbuild/rfs/ptable"
 )
 
 // Target is an rfs image file or a whole block device holding one.
 type Target struct {
 	Path   string
-	Device bool              // a block device (else a regular file)
-	Size   int64             // bytes
-	Boot   overlay.Partition // the FAT boot partition (flag file)
-	Data   overlay.Partition // the ext4 data partition (labelled rfs-data)
+	Device bool             // a block device (else a regular file)
+	Size   int64            // bytes
+	Boot   ptable.Partition // the FAT boot partition (flag file)
+	Data   ptable.Partition // the ext4 data partition (labelled rfs-data)
 
 	disk *flash.Disk // devices only
 	sys  flash.System
@@ -104,7 +105,7 @@ func (t *Target) findParts() error {
 		return fmt.Errorf("%s: %w: %s", t.Path, ErrNoData, why)
 	}
 	t.Data = tablePart(data)
-	if label := ext4Label(img.Section(data.Placed), 0); label != overlay.DataLabel {
+	if label := ext4Label(img.Section(data.Placed), 0); label != datapart.Label {
 		return damagedData(t.Path, t.Device, t.Data, label)
 	}
 	boot, err := img.Boot()
@@ -116,8 +117,8 @@ func (t *Target) findParts() error {
 }
 
 // tablePart is p as the partition table entry reset works with.
-func tablePart(p image.Part) overlay.Partition {
-	return overlay.Partition{Number: p.Index, PARTUUID: p.GUID, Start: p.Start, Size: p.Size, Type: p.Type, Name: p.Name}
+func tablePart(p image.Part) ptable.Partition {
+	return ptable.Partition{Number: p.Index, PARTUUID: p.GUID, Start: p.Start, Size: p.Size, Type: p.Type, Name: p.Name}
 }
 
 // inUse refuses a disk with mounted filesystems or stacked devices.
@@ -137,7 +138,7 @@ func inUse(path string, d *flash.Disk) error {
 
 // partNode returns the device node of partition p of a block device
 // target ("" if the kernel made none: use offsets on the whole disk).
-func (t *Target) partNode(p overlay.Partition) string {
+func (t *Target) partNode(p ptable.Partition) string {
 	if !t.Device || t.disk == nil {
 		return ""
 	}
@@ -157,7 +158,7 @@ func (t *Target) partNode(p overlay.Partition) string {
 // openPart opens partition p read-write: its own node on a device when
 // there is one (offset 0), else the image file or whole disk at p.Start.
 // Block devices are opened O_EXCL, which fails while anything mounts them.
-func (t *Target) openPart(p overlay.Partition) (f *os.File, start int64, err error) {
+func (t *Target) openPart(p ptable.Partition) (f *os.File, start int64, err error) {
 	path, start := t.Path, p.Start
 	if node := t.partNode(p); node != "" {
 		path, start = node, 0
@@ -174,7 +175,7 @@ func (t *Target) openPart(p overlay.Partition) (f *os.File, start int64, err err
 }
 
 // damagedData says what is wrong with the data partition p and what to do.
-func damagedData(path string, device bool, p overlay.Partition, label string) error {
+func damagedData(path string, device bool, p ptable.Partition, label string) error {
 	node, loop := partitionNode(path, p.Number), ""
 	if !device {
 		node = "LOOP"
@@ -182,7 +183,7 @@ func damagedData(path string, device bool, p overlay.Partition, label string) er
 	}
 	if label != "" {
 		return fmt.Errorf("%s: %w: partition %d, where it belongs, is ext4 labelled %q, not %q. Nothing was changed. If it is the data partition, relabel it as root: e2label %s %s%s",
-			path, ErrNoData, p.Number, label, overlay.DataLabel, node, overlay.DataLabel, loop)
+			path, ErrNoData, p.Number, label, datapart.Label, node, datapart.Label, loop)
 	}
 	return fmt.Errorf("%s: %w: partition %d (bytes %d..%d) has no ext4 superblock (magic 0xef53 missing). Nothing was changed. Repair it as root: e2fsck -f %s%s (e2fsck -b 32768 uses a backup superblock); rfs reset --now works once it mounts again (or re-flash the image to start over)",
 		path, ErrDataDamaged, p.Number, p.Start, p.Start+p.Size, node, loop)
@@ -199,12 +200,11 @@ func partitionNode(path string, n int) string {
 
 // ext4Label returns the label of the ext4 filesystem at off, "" if none.
 func ext4Label(r io.ReaderAt, off int64) string {
-	sb := make([]byte, 1024)
-	if _, err := r.ReadAt(sb, off+1024); err != nil || binary.LittleEndian.Uint16(sb[0x38:]) != 0xef53 {
+	sb, err := ext4sb.Read(r, off)
+	if err != nil {
 		return ""
 	}
-	label, _, _ := strings.Cut(string(sb[0x78:0x88]), "\x00")
-	return label
+	return sb.Label
 }
 
 func sysPath(s flash.System, p ...string) string {

@@ -18,10 +18,10 @@ import (
 	"github.com/diskfs/go-diskfs/filesystem/fat32"
 	"golang.org/x/sys/unix"
 
+	"github.com/rfsbuild/rfs/datapart"
 	"github.com/rfsbuild/rfs/image"
 	"github.com/rfsbuild/rfs/image/ext4"
 	"github.com/rfsbuild/rfs/image/fat"
-	"github.com/rfsbuild/rfs/overlay"
 	"github.com/rfsbuild/rfs/rootfs"
 )
 
@@ -98,7 +98,7 @@ func makeImage(t *testing.T, label string, data bool) string {
 		}
 		os.WriteFile(filepath.Join(seed, "upper/etc/x"), []byte("x\n"), 0o644)
 		os.WriteFile(filepath.Join(seed, "volumes/app/y"), []byte("y\n"), 0o644)
-		sh(t, "mke2fs", "-q", "-F", "-t", "ext4", "-L", overlay.DataLabel, "-d", seed,
+		sh(t, "mke2fs", "-q", "-F", "-t", "ext4", "-L", datapart.Label, "-d", seed,
 			"-E", "offset="+strconv.Itoa(dataStart), img, strconv.Itoa(dataSize/1024)+"k")
 	}
 	return img
@@ -107,7 +107,7 @@ func makeImage(t *testing.T, label string, data bool) string {
 // mtype returns the flag file as mtools reads it ("" and false if absent).
 func mtype(t *testing.T, img string) (string, bool) {
 	t.Helper()
-	out, err := exec.Command("mtype", "-i", img+"@@"+strconv.Itoa(bootStart), "::"+overlay.ResetFlagFile).CombinedOutput()
+	out, err := exec.Command("mtype", "-i", img+"@@"+strconv.Itoa(bootStart), "::"+datapart.ResetFlagFile).CombinedOutput()
 	if err != nil {
 		return "", false
 	}
@@ -171,7 +171,7 @@ func TestFlag(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if b, err := dfs.ReadFile("/" + overlay.ResetFlagFile); err != nil || string(b) != "all\n" {
+			if b, err := dfs.ReadFile("/" + datapart.ResetFlagFile); err != nil || string(b) != "all\n" {
 				t.Errorf("go-diskfs reads %q, %v", b, err)
 			}
 			f.Close()
@@ -332,7 +332,7 @@ func TestNow(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if res.Record == nil || res.Record.Trigger != overlay.TriggerHost || res.Record.All || !strings.HasPrefix(res.Device, "/dev/loop") {
+			if res.Record == nil || res.Record.Trigger != datapart.TriggerHost || res.Record.All || !strings.HasPrefix(res.Device, "/dev/loop") {
 				t.Errorf("result %+v %+v", res, res.Record)
 			}
 			if got := ls(t, img, "/upper"); got != "" {
@@ -353,7 +353,7 @@ func TestNow(t *testing.T) {
 			if got := ls(t, img, "/volumes"); got != "" {
 				t.Errorf("volumes after reset --all: %q", got)
 			}
-			if got := ls(t, img, "/"); !strings.Contains(got, "rfs-state.json") || strings.Contains(got, overlay.DataResetIntent) {
+			if got := ls(t, img, "/"); !strings.Contains(got, "rfs-state.json") || strings.Contains(got, datapart.ResetIntentFile) {
 				t.Errorf("data root: %q", got)
 			}
 		})
@@ -419,7 +419,7 @@ func TestBenchNow100k(t *testing.T) {
 		t.Fatalf("sfdisk: %v\n%s", err, out)
 	}
 	sh(t, "mkfs.fat", "-F", "32", "--offset", "2048", img, "40960")
-	sh(t, "mke2fs", "-q", "-F", "-t", "ext4", "-N", "120000", "-L", overlay.DataLabel, "-E", "offset="+strconv.Itoa(start), img, strconv.Itoa(size/1024)+"k")
+	sh(t, "mke2fs", "-q", "-F", "-t", "ext4", "-N", "120000", "-L", datapart.Label, "-E", "offset="+strconv.Itoa(start), img, strconv.Itoa(size/1024)+"k")
 	mnt := t.TempDir()
 	sh(t, "mount", "-o", "loop,offset="+strconv.Itoa(start)+",sizelimit="+strconv.Itoa(size), img, mnt)
 	for _, d := range []string{"upper", "work", "volumes"} {
@@ -465,7 +465,7 @@ func rfsImage(t *testing.T, table string) (string, int64) {
 			Write: func(context.Context, io.WriterAt) (int64, error) { return mib, nil }},
 		{Name: image.DataPartition, Type: image.TypeLinuxData, GUID: guid(3), MBRType: image.MBRTypeLinux, Size: 16 * mib,
 			Write: func(ctx context.Context, w io.WriterAt) (int64, error) {
-				return 16 * mib, ext4.Make(ctx, w, 16*mib, ext4.Options{Label: overlay.DataLabel, UUID: guid(4), HashSeed: guid(5)})
+				return 16 * mib, ext4.Make(ctx, w, 16*mib, ext4.Options{Label: datapart.Label, UUID: guid(4), HashSeed: guid(5)})
 			}},
 	}}
 	if table == "mbr" {

@@ -15,6 +15,7 @@ import (
 	"github.com/ulikunitz/xz/lzma"
 
 	"github.com/rfsbuild/rfs/deflate"
+	"github.com/rfsbuild/rfs/squashfs/sqsb"
 )
 
 // DefaultLevel is the gzip level used when Options.Level is 0. It is the
@@ -28,9 +29,9 @@ const DefaultZstdLevel = 15
 
 // Compression ids in the superblock.
 const (
-	compGzip = 1
-	compXZ   = 4
-	compZstd = 6
+	compGzip = sqsb.GZIP
+	compXZ   = sqsb.XZ
+	compZstd = sqsb.ZSTD
 )
 
 // codec describes a squashfs compressor. Each worker gets its own

@@ -56,11 +56,15 @@
 // bench/squashfs.sh.
 package squashfs
 
-import "encoding/binary"
+import (
+	"encoding/binary"
+
+	"github.com/rfsbuild/rfs/squashfs/sqsb"
+)
 
 const (
-	magic         = 0x73717368
-	superSize     = 96
+	magic         = sqsb.Magic
+	superSize     = sqsb.Size
 	metaBlockSize = 8192 // uncompressed size of a metadata block
 
 	metaUncompressed = 0x8000  // metadata block header: stored uncompressed

@@ -11,6 +11,7 @@ import (
 	"sync"
 
 	"github.com/rfsbuild/rfs/rootfs"
+	"github.com/rfsbuild/rfs/squashfs/sqsb"
 )
 
 // Reader reads a squashfs 4.0 image: ours or mksquashfs's (gzip, xz
@@ -112,19 +113,15 @@ func Open(r io.ReaderAt) (*Reader, error) {
 		return nil, fmt.Errorf("squashfs: read superblock: %w", err)
 	}
 	le := binary.LittleEndian
-	if le.Uint32(b[0:]) != magic {
-		return nil, errors.New("squashfs: not a squashfs image (bad magic)")
-	}
-	if maj, minor := le.Uint16(b[28:]), le.Uint16(b[30:]); maj != 4 || minor != 0 {
-		return nil, fmt.Errorf("squashfs: version %d.%d, only 4.0 is supported", maj, minor)
+	s, err := sqsb.Parse(b[:])
+	if err != nil {
+		return nil, fmt.Errorf("squashfs: %w", err)
 	}
 	sb := superblock{
-		inodes: le.Uint32(b[4:]), mtime: le.Uint32(b[8:]), blockSize: le.Uint32(b[12:]),
-		fragments: le.Uint32(b[16:]), compression: le.Uint16(b[20:]), blockLog: le.Uint16(b[22:]),
-		flags: le.Uint16(b[24:]), ids: le.Uint16(b[26:]), rootInode: le.Uint64(b[32:]),
-		bytesUsed: le.Uint64(b[40:]), idTable: le.Uint64(b[48:]), xattrTable: le.Uint64(b[56:]),
-		inodeTable: le.Uint64(b[64:]), dirTable: le.Uint64(b[72:]), fragTable: le.Uint64(b[80:]),
-		exportTable: le.Uint64(b[88:]),
+		inodes: s.Inodes, mtime: s.MTime, blockSize: s.BlockSize, fragments: s.Fragments,
+		compression: s.Compression, blockLog: s.BlockLog, flags: s.Flags, ids: s.IDs,
+		rootInode: s.RootInode, bytesUsed: s.BytesUsed, idTable: s.IDTable, xattrTable: s.XattrTable,
+		inodeTable: s.InodeTable, dirTable: s.DirTable, fragTable: s.FragTable, exportTable: s.ExportTable,
 	}
 	bs := sb.blockSize
 	if bs < 4096 || bs > 1<<20 || bs&(bs-1) != 0 || 1<<sb.blockLog != bs {

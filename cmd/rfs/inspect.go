@@ -10,6 +10,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/rfsbuild/rfs/datapart"
 	"github.com/rfsbuild/rfs/ext4fs"
 	"github.com/rfsbuild/rfs/image"
 	"github.com/rfsbuild/rfs/layer"
@@ -68,6 +69,9 @@ type DataUsage struct {
 	FreeInodes int64 `json:"free_inodes"`
 	// NeedsRecovery: the journal holds changes not yet written in place.
 	NeedsRecovery bool `json:"needs_recovery"`
+	// UpperBuildID is the build ID of the lower the upper was last used
+	// with (datapart.UpperRecord; "" before the first boot).
+	UpperBuildID string `json:"upper_lower_build_id,omitempty"`
 }
 
 func newInspectCmd() *cobra.Command {
@@ -132,6 +136,9 @@ func printInspection(w io.Writer, in *Inspection) {
 	fmt.Fprintf(w, "\nupper: %s\n", q(in.Upper))
 	if d := in.Data; d != nil {
 		fmt.Fprintf(w, "data: %s used of %s (%s free), %d of %d inodes free\n", image.HumanSize(d.Used), image.HumanSize(d.Size), image.HumanSize(d.Free), d.FreeInodes, d.Inodes)
+		if d.UpperBuildID != "" {
+			fmt.Fprintf(w, "upper last used with the lower of build %s\n", q(d.UpperBuildID))
+		}
 	}
 }
 
@@ -167,6 +174,7 @@ func inspect(p string) (in *Inspection, metaErr error, err error) {
 		if in.Data, err = ext4Usage(img.Section(data.Placed), 0, data.Size); err != nil {
 			return nil, nil, fmt.Errorf("%s: data partition: %w", p, err)
 		}
+		in.Data.UpperBuildID = upperBuildID(img.Section(data.Placed), 0, data.Size)
 	}
 	return in, metaErr, nil
 }
@@ -224,4 +232,26 @@ func ext4Usage(r io.ReaderAt, start, size int64) (*DataUsage, error) {
 		Inodes: int64(sb.InodesCount), FreeInodes: int64(min(sb.FreeInodes, sb.InodesCount)),
 		NeedsRecovery: sb.NeedsRecovery,
 	}, nil
+}
+
+// upperBuildID reads the upper record of the data partition at
+// [start, start+size): "" if there is none or it cannot be read.
+func upperBuildID(r io.ReaderAt, start, size int64) string {
+	fsys, err := ext4fs.Open(io.NewSectionReader(r, start, size), size)
+	if err != nil {
+		return ""
+	}
+	in, err := fsys.Lookup("/" + datapart.UpperRecordFile)
+	if err != nil {
+		return ""
+	}
+	f, err := fsys.Open(in)
+	if err != nil {
+		return ""
+	}
+	rec, err := datapart.ParseUpperRecord(f.NewReader())
+	if err != nil {
+		return ""
+	}
+	return rec.LowerBuildID
 }

@@ -5,7 +5,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/rfsbuild/rfs/overlay"
+	"github.com/rfsbuild/rfs/datapart"
 	"github.com/rfsbuild/rfs/reset"
 )
 
@@ -18,11 +18,11 @@ func newResetCmd() *cobra.Command {
 state: the writable upper layer on the data partition is wiped, the read-only
 lower is never touched. Volumes are kept unless --all.
 
-Without --now, rfs reset writes the flag file "` + overlay.ResetFlagFile + `" at the root of the FAT
+Without --now, rfs reset writes the flag file "` + datapart.ResetFlagFile + `" at the root of the FAT
 boot partition (content "upper", or "all" with --all; a flag already saying
 "all" stays "all"). The device performs the reset at its next boot and removes
 the flag once the wipe is durable. Any PC can do the same: create a file
-named ` + overlay.ResetFlagFile + ` on the card's boot partition. No root needed for an image file.
+named ` + datapart.ResetFlagFile + ` on the card's boot partition. No root needed for an image file.
 
 With --now, the data partition is mounted on this host (root only: the
 partition's device node, or a loop device over its byte range) and wiped right

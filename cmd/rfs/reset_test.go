@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/rfsbuild/rfs/overlay"
+	"github.com/rfsbuild/rfs/datapart"
 )
 
 // resetImage makes a small rfs-shaped GPT disk: p1 FAT32 at 1 MiB (40 MiB),
@@ -36,7 +36,7 @@ func resetImage(t *testing.T) string {
 	os.WriteFile(filepath.Join(seed, "volumes/app/y"), []byte("y"), 0o644)
 	for _, c := range []*exec.Cmd{sf,
 		exec.Command("mkfs.fat", "-F", "32", "--offset", "2048", img, "40960"),
-		exec.Command("mke2fs", "-q", "-F", "-t", "ext4", "-L", overlay.DataLabel, "-d", seed, "-E", "offset=44040192", img, "16384k"),
+		exec.Command("mke2fs", "-q", "-F", "-t", "ext4", "-L", datapart.Label, "-d", seed, "-E", "offset=44040192", img, "16384k"),
 	} {
 		if out, err := c.CombinedOutput(); err != nil {
 			t.Fatalf("%v: %v\n%s", c.Args, err, out)
@@ -46,7 +46,7 @@ func resetImage(t *testing.T) string {
 }
 
 func flagOf(img string) string {
-	out, err := exec.Command("mtype", "-i", img+"@@1048576", "::"+overlay.ResetFlagFile).Output()
+	out, err := exec.Command("mtype", "-i", img+"@@1048576", "::"+datapart.ResetFlagFile).Output()
 	if err != nil {
 		return "(none)"
 	}

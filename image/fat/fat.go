@@ -286,76 +286,7 @@ func makePlan(t *rootfs.Tree) (*plan, error) {
 		return nil, fmt.Errorf("/: root is a %s, not a directory", t.Root.Type)
 	}
 	p := &plan{}
-	var visit func(dp *dirPlan) error
-	visit = func(dp *dirPlan) error {
-		p.dirs = append(p.dirs, dp)
-		children := dp.node.Children()
-		namer := newShortNamer()
-		folded := make(map[string]string, len(children))
-		var subdirs []*dirPlan
-		for _, e := range children {
-			ep := &entryPlan{name: e.Name, node: e.Node, path: joinPath(dp.path, e.Name)}
-			if err := checkName(e.Name); err != nil {
-				return fmt.Errorf("%s: %w", ep.path, err)
-			}
-			if other, ok := folded[foldKey(e.Name)]; ok {
-				return fmt.Errorf("%s: FAT names are case-insensitive and %q is already in %s", ep.path, other, dirName(dp.path))
-			}
-			folded[foldKey(e.Name)] = e.Name
-			switch e.Node.Type {
-			case rootfs.Dir:
-				ep.dir = &dirPlan{path: ep.path, node: e.Node, parent: dp}
-				subdirs = append(subdirs, ep.dir)
-			case rootfs.Regular:
-				ep.size = e.Node.Size()
-				if ep.size < 0 || ep.size > maxFileSize {
-					return fmt.Errorf("%s: size %d is out of FAT32's range (at most 4 GiB - 1)", ep.path, ep.size)
-				}
-				p.files = append(p.files, ep)
-			default:
-				return fmt.Errorf("%s: a %s cannot be stored on FAT (only directories and regular files)", ep.path, e.Node.Type)
-			}
-			ep.lfn = needsLFN(e.Name)
-			dp.entries = append(dp.entries, ep)
-		}
-		// Names that are their own short name (up to case) keep it; the
-		// others get a numeric tail, in name order.
-		for _, ep := range dp.entries {
-			if sn, ok := asShort(ep.name); ok {
-				if !namer.reserve(sn) {
-					return fmt.Errorf("%s: short name collides with another entry", ep.path)
-				}
-				ep.short = sn
-			}
-		}
-		for _, ep := range dp.entries {
-			if _, ok := asShort(ep.name); ok {
-				continue
-			}
-			sn, err := namer.generate(ep.name)
-			if err != nil {
-				return fmt.Errorf("%s: %w", ep.path, err)
-			}
-			ep.short = sn
-		}
-		dp.slots = 2 // "." and ".."
-		if dp.parent == nil {
-			dp.slots = 1 // volume label
-		}
-		for _, ep := range dp.entries {
-			dp.slots += int64(slotsFor(ep.name))
-		}
-		if dp.slots > maxDirSlots {
-			return fmt.Errorf("%s: directory needs %d entries, FAT allows at most %d", dirName(dp.path), dp.slots, maxDirSlots)
-		}
-		for _, sd := range subdirs {
-			if err := visit(sd); err != nil {
-				return err
-			}
-		}
-		return nil
-	}
-	if err := visit(&dirPlan{path: "", node: t.Root}); err != nil {
+	if err := p.visit(&dirPlan{path: "", node: t.Root}); err != nil {
 		return nil, err
 	}
 	// Files in directory order (the order the directories are listed in),
@@ -369,6 +300,94 @@ func makePlan(t *rootfs.Tree) (*plan, error) {
 		}
 	}
 	return p, nil
+}
+
+// visit plans the directory dp, then its subdirectories depth first.
+func (p *plan) visit(dp *dirPlan) error {
+	p.dirs = append(p.dirs, dp)
+	subdirs, err := p.planEntries(dp)
+	if err != nil {
+		return err
+	}
+	if err := nameShort(dp); err != nil {
+		return err
+	}
+	dp.slots = 2 // "." and ".."
+	if dp.parent == nil {
+		dp.slots = 1 // volume label
+	}
+	for _, ep := range dp.entries {
+		dp.slots += int64(slotsFor(ep.name))
+	}
+	if dp.slots > maxDirSlots {
+		return fmt.Errorf("%s: directory needs %d entries, FAT allows at most %d", dirName(dp.path), dp.slots, maxDirSlots)
+	}
+	for _, sd := range subdirs {
+		if err := p.visit(sd); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// planEntries checks the names and types of dp's children and lists them
+// in dp.entries; it returns the subdirectories.
+func (p *plan) planEntries(dp *dirPlan) ([]*dirPlan, error) {
+	children := dp.node.Children()
+	folded := make(map[string]string, len(children))
+	var subdirs []*dirPlan
+	for _, e := range children {
+		ep := &entryPlan{name: e.Name, node: e.Node, path: joinPath(dp.path, e.Name)}
+		if err := checkName(e.Name); err != nil {
+			return nil, fmt.Errorf("%s: %w", ep.path, err)
+		}
+		if other, ok := folded[foldKey(e.Name)]; ok {
+			return nil, fmt.Errorf("%s: FAT names are case-insensitive and %q is already in %s", ep.path, other, dirName(dp.path))
+		}
+		folded[foldKey(e.Name)] = e.Name
+		switch e.Node.Type {
+		case rootfs.Dir:
+			ep.dir = &dirPlan{path: ep.path, node: e.Node, parent: dp}
+			subdirs = append(subdirs, ep.dir)
+		case rootfs.Regular:
+			ep.size = e.Node.Size()
+			if ep.size < 0 || ep.size > maxFileSize {
+				return nil, fmt.Errorf("%s: size %d is out of FAT32's range (at most 4 GiB - 1)", ep.path, ep.size)
+			}
+			p.files = append(p.files, ep)
+		default:
+			return nil, fmt.Errorf("%s: a %s cannot be stored on FAT (only directories and regular files)", ep.path, e.Node.Type)
+		}
+		ep.lfn = needsLFN(e.Name)
+		dp.entries = append(dp.entries, ep)
+	}
+	return subdirs, nil
+}
+
+// nameShort gives every entry of dp its short name: names that are their
+// own short name (up to case) keep it; the others get a numeric tail, in
+// name order.
+func nameShort(dp *dirPlan) error {
+	namer := newShortNamer()
+	for _, ep := range dp.entries {
+		if sn, ok := asShort(ep.name); ok {
+			if !namer.reserve(sn) {
+				return fmt.Errorf("%s: short name collides with another entry", ep.path)
+			}
+			ep.short = sn
+		}
+	}
+	for _, ep := range dp.entries {
+		if _, ok := asShort(ep.name); ok {
+			continue
+		}
+		sn, err := namer.generate(ep.name)
+		if err != nil {
+			return fmt.Errorf("%s: %w", ep.path, err)
+		}
+		ep.short = sn
+	}
+	return nil
 }
 
 func joinPath(dir, name string) string { return dir + "/" + name }
@@ -389,32 +408,74 @@ func Write(w io.WriterAt, size int64, t *rootfs.Tree, opts Options) error {
 // WriteContext is Write that stops before the next file once ctx is done,
 // returning an error that wraps ctx.Err().
 func WriteContext(ctx context.Context, w io.WriterAt, size int64, t *rootfs.Tree, opts Options) error {
+	label, g, p, err := prepare(size, t, opts)
+	if err != nil {
+		return err
+	}
+	cb := g.clusterBytes()
+	next := p.allocate(cb)
+	used := next - 2
+	sw := &seqWriter{w: w, buf: make([]byte, 0, writeBufferSize)}
+	sw.Write(reservedRegion(g, label, opts.VolumeID, used, next))
+	// Both FATs.
+	fat := p.fatTable(next, cb)
+	for range numFATs {
+		sw.Write(fat)
+		sw.zeros(g.fatSectors*sectorSize - int64(len(fat)))
+	}
+	// Directories.
+	stamp := dosTime(opts.MTime)
+	for _, dp := range p.dirs {
+		sw.Write(dp.encode(cb, stamp, label))
+	}
+	if err := p.writeFiles(ctx, sw, cb); err != nil {
+		return err
+	}
+	if sw.err == nil && sw.off+int64(len(sw.buf)) < size {
+		sw.flush()
+		sw.off = size - 1
+		sw.Write([]byte{0})
+	}
+	sw.flush()
+	if sw.err != nil {
+		return fmt.Errorf("fat: %w", sw.err)
+	}
+	return nil
+}
+
+// prepare checks the options, lays out a file system of size bytes and
+// plans t in it, checking that it fits.
+func prepare(size int64, t *rootfs.Tree, opts Options) ([11]byte, geometry, *plan, error) {
 	label, err := checkLabel(opts.Label)
 	if err != nil {
-		return fmt.Errorf("fat: %w", err)
+		return label, geometry{}, nil, fmt.Errorf("fat: %w", err)
 	}
 	if size < 0 {
-		return fmt.Errorf("fat: negative size %d", size)
+		return label, geometry{}, nil, fmt.Errorf("fat: negative size %d", size)
 	}
 	g, err := layout(size)
 	if errors.Is(err, errTooSmall) {
-		return fmt.Errorf("fat: a %d-byte partition is too small for FAT32 (at least %d clusters): the minimum is %d bytes (%d MiB)",
+		return label, g, nil, fmt.Errorf("fat: a %d-byte partition is too small for FAT32 (at least %d clusters): the minimum is %d bytes (%d MiB)",
 			size, minClusters, minFAT32Size(), minFAT32Size()/mib)
 	}
 	if err != nil {
-		return fmt.Errorf("fat: %w", err)
+		return label, g, nil, fmt.Errorf("fat: %w", err)
 	}
 	p, err := makePlan(t)
 	if err != nil {
-		return fmt.Errorf("fat: %w", err)
+		return label, g, nil, fmt.Errorf("fat: %w", err)
 	}
 	cb := g.clusterBytes()
 	if need := p.demand().clustersFor(cb); need > g.clusters {
-		return fmt.Errorf("fat: the tree needs %d clusters of %d bytes but a %d-byte partition has %d; MinSize says %d bytes",
+		return label, g, nil, fmt.Errorf("fat: the tree needs %d clusters of %d bytes but a %d-byte partition has %d; MinSize says %d bytes",
 			need, cb, size, g.clusters, MinSize(t))
 	}
+	return label, g, p, nil
+}
 
-	// Allocate: directories first, then files, each contiguous.
+// allocate places directories first, then files, each contiguous, from
+// cluster 2; it returns the first cluster left free.
+func (p *plan) allocate(cb int64) int64 {
 	next := int64(2)
 	for _, dp := range p.dirs {
 		dp.first = next
@@ -427,9 +488,12 @@ func WriteContext(ctx context.Context, w io.WriterAt, size int64, t *rootfs.Tree
 			next += (f.size + cb - 1) / cb
 		}
 	}
-	used := next - 2
+	return next
+}
 
-	// The FAT's used part; the rest is zeros (free).
+// fatTable is the FAT's used part (up to cluster next); the rest of the
+// FAT is zeros (free).
+func (p *plan) fatTable(next, cb int64) []byte {
 	fat := make([]byte, next*4)
 	binary.LittleEndian.PutUint32(fat[0:], 0x0FFFFF00|mediaFixed)
 	binary.LittleEndian.PutUint32(fat[4:], eoc)
@@ -447,12 +511,12 @@ func WriteContext(ctx context.Context, w io.WriterAt, size int64, t *rootfs.Tree
 			chain(f.first, (f.size+cb-1)/cb)
 		}
 	}
+	return fat
+}
 
-	stamp := dosTime(opts.MTime)
-	sw := &seqWriter{w: w, buf: make([]byte, 0, writeBufferSize)}
-
-	// Reserved region: boot sector, FSInfo, backups, zeros.
-	boot := bootSector(g, label, opts.VolumeID)
+// reservedRegion is the boot sector, FSInfo, their backups and zeros.
+func reservedRegion(g geometry, label [11]byte, volID uint32, used, next int64) []byte {
+	boot := bootSector(g, label, volID)
 	var nextFree uint32 = 0xFFFFFFFF
 	if used < g.clusters {
 		nextFree = uint32(next)
@@ -463,20 +527,12 @@ func WriteContext(ctx context.Context, w io.WriterAt, size int64, t *rootfs.Tree
 	copy(reserved[fsInfoSector*sectorSize:], info)
 	copy(reserved[backupBootSect*sectorSize:], boot)
 	copy(reserved[(backupBootSect+fsInfoSector)*sectorSize:], info)
-	sw.Write(reserved)
+	return reserved
+}
 
-	// Both FATs.
-	for range numFATs {
-		sw.Write(fat)
-		sw.zeros(g.fatSectors*sectorSize - int64(len(fat)))
-	}
-
-	// Directories.
-	for _, dp := range p.dirs {
-		sw.Write(dp.encode(cb, stamp, label))
-	}
-
-	// File data.
+// writeFiles writes the file data, each file padded to its clusters,
+// checking ctx before each.
+func (p *plan) writeFiles(ctx context.Context, sw *seqWriter, cb int64) error {
 	for _, f := range p.files {
 		if f.size == 0 || sw.err != nil {
 			continue
@@ -488,15 +544,6 @@ func WriteContext(ctx context.Context, w io.WriterAt, size int64, t *rootfs.Tree
 			return fmt.Errorf("fat: %w", err)
 		}
 		sw.zeros(alignUp(f.size, cb) - f.size)
-	}
-	if sw.err == nil && sw.off+int64(len(sw.buf)) < size {
-		sw.flush()
-		sw.off = size - 1
-		sw.Write([]byte{0})
-	}
-	sw.flush()
-	if sw.err != nil {
-		return fmt.Errorf("fat: %w", sw.err)
 	}
 	return nil
 }

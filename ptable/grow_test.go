@@ -1,4 +1,4 @@
-package overlay
+package ptable
 
 import (
 	"os"
@@ -27,7 +27,7 @@ func TestGrowGPTTornPrimary(t *testing.T) {
 	defer f.Close()
 	orig := make([]byte, 34*512)
 	f.ReadAt(orig, 0)
-	plan, err := GrowPartition(fileDisk{f}, 100<<20, 512, 3)
+	plan, err := GrowPartition(fileDisk{f}, 100<<20, 512, 3, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -50,7 +50,7 @@ func TestGrowGPTTornPrimary(t *testing.T) {
 	if !tbl.Backup || p.Size != plan.NewSize {
 		t.Fatalf("torn primary: backup=%v size=%d, want the grown backup table (%d)", tbl.Backup, p.Size, plan.NewSize)
 	}
-	plan2, err := GrowPartition(fileDisk{f}, 100<<20, 512, 3)
+	plan2, err := GrowPartition(fileDisk{f}, 100<<20, 512, 3, nil)
 	if err != nil || !plan2.Repaired || plan2.NewSize != plan.NewSize {
 		t.Fatalf("repair: %+v %v", plan2, err)
 	}
@@ -58,12 +58,12 @@ func TestGrowGPTTornPrimary(t *testing.T) {
 		t.Fatalf("sgdisk -v after repair:\n%s", out)
 	}
 	// Nothing left to do.
-	plan3, err := GrowPartition(fileDisk{f}, 100<<20, 512, 3)
+	plan3, err := GrowPartition(fileDisk{f}, 100<<20, 512, 3, nil)
 	if err != nil || plan3.Repaired || plan3.NewSize != plan3.OldSize {
 		t.Fatalf("third run: %+v %v", plan3, err)
 	}
 	// Partition 2 is not the last: never grown.
-	plan4, err := GrowPartition(fileDisk{f}, 100<<20, 512, 2)
+	plan4, err := GrowPartition(fileDisk{f}, 100<<20, 512, 2, nil)
 	if err != nil || plan4.NewSize != plan4.OldSize {
 		t.Fatalf("partition 2: %+v %v", plan4, err)
 	}
@@ -77,17 +77,7 @@ func TestGrowSmallerDiskRefused(t *testing.T) {
 	os.Truncate(img, 30<<20)
 	f, _ := os.OpenFile(img, os.O_RDWR, 0)
 	defer f.Close()
-	if _, err := GrowPartition(fileDisk{f}, 30<<20, 512, 1); err == nil || !strings.Contains(err.Error(), "smaller") {
+	if _, err := GrowPartition(fileDisk{f}, 30<<20, 512, 1, nil); err == nil || !strings.Contains(err.Error(), "smaller") {
 		t.Fatalf("err = %v, want: the disk is smaller than the image", err)
-	}
-}
-
-func TestParseVolumes(t *testing.T) {
-	vols, warns := ParseVolumes(strings.NewReader("# c\napp /var/lib/app\n\n  wifi   /etc/wpa_supplicant # x\nAPP /x\nbad /rel/../x\nrel x\ndup /var/lib/app\nroot /\nthree a b\n"))
-	if len(vols) != 2 || vols[0] != (Volume{Name: "app", Path: "/var/lib/app"}) || vols[1] != (Volume{Name: "wifi", Path: "/etc/wpa_supplicant"}) {
-		t.Errorf("volumes %+v", vols)
-	}
-	if len(warns) != 6 {
-		t.Errorf("warnings %q", warns)
 	}
 }

@@ -1,4 +1,4 @@
-package overlay
+package ptable
 
 import (
 	"cmp"
@@ -25,10 +25,8 @@ func (t *Table) Check(size int64, what string) error {
 		if p.Start < t.FirstUsable || t.LastUsable > 0 && p.Start+p.Size > t.LastUsable {
 			return errors.New(label(p) + " (bytes " + i64s(p.Start) + "-" + i64s(p.Start+p.Size) + ") overlaps the " + t.Kind + " partition table")
 		}
-		if t.Kind == TableMBR && len(p.Type) == 4 {
-			if v, err := strconv.ParseUint(p.Type[2:], 16, 8); err == nil && isExtended(byte(v)) {
-				continue
-			}
+		if t.Kind == TableMBR && p.Extended() {
+			continue
 		}
 		parts = append(parts, p)
 	}

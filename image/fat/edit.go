@@ -1,4 +1,4 @@
-package reset
+package fat
 
 import (
 	"bytes"
@@ -11,14 +11,14 @@ import (
 	"unicode/utf16"
 )
 
-// A minimal FAT32 editor for one small file in the root directory: enough
-// to read, write and remove the reset flag so that fsck.fat finds nothing
-// to fix (go-diskfs's FAT writer leaks clusters on remove and leaves a
-// wrong free count in the FSInfo sector). Writes are ordered so that a
-// power cut leaves at worst a lost cluster: file data, then the FATs, then
-// the directory entry.
-
-type fatFS struct {
+// Editor edits a FAT32 file system in place, one small file in the root
+// directory at a time: enough to read, write and remove rfs reset's flag
+// file so that fsck.fat finds nothing to fix (go-diskfs's FAT writer leaks
+// clusters on remove and leaves a wrong free count in the FSInfo sector).
+// Writes are ordered so that a power cut leaves at worst a lost cluster:
+// file data, then the FATs, then the directory entry. Timestamps follow
+// the writer's rule: UTC, clamped to FAT's range.
+type Editor struct {
 	rw        io.ReaderAt
 	w         io.WriterAt
 	start     int64 // byte offset of the filesystem
@@ -33,17 +33,17 @@ type fatFS struct {
 	fsinfo    int64 // byte offset of the FSInfo sector, 0 if none
 }
 
-type readerWriterAt interface {
+// ReaderWriterAt is what an Editor edits: a partition, an image file or
+// a whole disk (with the file system's start offset).
+type ReaderWriterAt interface {
 	io.ReaderAt
 	io.WriterAt
 }
 
-const (
-	fatEOC  = 0x0FFFFFFF
-	fatMask = 0x0FFFFFFF
-)
+const fatMask = 0x0FFFFFFF
 
-func openFAT(rw readerWriterAt, start int64) (*fatFS, error) {
+// OpenEditor opens the FAT32 file system at byte start of rw for editing.
+func OpenEditor(rw ReaderWriterAt, start int64) (*Editor, error) {
 	bs := make([]byte, 512)
 	if _, err := rw.ReadAt(bs, start); err != nil {
 		return nil, err
@@ -51,7 +51,7 @@ func openFAT(rw readerWriterAt, start int64) (*fatFS, error) {
 	if bs[510] != 0x55 || bs[511] != 0xaa || string(bs[82:87]) != "FAT32" {
 		return nil, errors.New("not a FAT32 filesystem")
 	}
-	fs := &fatFS{rw: rw, w: rw, start: start}
+	fs := &Editor{rw: rw, w: rw, start: start}
 	fs.bps = int64(binary.LittleEndian.Uint16(bs[11:]))
 	spc := int64(bs[13])
 	reserved := int64(binary.LittleEndian.Uint16(bs[14:]))
@@ -82,7 +82,7 @@ func openFAT(rw readerWriterAt, start int64) (*fatFS, error) {
 	return fs, nil
 }
 
-func (fs *fatFS) get(c uint32) (uint32, error) {
+func (fs *Editor) get(c uint32) (uint32, error) {
 	var b [4]byte
 	if _, err := fs.rw.ReadAt(b[:], fs.start+fs.fatStart+int64(c)*4); err != nil {
 		return 0, err
@@ -91,7 +91,7 @@ func (fs *fatFS) get(c uint32) (uint32, error) {
 }
 
 // set writes entry c in every FAT, keeping the reserved top 4 bits.
-func (fs *fatFS) set(c, v uint32) error {
+func (fs *Editor) set(c, v uint32) error {
 	for i := 0; i < fs.nFATs; i++ {
 		off := fs.start + fs.fatStart + int64(i)*fs.fatSize + int64(c)*4
 		var b [4]byte
@@ -106,12 +106,12 @@ func (fs *fatFS) set(c, v uint32) error {
 	return nil
 }
 
-func (fs *fatFS) clusterOff(c uint32) int64 {
+func (fs *Editor) clusterOff(c uint32) int64 {
 	return fs.start + fs.dataStart + int64(c-2)*fs.clusterSz
 }
 
 // chain follows the cluster chain from c.
-func (fs *fatFS) chain(c uint32) ([]uint32, error) {
+func (fs *Editor) chain(c uint32) ([]uint32, error) {
 	var out []uint32
 	for c >= 2 && c < fs.nClusters+2 {
 		if len(out) > int(fs.nClusters) {
@@ -128,7 +128,7 @@ func (fs *fatFS) chain(c uint32) ([]uint32, error) {
 }
 
 // alloc finds a free cluster, marks it end-of-chain and updates FSInfo.
-func (fs *fatFS) alloc() (uint32, error) {
+func (fs *Editor) alloc() (uint32, error) {
 	hint := uint32(2)
 	var fsi []byte
 	if fs.fsinfo != 0 {
@@ -151,7 +151,7 @@ func (fs *fatFS) alloc() (uint32, error) {
 		if v != 0 {
 			continue
 		}
-		if err := fs.set(c, fatEOC); err != nil {
+		if err := fs.set(c, eoc); err != nil {
 			return 0, err
 		}
 		if fsi != nil {
@@ -169,7 +169,7 @@ func (fs *fatFS) alloc() (uint32, error) {
 }
 
 // free releases clusters and updates FSInfo's free count.
-func (fs *fatFS) free(cs []uint32) error {
+func (fs *Editor) free(cs []uint32) error {
 	for _, c := range cs {
 		if err := fs.set(c, 0); err != nil {
 			return err
@@ -193,8 +193,8 @@ func (fs *fatFS) free(cs []uint32) error {
 	return nil
 }
 
-// dirEntry is a file found in the root directory.
-type dirEntry struct {
+// editEntry is a file found in the root directory.
+type editEntry struct {
 	name    string // long name if any, else the short name
 	short   string // 11 bytes as stored
 	slots   []int64
@@ -206,7 +206,7 @@ type dirEntry struct {
 
 // rootDir reads the root directory: its entries and the free slots
 // (absolute offsets, in order; ends with the end-of-directory marker).
-func (fs *fatFS) rootDir() (ents []dirEntry, free []int64, chain []uint32, err error) {
+func (fs *Editor) rootDir() (ents []editEntry, free []int64, chain []uint32, err error) {
 	chain, err = fs.chain(fs.rootClus)
 	if err != nil {
 		return nil, nil, nil, err
@@ -245,7 +245,7 @@ func (fs *fatFS) rootDir() (ents []dirEntry, free []int64, chain []uint32, err e
 				lfnSlots = append(lfnSlots, off)
 				continue
 			}
-			de := dirEntry{short: string(e[0:11]), off: off, slots: lfnSlots,
+			de := editEntry{short: string(e[0:11]), off: off, slots: lfnSlots,
 				cluster: uint32(binary.LittleEndian.Uint16(e[20:]))<<16 | uint32(binary.LittleEndian.Uint16(e[26:])),
 				size:    binary.LittleEndian.Uint32(e[28:]), isDir: e[11]&0x10 != 0}
 			if e[11]&0x08 == 0 { // not the volume label
@@ -273,7 +273,7 @@ func shortName(b []byte) string {
 	return base
 }
 
-func (fs *fatFS) find(name string) (*dirEntry, error) {
+func (fs *Editor) find(name string) (*editEntry, error) {
 	ents, _, _, err := fs.rootDir()
 	if err != nil {
 		return nil, err
@@ -286,8 +286,8 @@ func (fs *fatFS) find(name string) (*dirEntry, error) {
 	return nil, nil
 }
 
-// readFile reads a root directory file; ok is false if there is none.
-func (fs *fatFS) readFile(name string) (data []byte, ok bool, err error) {
+// ReadFile reads a root directory file; ok is false if there is none.
+func (fs *Editor) ReadFile(name string) (data []byte, ok bool, err error) {
 	e, err := fs.find(name)
 	if err != nil || e == nil {
 		return nil, false, err
@@ -309,13 +309,15 @@ func (fs *fatFS) readFile(name string) (data []byte, ok bool, err error) {
 	return data, true, nil
 }
 
-// writeSmall creates or replaces a root directory file whose content fits
-// in one cluster. name must be a plain ASCII name without a dot that does
-// not fit 8.3 (it gets one long-name slot and a NAME~N short name).
-func (fs *fatFS) writeSmall(name string, content []byte, now time.Time) error {
+// WriteSmall creates or replaces a root directory file whose content fits
+// in one cluster, stamped with mtime. name must be a plain ASCII name
+// without a dot that does not fit 8.3 (it gets one long-name slot and a
+// NAME~N short name).
+func (fs *Editor) WriteSmall(name string, content []byte, mtime time.Time) error {
 	if int64(len(content)) > fs.clusterSz || len(name) > 13 {
-		return errors.New("writeSmall: content or name too long")
+		return errors.New("WriteSmall: content or name too long")
 	}
+	now := mtime
 	e, err := fs.find(name)
 	if err != nil {
 		return err
@@ -330,7 +332,7 @@ func (fs *fatFS) writeSmall(name string, content []byte, now time.Time) error {
 			return err
 		}
 		if len(cs) > 1 {
-			if err := fs.set(e.cluster, fatEOC); err != nil {
+			if err := fs.set(e.cluster, eoc); err != nil {
 				return err
 			}
 			if err := fs.free(cs[1:]); err != nil {
@@ -352,21 +354,21 @@ func (fs *fatFS) writeSmall(name string, content []byte, now time.Time) error {
 	return fs.addEntry(name, c, uint32(len(content)), now)
 }
 
-func (fs *fatFS) writeCluster(c uint32, content []byte) error {
+func (fs *Editor) writeCluster(c uint32, content []byte) error {
 	b := make([]byte, fs.clusterSz)
 	copy(b, content)
 	_, err := fs.w.WriteAt(b, fs.clusterOff(c))
 	return err
 }
 
+// fatTime is t as a FAT date and time, by the writer's rule (dosTime:
+// UTC, clamped to 1980..2107).
 func fatTime(t time.Time) (date, tm uint16) {
-	if t.Year() < 1980 {
-		t = time.Date(1980, 1, 1, 0, 0, 0, 0, time.Local)
-	}
-	return uint16((t.Year()-1980)<<9 | int(t.Month())<<5 | t.Day()), uint16(t.Hour()<<11 | t.Minute()<<5 | t.Second()/2)
+	st := dosTime(t.Unix())
+	return st.date, st.time
 }
 
-func (fs *fatFS) updateEntry(off int64, cluster, size uint32, now time.Time) error {
+func (fs *Editor) updateEntry(off int64, cluster, size uint32, now time.Time) error {
 	e := make([]byte, 32)
 	if _, err := fs.rw.ReadAt(e, off); err != nil {
 		return err
@@ -382,17 +384,9 @@ func (fs *fatFS) updateEntry(off int64, cluster, size uint32, now time.Time) err
 	return err
 }
 
-func lfnChecksum(short []byte) byte {
-	var s byte
-	for _, c := range short {
-		s = (s&1)<<7 + s>>1 + c
-	}
-	return s
-}
-
 // addEntry writes a long-name slot and a short entry for a new file in the
 // root directory, extending the directory by a cluster if it is full.
-func (fs *fatFS) addEntry(name string, cluster, size uint32, now time.Time) error {
+func (fs *Editor) addEntry(name string, cluster, size uint32, now time.Time) error {
 	ents, free, chain, err := fs.rootDir()
 	if err != nil {
 		return err
@@ -465,7 +459,7 @@ func (fs *fatFS) addEntry(name string, cluster, size uint32, now time.Time) erro
 
 	le := bytes.Repeat([]byte{0xff}, 32)
 	le[0] = 0x41 // last (and only) long-name slot, number 1
-	le[11], le[12], le[13] = 0x0f, 0, lfnChecksum(short)
+	le[11], le[12], le[13] = 0x0f, 0, lfnChecksum([11]byte(short))
 	le[26], le[27] = 0, 0
 	u := utf16.Encode([]rune(name))
 	u = append(u, 0)
@@ -489,7 +483,7 @@ func (fs *fatFS) addEntry(name string, cluster, size uint32, now time.Time) erro
 
 // slotIndex is the index of the 32-byte slot at absolute offset off in
 // the directory whose clusters are chain.
-func (fs *fatFS) slotIndex(chain []uint32, off int64) int {
+func (fs *Editor) slotIndex(chain []uint32, off int64) int {
 	for i, c := range chain {
 		if o := fs.clusterOff(c); off >= o && off < o+fs.clusterSz {
 			return i*int(fs.clusterSz/32) + int((off-o)/32)
@@ -498,9 +492,9 @@ func (fs *fatFS) slotIndex(chain []uint32, off int64) int {
 	return -1
 }
 
-// remove deletes a root directory file and frees its clusters; false if
+// Remove deletes a root directory file and frees its clusters; false if
 // there was none.
-func (fs *fatFS) remove(name string) (bool, error) {
+func (fs *Editor) Remove(name string) (bool, error) {
 	e, err := fs.find(name)
 	if err != nil || e == nil {
 		return false, err

@@ -1,10 +1,19 @@
-package overlay
+// Package bootparam is the kernel command line contract between the image
+// builder and the init: SplitCmdline splits a line as the kernel does,
+// ParseCmdline reads the rfs.* parameters (root, layers, upper mode, data
+// and boot partitions, reset, shell, init) into Params, never failing
+// (problems are Warnings). The builder checks a user's --append with the
+// same code the init boots with. The parameters are documented in
+// package overlay's documentation. Standard library only.
+package bootparam
 
 import (
 	"math"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/rfsbuild/rfs/ptable"
 )
 
 // Defaults for the kernel command line parameters.
@@ -237,7 +246,7 @@ func ParseCmdline(cmdline string) Params {
 // returned spec is empty (Kind RootNone) and the message says why.
 func ParseRootSpec(s string) (RootSpec, string) {
 	if v, ok := cutPrefixFold(s, "PARTUUID="); ok {
-		id, err := NormalizePARTUUID(v)
+		id, err := ptable.NormalizePARTUUID(v)
 		if err != nil {
 			return RootSpec{}, err.Error()
 		}

@@ -1,4 +1,4 @@
-package overlay
+package ptable
 
 import (
 	"bytes"
@@ -7,7 +7,6 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 )
 
 func needTool(t *testing.T, name string) string {
@@ -304,50 +303,6 @@ func TestReadTableGPT4K(t *testing.T) {
 		p, ok := tab.Find(guidRootA)
 		if tab.SectorSize != 4096 || !ok || p.Number != 1 || p.Start != 256*4096 || p.Size != 8<<20 {
 			t.Errorf("sectorSize %d: table %+v, partition %+v", ss, tab, p)
-		}
-	}
-}
-
-// A disk whose reads hang (QEMU's second Pi SD controller, a dying USB
-// stick) must not keep the scan from seeing the other disks; its table is
-// picked up by a later scan once the read returns.
-func TestScanSkipsHungDisk(t *testing.T) {
-	sys := t.TempDir()
-	for _, d := range []struct{ name, dev string }{{"hung", "250:0"}, {"ok", "250:1"}} {
-		dir := filepath.Join(sys, d.name)
-		os.MkdirAll(dir, 0o755)
-		os.WriteFile(filepath.Join(dir, "dev"), []byte(d.dev+"\n"), 0o644)
-		os.WriteFile(filepath.Join(dir, "size"), []byte("2048\n"), 0o644)
-	}
-	release := make(chan struct{})
-	okTable := &Table{Kind: "mbr"}
-	s := &BlockScanner{SysBlock: sys, DevDir: t.TempDir(), readFn: func(d BlockDevice) (*Table, error) {
-		if d.Name == "hung" {
-			<-release
-			return &Table{Kind: "gpt"}, nil
-		}
-		return okTable, nil
-	}}
-	start := time.Now()
-	devs := s.Scan()
-	if el := time.Since(start); el > 3*readWait {
-		t.Fatalf("scan took %s with a hung disk", el)
-	}
-	got := map[string]BlockDevice{}
-	for _, d := range devs {
-		got[d.Name] = d
-	}
-	if got["ok"].Table != okTable {
-		t.Fatalf("the answering disk's table was not read: %+v", got["ok"])
-	}
-	if !strings.Contains(got["hung"].TableErr, "no answer") {
-		t.Fatalf("hung disk = %+v, want a no-answer note", got["hung"])
-	}
-	close(release)
-	time.Sleep(50 * time.Millisecond)
-	for _, d := range s.Scan() {
-		if d.Name == "hung" && (d.Table == nil || d.Table.Kind != "gpt") {
-			t.Fatalf("the late table was not picked up: %+v", d)
 		}
 	}
 }

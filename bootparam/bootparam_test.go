@@ -1,4 +1,4 @@
-package overlay
+package bootparam
 
 import (
 	"reflect"

@@ -1,4 +1,10 @@
-package overlay
+// Package ptable reads GPT and MBR partition tables from untrusted disks
+// (bounded: a hostile header cannot make it allocate or loop much), checks
+// that a table fits its disk, and grows the last partition of a GPT or MBR
+// to the end of the disk, power-cut safe. The init uses it to find its
+// partitions and grow the data partition; the host tools to read images
+// and cards. Standard library only, so every host OS and the init build it.
+package ptable
 
 import (
 	"bytes"
@@ -24,6 +30,18 @@ type Partition struct {
 	Size     int64  // bytes
 	Type     string // GPT type GUID, or MBR type as "0x83"
 	Name     string // GPT partition name (PARTLABEL), empty on MBR
+	// Bootable is the MBR active flag (0x80) of a primary partition.
+	Bootable bool
+}
+
+// Extended says whether p is an MBR extended partition (types 0x05, 0x0f,
+// 0x85): the container of the logical partitions, holding no filesystem.
+func (p Partition) Extended() bool {
+	if len(p.Type) != 4 || p.Type[:2] != "0x" {
+		return false
+	}
+	v, err := strconv.ParseUint(p.Type[2:], 16, 8)
+	return err == nil && isExtended(byte(v))
 }
 
 // Table is a parsed partition table.
@@ -292,7 +310,9 @@ func readMBR(r io.ReaderAt, mbr []byte, ss int) (*Table, error) {
 		if typ == 0 || n == 0 {
 			continue
 		}
-		t.Partitions = append(t.Partitions, mk(i+1, typ, start, n))
+		p := mk(i+1, typ, start, n)
+		p.Bootable = e[0] == 0x80
+		t.Partitions = append(t.Partitions, p)
 		if isExtended(typ) && extStart < 0 {
 			extStart = start
 		}

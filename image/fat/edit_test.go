@@ -1,0 +1,105 @@
+package fat
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"os"
+	"strconv"
+	"testing"
+	"time"
+)
+
+// TestEditor writes, replaces and removes a small root directory file in
+// images whose root directory is nearly or completely full (the file's two
+// slots go in a new cluster, or straddle the boundary); the reader sees
+// each state, fsck.fat finds nothing to fix, and the timestamp follows the
+// writer's rule (UTC) whatever the caller's time zone.
+func TestEditor(t *testing.T) {
+	for _, n := range []int{0, 13, 14, 15, 40} {
+		t.Run(strconv.Itoa(n), func(t *testing.T) {
+			files := map[string][]byte{}
+			for i := 0; i < n; i++ {
+				files[fmt.Sprintf("/F%d.TXT", i)] = []byte("f")
+			}
+			const size = 40 << 20
+			img := writeImage(t, build(t, files), size, Options{})
+			f, err := os.OpenFile(img, os.O_RDWR, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer f.Close()
+			ed, err := OpenEditor(f, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, ok, err := ed.ReadFile("rfs-reset"); ok || err != nil {
+				t.Fatalf("ReadFile before: %v %v", ok, err)
+			}
+			// 23:04:06 at UTC+5 is 18:04:06 UTC.
+			at := time.Date(2030, 1, 2, 23, 4, 6, 0, time.FixedZone("X", 5*3600))
+			for _, content := range []string{"upper\n", "all\n"} {
+				if err := ed.WriteSmall("rfs-reset", []byte(content), at); err != nil {
+					t.Fatal(err)
+				}
+				r, err := Open(f, size)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if b, err := r.ReadFile("/rfs-reset", 1<<20); err != nil || string(b) != content {
+					t.Fatalf("reader: %q %v, want %q", b, err, content)
+				}
+				if b, ok, err := ed.ReadFile("RFS-RESET"); !ok || err != nil || string(b) != content {
+					t.Fatalf("editor: %q %v %v", b, ok, err)
+				}
+				checkFsck(t, img)
+			}
+			e, err := ed.find("rfs-reset")
+			if err != nil || e == nil {
+				t.Fatal(e, err)
+			}
+			raw := make([]byte, 32)
+			f.ReadAt(raw, e.off)
+			want := dosTime(at.Unix())
+			if tm, d := binary.LittleEndian.Uint16(raw[22:]), binary.LittleEndian.Uint16(raw[24:]); tm != want.time || d != want.date || tm>>11 != 18 {
+				t.Errorf("mtime %#x %#x, want %#x %#x (18:04:06 UTC)", tm, d, want.time, want.date)
+			}
+			if ok, err := ed.Remove("rfs-reset"); !ok || err != nil {
+				t.Fatalf("Remove: %v %v", ok, err)
+			}
+			if ok, err := ed.Remove("rfs-reset"); ok || err != nil {
+				t.Fatalf("Remove again: %v %v", ok, err)
+			}
+			r, err := Open(f, size)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := r.ReadFile("/rfs-reset", 1<<20); !errors.Is(err, ErrNotExist) {
+				t.Errorf("after Remove: %v", err)
+			}
+			checkFsck(t, img)
+		})
+	}
+}
+
+func TestEditorRefuses(t *testing.T) {
+	img := writeImage(t, build(t, nil), 40<<20, Options{})
+	f, err := os.OpenFile(img, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := OpenEditor(f, 512); err == nil {
+		t.Error("opened a FAT at the wrong offset")
+	}
+	ed, err := OpenEditor(f, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ed.WriteSmall("a-name-far-too-long", nil, time.Now()); err == nil {
+		t.Error("accepted a name needing two long-name slots")
+	}
+	if err := ed.WriteSmall("big", make([]byte, 1<<20), time.Now()); err == nil {
+		t.Error("accepted content larger than a cluster")
+	}
+}
