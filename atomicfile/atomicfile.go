@@ -96,7 +96,8 @@ func (e *NotFileError) Error() string {
 	return fmt.Sprintf("%s %s%s exists and is a %s, not a file: rfs writes image files (use `rfs flash` to write a device)", name, e.Path, via, Kind(e.Mode))
 }
 
-// Kind names a file type for messages ("character device", "fifo", ...).
+// Kind names a file type for messages ("character device", "named pipe",
+// ...); infile.Describe adds the article.
 func Kind(m fs.FileMode) string {
 	switch {
 	case m.IsRegular():
@@ -104,13 +105,13 @@ func Kind(m fs.FileMode) string {
 	case m.IsDir():
 		return "directory"
 	case m&fs.ModeSymlink != 0:
-		return "symlink"
+		return "symbolic link"
 	case m&fs.ModeCharDevice != 0:
 		return "character device"
 	case m&fs.ModeDevice != 0:
 		return "block device"
 	case m&fs.ModeNamedPipe != 0:
-		return "fifo"
+		return "named pipe"
 	case m&fs.ModeSocket != 0:
 		return "socket"
 	}

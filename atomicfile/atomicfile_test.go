@@ -41,7 +41,7 @@ func TestCreateRefusesNonFiles(t *testing.T) {
 		want []string
 	}{
 		{"/dev/null", []string{"/dev/null exists and is a character device", "rfs flash"}},
-		{fifo, []string{"is a fifo, not a file"}},
+		{fifo, []string{"is a named pipe, not a file"}},
 		{sub, []string{"is a directory", "sub/disk.img"}},
 		{sock, []string{"is a socket"}},
 		{linkNull, []string{"null-link (through the symlink to /dev/null)", "character device"}},

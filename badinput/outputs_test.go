@@ -31,7 +31,7 @@ func TestOutputNotAFile(t *testing.T) {
 		{name: "build -o /dev/zero", args: []string{"build", "-o", "/dev/zero"}, root: true,
 			want: []string{"/dev/zero exists and is a character device"}, check: devNullIntact},
 		{name: "build -o fifo", args: []string{"build", "-o", "fifo"}, setup: mkfifo("fifo"),
-			want: []string{"output -o fifo exists and is a fifo, " + notAFile}},
+			want: []string{"output -o fifo exists and is a named pipe, " + notAFile}},
 		{name: "build -o directory", args: []string{"build", "-o", "outdir"}, setup: mkdir("outdir"),
 			want: []string{"outdir exists and is a directory", "outdir/disk.img"}},
 		{name: "build -o socket", args: []string{"build", "-o", "sock"}, setup: mksocket("sock"),
@@ -48,11 +48,11 @@ func TestOutputNotAFile(t *testing.T) {
 				writeFile(t, dir, "rfs.yaml", "output: pipe\n")
 				mkfifo("pipe")(t, dir)
 			},
-			want: []string{"pipe exists and is a fifo"}},
+			want: []string{"pipe exists and is a named pipe"}},
 		{name: "squashfs -o /dev/null", args: []string{"squashfs", "src", "-o", "/dev/null"}, setup: src, root: true,
 			want: []string{"/dev/null exists and is a character device"}, check: devNullIntact},
-		{name: "squashfs OUT is a fifo", args: []string{"squashfs", "src", "fifo"}, setup: withSrc(mkfifo("fifo")),
-			want: []string{"output OUT fifo exists and is a fifo"}},
+		{name: "squashfs OUT is a named pipe", args: []string{"squashfs", "src", "fifo"}, setup: withSrc(mkfifo("fifo")),
+			want: []string{"output OUT fifo exists and is a named pipe"}},
 		{name: "squashfs -o directory", args: []string{"squashfs", "src", "-o", "outdir"}, setup: withSrc(mkdir("outdir")),
 			want: []string{"outdir exists and is a directory"}},
 		{name: "squashfs -o symlink to /dev/null", args: []string{"squashfs", "src", "-o", "l.sqfs"}, setup: withSrc(symlink("/dev/null", "l.sqfs")),
@@ -60,7 +60,7 @@ func TestOutputNotAFile(t *testing.T) {
 		{name: "commit -o /dev/null", args: []string{"commit", "{image}", "-o", "/dev/null"}, root: true,
 			want: []string{"/dev/null exists and is a character device"}, check: devNullIntact},
 		{name: "commit --oci fifo", args: []string{"commit", "{image}", "--oci", "fifo"}, setup: mkfifo("fifo"),
-			want: []string{"output --oci fifo exists and is a fifo"}},
+			want: []string{"output --oci fifo exists and is a named pipe"}},
 		{name: "commit -o directory", args: []string{"commit", "{image}", "-o", "outdir"}, setup: mkdir("outdir"),
 			want: []string{"output -o outdir exists and is a directory"}},
 		{name: "commit -o symlink to /dev/zero", args: []string{"commit", "{image}", "-o", "z.sqfs"}, setup: symlink("/dev/zero", "z.sqfs"),
@@ -68,7 +68,7 @@ func TestOutputNotAFile(t *testing.T) {
 		{name: "init --force /dev/null", args: []string{"init", "--force", "/dev/null"}, root: true,
 			want: []string{"/dev/null exists and is a character device"}, check: devNullIntact},
 		{name: "init --force fifo", args: []string{"init", "--force", "fifo"}, setup: mkfifo("fifo"),
-			want: []string{"fifo exists and is a fifo"}},
+			want: []string{"fifo exists and is a named pipe"}},
 	})
 }
 

@@ -11,6 +11,8 @@ import (
 	"io"
 	"io/fs"
 	"os"
+
+	"github.com/rfsbuild/rfs/atomicfile"
 )
 
 // NotRegularError says an input is not a file of the kind wanted.
@@ -31,23 +33,7 @@ func (e *NotRegularError) Error() string {
 
 // Describe names a file type for messages: "a named pipe", "a directory".
 func Describe(m fs.FileMode) string {
-	switch {
-	case m.IsRegular():
-		return "a regular file"
-	case m.IsDir():
-		return "a directory"
-	case m&fs.ModeNamedPipe != 0:
-		return "a named pipe"
-	case m&fs.ModeSocket != 0:
-		return "a socket"
-	case m&fs.ModeCharDevice != 0:
-		return "a character device"
-	case m&fs.ModeDevice != 0:
-		return "a block device"
-	case m&fs.ModeSymlink != 0:
-		return "a symbolic link"
-	}
-	return "a special file"
+	return "a " + atomicfile.Kind(m) // every kind starts with a consonant
 }
 
 // Check says whether path (links followed) is a regular file, for inputs
