@@ -391,61 +391,77 @@ func (fs *Editor) addEntry(name string, cluster, size uint32, now time.Time) err
 	if err != nil {
 		return err
 	}
-	// A short name nobody has: NAME~N.
+	short, err := uniqueShortName(name, ents)
+	if err != nil {
+		return err
+	}
+	lfnOff, shortOff, err := fs.entrySlots(free, chain)
+	if err != nil {
+		return err
+	}
+	// The short entry first: if the directory's end marker moves, the slot
+	// after it must still read as the end (it does: it is zero or free).
+	if _, err := fs.w.WriteAt(shortEntry(short, cluster, size, now), shortOff); err != nil {
+		return err
+	}
+	_, err = fs.w.WriteAt(longEntry(name, short), lfnOff)
+	return err
+}
+
+// uniqueShortName makes an 8.3 name nobody in ents has: NAME~N.
+func uniqueShortName(name string, ents []editEntry) ([11]byte, error) {
 	up := strings.ToUpper(strings.Map(func(r rune) rune {
 		if r < 0x21 || r > 0x7e || strings.ContainsRune(`"*+,./:;<=>?[\]|`, r) {
 			return '_'
 		}
 		return r
 	}, name))
-	var short []byte
-	for n := 1; n < 1000 && short == nil; n++ {
+	for n := 1; n < 1000; n++ {
 		tail := fmt.Sprintf("~%d", n)
-		cand := []byte(fmt.Sprintf("%-11s", up[:min(len(up), 8-len(tail))]+tail))
+		cand := fmt.Sprintf("%-11s", up[:min(len(up), 8-len(tail))]+tail)
 		taken := false
 		for _, e := range ents {
-			taken = taken || e.short == string(cand)
+			taken = taken || e.short == cand
 		}
 		if !taken {
-			short = cand
+			return [11]byte([]byte(cand)), nil
 		}
 	}
-	if short == nil {
-		return errors.New("no free short name")
-	}
-	// Two consecutive free slots in the same cluster run (the directory's
-	// clusters are read in chain order; slots at a cluster boundary are
-	// consecutive in the directory too).
-	slot := -1
+	return [11]byte{}, errors.New("no free short name")
+}
+
+// entrySlots finds two consecutive free slots for a long-name entry and
+// its short entry, in the same cluster run (the directory's clusters are
+// read in chain order; slots at a cluster boundary are consecutive in the
+// directory too), or grows the directory by a cluster.
+func (fs *Editor) entrySlots(free []int64, chain []uint32) (lfnOff, shortOff int64, err error) {
 	for i := 0; i+1 < len(free); i++ {
 		if fs.slotIndex(chain, free[i+1]) == fs.slotIndex(chain, free[i])+1 {
-			slot = i
-			break
+			return free[i], free[i+1], nil
 		}
 	}
-	var lfnOff, shortOff int64
-	if slot >= 0 {
-		lfnOff, shortOff = free[slot], free[slot+1]
-	} else {
-		c, err := fs.alloc()
-		if err != nil {
-			return err
-		}
-		if err := fs.writeCluster(c, nil); err != nil {
-			return err
-		}
-		if err := fs.set(chain[len(chain)-1], c); err != nil {
-			return err
-		}
-		// The last slot of the old chain may be free: use it and the next.
-		if len(free) > 0 && fs.slotIndex(chain, free[len(free)-1]) == len(chain)*int(fs.clusterSz/32)-1 {
-			lfnOff, shortOff = free[len(free)-1], fs.clusterOff(c)
-		} else {
-			lfnOff, shortOff = fs.clusterOff(c), fs.clusterOff(c)+32
-		}
+	c, err := fs.alloc()
+	if err != nil {
+		return 0, 0, err
 	}
+	if err := fs.writeCluster(c, nil); err != nil {
+		return 0, 0, err
+	}
+	if err := fs.set(chain[len(chain)-1], c); err != nil {
+		return 0, 0, err
+	}
+	// The last slot of the old chain may be free: use it and the next.
+	if len(free) > 0 && fs.slotIndex(chain, free[len(free)-1]) == len(chain)*int(fs.clusterSz/32)-1 {
+		return free[len(free)-1], fs.clusterOff(c), nil
+	}
+	return fs.clusterOff(c), fs.clusterOff(c) + 32, nil
+}
+
+// shortEntry is the 32-byte directory entry of a file: archive bit,
+// creation, access and write times now, first cluster and size.
+func shortEntry(short [11]byte, cluster, size uint32, now time.Time) []byte {
 	se := make([]byte, 32)
-	copy(se, short)
+	copy(se, short[:])
 	se[11] = 0x20 // archive
 	d, tm := fatTime(now)
 	binary.LittleEndian.PutUint16(se[14:], tm)
@@ -456,13 +472,17 @@ func (fs *Editor) addEntry(name string, cluster, size uint32, now time.Time) err
 	binary.LittleEndian.PutUint16(se[24:], d)
 	binary.LittleEndian.PutUint16(se[26:], uint16(cluster))
 	binary.LittleEndian.PutUint32(se[28:], size)
+	return se
+}
 
+// longEntry is the one VFAT long-name slot for name (up to 13 UTF-16
+// units, NUL-terminated, 0xffff padded), tied to short by its checksum.
+func longEntry(name string, short [11]byte) []byte {
 	le := bytes.Repeat([]byte{0xff}, 32)
 	le[0] = 0x41 // last (and only) long-name slot, number 1
-	le[11], le[12], le[13] = 0x0f, 0, lfnChecksum([11]byte(short))
+	le[11], le[12], le[13] = 0x0f, 0, lfnChecksum(short)
 	le[26], le[27] = 0, 0
-	u := utf16.Encode([]rune(name))
-	u = append(u, 0)
+	u := append(utf16.Encode([]rune(name)), 0)
 	i := 0
 	for _, r := range [][2]int{{1, 11}, {14, 26}, {28, 32}} {
 		for j := r[0]; j < r[1]; j += 2 {
@@ -472,13 +492,7 @@ func (fs *Editor) addEntry(name string, cluster, size uint32, now time.Time) err
 			i++
 		}
 	}
-	// The short entry first: if the directory's end marker moves, the slot
-	// after it must still read as the end (it does: it is zero or free).
-	if _, err := fs.w.WriteAt(se, shortOff); err != nil {
-		return err
-	}
-	_, err = fs.w.WriteAt(le, lfnOff)
-	return err
+	return le
 }
 
 // slotIndex is the index of the 32-byte slot at absolute offset off in
