@@ -62,7 +62,7 @@ func Now(ctx context.Context, path string, all bool) (*NowResult, error) {
 		serr = unix.Syncfs(int(d.Fd()))
 		d.Close()
 	}
-	if err := unix.Unmount(dir, 0); err != nil {
+	if err := unmount(dir); err != nil {
 		return nil, fmt.Errorf("%s: unmount %s: %w", path, dir, err)
 	}
 	if rerr != nil {
@@ -136,4 +136,20 @@ func attachLoop(path string, off, size int64, excl bool) (*loopDev, error) {
 		}
 		return nil, fmt.Errorf("%s: LOOP_CONFIGURE: %w", node, err)
 	}
+}
+
+// unmount unmounts dir, retrying while the kernel says it is busy: a
+// process elsewhere may hold it for a moment (a mount namespace created
+// meanwhile holds a peer of the mount; a scanner may be walking it). The
+// data is synced before this, so after two seconds a lazy unmount is safe:
+// the filesystem is detached from dir and released with the last user.
+func unmount(dir string) error {
+	for try := 0; try < 20; try++ {
+		err := unix.Unmount(dir, 0)
+		if !errors.Is(err, unix.EBUSY) {
+			return err
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	return unix.Unmount(dir, unix.MNT_DETACH)
 }
