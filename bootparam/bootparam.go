@@ -97,6 +97,9 @@ type Params struct {
 	Shell     ShellMode
 	RootWait  time.Duration
 	Debug     bool
+	// Mounts are the host directories to mount (rfs.mount, repeatable),
+	// in command line order.
+	Mounts []HostMount
 	// Warnings lists ignored or invalid parameters (one line each).
 	Warnings []string
 }
@@ -221,6 +224,16 @@ func ParseCmdline(cmdline string) Params {
 			}
 		case "rfs.debug":
 			p.Debug = val == "" || (val != "0" && val != "no" && val != "off")
+		case "rfs.mount":
+			m, err := ParseHostMount(val)
+			if err == "" {
+				err = checkDuplicateMount(p.Mounts, m)
+			}
+			if err != "" {
+				warn("rfs.mount=" + val + ": " + err + ", ignored")
+			} else {
+				p.Mounts = append(p.Mounts, m)
+			}
 		default:
 			warn("unknown parameter " + w + " ignored")
 		}
