@@ -30,6 +30,9 @@ func ParseMount(s string, n int) (HostDir, error) {
 		ro = fields[k-1] == "ro"
 		fields = fields[:k-1]
 	}
+	if k := len(fields); k >= 3 && !strings.HasPrefix(fields[k-1], "/") {
+		return HostDir{}, fmt.Errorf("--mount %q: %q after the path: want :ro or :rw", s, fields[k-1])
+	}
 	if len(fields) < 2 || fields[0] == "" {
 		return HostDir{}, fmt.Errorf("--mount %q: want HOSTDIR:/path or HOSTDIR:/path:ro", s)
 	}

@@ -33,6 +33,7 @@ func TestParseMount(t *testing.T) {
 		{colon + ":/srv:ro", "", HostDir{colon, bootparam.HostMount{Tag: "rfs0", Path: "/srv", ReadOnly: true}}},
 		{comma + ":/srv", "", HostDir{comma, bootparam.HostMount{Tag: "rfs0", Path: "/srv"}}},
 		{dir, "want HOSTDIR:/path", HostDir{}},
+		{dir + ":/srv:rx", "want :ro or :rw", HostDir{}},
 		{":/srv", "want HOSTDIR:/path", HostDir{}},
 		{dir + ":srv", "must be absolute", HostDir{}},
 		{dir + ":/", "cannot be mounted on /", HostDir{}},
