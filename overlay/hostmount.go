@@ -26,9 +26,10 @@ type HostMountStatus struct {
 var HostMountWait = 2 * time.Second
 
 // ninePOptions are the 9P mount options: virtio transport, the Linux
-// dialect (owners, modes, symlinks, device nodes), 512 KiB messages, and
+// dialect (owners, modes, symlinks, device nodes), 256 KiB messages (below
+// the virtio transport's limit, which older kernels announce when clamping), and
 // no caching, so the host's edits show at once.
-const ninePOptions = "trans=virtio,version=9p2000.L,msize=524288,cache=none"
+const ninePOptions = "trans=virtio,version=9p2000.L,msize=262144,cache=none"
 
 // MountHostDirs mounts every rfs.mount (a directory the host exports over
 // virtio-9p, rfs run --mount) on its path in the new root, after the
