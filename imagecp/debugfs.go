@@ -5,11 +5,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"strconv"
 	"strings"
 
 	"github.com/rfsbuild/rfs/image/ext4"
+	"github.com/rfsbuild/rfs/reset"
 	"github.com/rfsbuild/rfs/subproc"
 )
 
@@ -94,11 +96,86 @@ func runDebugfs(ctx context.Context, spec string, s *script) error {
 	return nil
 }
 
-// recoverJournal replays the journal of the ext4 at spec with e2fsck -p,
-// which is what the kernel would do at mount: debugfs writes the
+// recoverJournal replays the journal of the data partition with e2fsck
+// -p, which is what the kernel would do at mount: debugfs writes the
 // filesystem as it is on disk, and a later replay would overwrite what it
-// wrote.
-func recoverJournal(ctx context.Context, spec string) error {
+// wrote. e2fsprogs cannot replay a journal through "?offset=" (it reopens
+// the device without it), so e2fsck runs on the partition's own node on a
+// card, and on a copy of the partition for an image, whose changed blocks
+// are written back.
+func recoverJournal(ctx context.Context, t *reset.Target) error {
+	if node := t.PartitionNode(t.Data); node != "" {
+		return e2fsckPreen(ctx, node)
+	}
+	tmp, err := os.CreateTemp("", "rfs-cp-data-*.ext4")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	defer tmp.Close()
+	f, err := os.OpenFile(t.Path, os.O_RDWR, 0)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	part := io.NewSectionReader(f, t.Data.Start, t.Data.Size)
+	if err := tmp.Truncate(t.Data.Size); err != nil {
+		return err
+	}
+	if err := copyChanged(ctx, tmp, part, t.Data.Size); err != nil {
+		return fmt.Errorf("copy the data partition: %w", err)
+	}
+	if err := e2fsckPreen(ctx, tmp.Name()); err != nil {
+		return err
+	}
+	return copyChanged(ctx, offsetWriter{f, t.Data.Start}, io.NewSectionReader(tmp, 0, t.Data.Size), t.Data.Size)
+}
+
+// copyChunk is the unit copyChanged compares.
+const copyChunk = 1 << 20
+
+// copyChanged writes to w the chunks of r (size bytes) that differ from
+// what w holds; w reads as zeros where it was never written (a new sparse
+// file), so zero chunks are not written to a copy.
+func copyChanged(ctx context.Context, w interface {
+	io.WriterAt
+	io.ReaderAt
+}, r io.ReaderAt, size int64) error {
+	a, b := make([]byte, copyChunk), make([]byte, copyChunk)
+	for off := int64(0); off < size; off += copyChunk {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		n := int(min(copyChunk, size-off))
+		if _, err := r.ReadAt(a[:n], off); err != nil {
+			return err
+		}
+		m, err := w.ReadAt(b[:n], off)
+		if err != nil && !errors.Is(err, io.EOF) {
+			return err
+		}
+		clear(b[m:n])
+		if !bytes.Equal(a[:n], b[:n]) {
+			if _, err := w.WriteAt(a[:n], off); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// offsetWriter is a file seen from byte off on.
+type offsetWriter struct {
+	f   *os.File
+	off int64
+}
+
+func (o offsetWriter) ReadAt(p []byte, off int64) (int, error)  { return o.f.ReadAt(p, o.off+off) }
+func (o offsetWriter) WriteAt(p []byte, off int64) (int, error) { return o.f.WriteAt(p, o.off+off) }
+
+// e2fsckPreen runs e2fsck -p on the ext4 at spec: the journal replayed,
+// what a preen fixes fixed; exit status 1 and 2 mean "corrected".
+func e2fsckPreen(ctx context.Context, spec string) error {
 	bin, err := tool("e2fsck")
 	if err != nil {
 		return err
@@ -108,11 +185,11 @@ func recoverJournal(ctx context.Context, spec string) error {
 	cmd.Stdout, cmd.Stderr = &out, &out
 	err = subproc.Err(ctx, "e2fsck", cmd.Run())
 	var ee interface{ ExitCode() int }
-	if errors.As(err, &ee) && ee.ExitCode() < 4 {
-		err = nil // 1, 2: errors corrected
+	if errors.As(err, &ee) && ee.ExitCode() > 0 && ee.ExitCode() < 4 {
+		err = nil
 	}
 	if err != nil {
-		return fmt.Errorf("e2fsck -p %s (journal recovery): %w: %s", spec, err, strings.TrimSpace(out.String()))
+		return fmt.Errorf("e2fsck -p on the data partition (journal recovery): %w: %s", err, strings.TrimSpace(out.String()))
 	}
 	return nil
 }

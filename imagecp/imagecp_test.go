@@ -335,3 +335,26 @@ func TestResolve(t *testing.T) {
 		}
 	}
 }
+
+// A data partition whose journal needs recovery (a power cut) is replayed
+// before debugfs writes, and says so; the result is e2fsck clean.
+func TestCopyInRecoversJournal(t *testing.T) {
+	img := testImage(t)
+	// debugfs writes a journal transaction and leaves it unreplayed.
+	debugfs(t, img, "mkdir /upper", "jo", "jw -b 300 /etc/hostname", "jc")
+	file := filepath.Join(t.TempDir(), "f")
+	if err := os.WriteFile(file, []byte("f"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var log strings.Builder
+	if _, err := In(context.Background(), file, img, "/etc/", Options{Log: &log}); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(log.String(), "journal needs recovery") {
+		t.Errorf("log: %q", log.String())
+	}
+	fsck(t, img)
+	if got := content(t, view(t, img).Merged.Lookup("/etc/f")); got != "f" {
+		t.Errorf("/etc/f = %q", got)
+	}
+}

@@ -49,7 +49,7 @@ func In(ctx context.Context, src, imgPath, guestPath string, o Options) (*Result
 		return nil, err
 	}
 	spec := fsSpec(imgPath, t.Data.Start)
-	if err := prepareData(ctx, imgPath, spec, o.Log); err != nil {
+	if err := prepareData(ctx, t, o.Log); err != nil {
 		return nil, err
 	}
 	img, err := image.OpenImage(imgPath)
@@ -80,7 +80,8 @@ func In(ctx context.Context, src, imgPath, guestPath string, o Options) (*Result
 }
 
 // prepareData replays a journal that needs recovery (e2fsck -p).
-func prepareData(ctx context.Context, imgPath, spec string, log io.Writer) error {
+func prepareData(ctx context.Context, t *reset.Target, log io.Writer) error {
+	imgPath := t.Path
 	img, err := image.OpenImage(imgPath)
 	if err != nil {
 		return err
@@ -97,7 +98,7 @@ func prepareData(ctx context.Context, imgPath, spec string, log io.Writer) error
 	if log != nil {
 		fmt.Fprintf(log, "rfs: the data partition's journal needs recovery (the device was not shut down cleanly): replaying it with e2fsck -p, as a mount would, before writing\n")
 	}
-	return recoverJournal(ctx, spec)
+	return recoverJournal(ctx, t)
 }
 
 // inTarget is the path in the device where a copy of src goes for
