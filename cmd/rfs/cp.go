@@ -76,14 +76,14 @@ func runCp(cmd *cobra.Command, src, dst string, o imagecp.Options) error {
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(cmd.ErrOrStderr(), "rfs: copied %s:%s to %s (%d entries, %s)\n", sImg, quote.Name(sPath), res.Path, res.Entries, image.HumanSize(res.Bytes))
+		fmt.Fprintf(cmd.ErrOrStderr(), "rfs: copied %s:%s to %s (%s, %s)\n", sImg, quote.Name(sPath), res.Path, entries(res.Entries), image.HumanSize(res.Bytes))
 		return nil
 	}
 	res, err := imagecp.In(cmd.Context(), src, dImg, dPath, o)
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(cmd.ErrOrStderr(), "rfs: copied %s to %s:%s in the upper layer (%d entries, %s); the device sees it at its next boot\n", src, dImg, quote.Name(res.Path), res.Entries, image.HumanSize(res.Bytes))
+	fmt.Fprintf(cmd.ErrOrStderr(), "rfs: copied %s to %s:%s in the upper layer (%s, %s); the device sees it at its next boot\n", src, dImg, quote.Name(res.Path), entries(res.Entries), image.HumanSize(res.Bytes))
 	return nil
 }
 
@@ -108,4 +108,12 @@ func splitImageArg(s string) (img, p string, ok bool, err error) {
 		}
 	}
 	return "", "", false, nil
+}
+
+// entries is "1 entry" or "N entries".
+func entries(n int) string {
+	if n == 1 {
+		return "1 entry"
+	}
+	return fmt.Sprintf("%d entries", n)
 }
