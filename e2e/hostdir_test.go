@@ -31,6 +31,12 @@ func TestRunMount(t *testing.T) {
 			testRunMount(t, img)
 		})
 	}
+	// UEFI: the rfs.mount parameters reach the kernel through OVMF's
+	// loader (the UKI with a longer command line), virtio-9p-pci on q35.
+	t.Run("pc", func(t *testing.T) {
+		needUEFI(t)
+		testRunMount(t, buildImage(t, "pc", func(c *builder.Config) { c.Upper = "tmpfs" }))
+	})
 }
 
 func testRunMount(t *testing.T, img string) {
