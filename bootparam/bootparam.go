@@ -2,9 +2,8 @@
 // builder and the init: SplitCmdline splits a line as the kernel does,
 // ParseCmdline reads the rfs.* parameters (root, layers, upper mode, data
 // and boot partitions, reset, shell, init, host directories to mount) into
-// Params, never failing
-// (problems are Warnings). The builder checks a user's --append with the
-// same code the init boots with. The parameters are documented in
+// Params, never failing (problems are Warnings). The builder checks a
+// user's --append with the same code the init boots with. The parameters are documented in
 // package overlay's documentation. Standard library only.
 package bootparam
 
