@@ -1,9 +1,9 @@
 // Package bootparam is the kernel command line contract between the image
 // builder and the init: SplitCmdline splits a line as the kernel does,
 // ParseCmdline reads the rfs.* parameters (root, layers, upper mode, data
-// and boot partitions, reset, shell, init) into Params, never failing
-// (problems are Warnings). The builder checks a user's --append with the
-// same code the init boots with. The parameters are documented in
+// and boot partitions, reset, shell, init, host directories to mount) into
+// Params, never failing (problems are Warnings). The builder checks a
+// user's --append with the same code the init boots with. The parameters are documented in
 // package overlay's documentation. Standard library only.
 package bootparam
 
@@ -97,6 +97,9 @@ type Params struct {
 	Shell     ShellMode
 	RootWait  time.Duration
 	Debug     bool
+	// Mounts are the host directories to mount (rfs.mount, repeatable),
+	// in command line order.
+	Mounts []HostMount
 	// Warnings lists ignored or invalid parameters (one line each).
 	Warnings []string
 }
@@ -221,6 +224,16 @@ func ParseCmdline(cmdline string) Params {
 			}
 		case "rfs.debug":
 			p.Debug = val == "" || (val != "0" && val != "no" && val != "off")
+		case "rfs.mount":
+			m, err := ParseHostMount(val)
+			if err == "" {
+				err = checkDuplicateMount(p.Mounts, m)
+			}
+			if err != "" {
+				warn("rfs.mount=" + val + ": " + err + ", ignored")
+			} else {
+				p.Mounts = append(p.Mounts, m)
+			}
 		default:
 			warn("unknown parameter " + w + " ignored")
 		}

@@ -126,6 +126,16 @@ func TestParseCmdline(t *testing.T) {
 		{"debug=0", "rfs.debug=0", def(nil), nil},
 		{"unknown rfs param", "rfs.frobnicate=1 rfs.root=/dev/vda2",
 			def(func(p *Params) { p.Root = RootSpec{RootDevice, "/dev/vda2"} }), []string{"unknown parameter rfs.frobnicate=1"}},
+		{"mounts", `rfs.mount=rfs0:/srv/src "rfs.mount=rfs1:/mnt/my dir:ro" rfs.mount=x:/opt:rw`,
+			def(func(p *Params) {
+				p.Mounts = []HostMount{{"rfs0", "/srv/src", false}, {"rfs1", "/mnt/my dir", true}, {"x", "/opt", false}}
+			}), nil},
+		{"mount same path twice", "rfs.mount=a:/srv rfs.mount=b:/srv",
+			def(func(p *Params) { p.Mounts = []HostMount{{"a", "/srv", false}} }), []string{"already mounted on /srv"}},
+		{"mount same tag twice", "rfs.mount=a:/srv rfs.mount=a:/opt",
+			def(func(p *Params) { p.Mounts = []HostMount{{"a", "/srv", false}} }), []string{"tag a is already used"}},
+		{"mount bad", "rfs.mount=a:/run/rfs rfs.mount=a:srv rfs.mount=/srv rfs.mount=a:/srv:rx rfs.mount=a,b:/srv",
+			def(nil), []string{"under /run", "must be absolute", "expected TAG:/path", "expected :ro or :rw", "only letters"}},
 		{"other params ignored", "init=/foo rfsroot=x quiet splash", def(nil), nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -157,6 +167,49 @@ func TestValidTmpfsSize(t *testing.T) {
 	} {
 		if got := ValidTmpfsSize(s); got != want {
 			t.Errorf("ValidTmpfsSize(%q) = %v, want %v", s, got, want)
+		}
+	}
+}
+
+func TestParseHostMount(t *testing.T) {
+	for _, tc := range []struct {
+		in, problem string
+		want        HostMount
+	}{
+		{"rfs0:/srv", "", HostMount{"rfs0", "/srv", false}},
+		{"rfs0:/srv:ro", "", HostMount{"rfs0", "/srv", true}},
+		{"rfs0:/srv:rw", "", HostMount{"rfs0", "/srv", false}},
+		{"rfs0:/a/b c", "", HostMount{"rfs0", "/a/b c", false}},
+		{"", "expected TAG:/path", HostMount{}},
+		{":/srv", "1 to 31", HostMount{}},
+		{"0123456789012345678901234567890123:/srv", "1 to 31", HostMount{}},
+		{"t:/", "cannot be mounted on /", HostMount{}},
+		{"t:/srv/", "must be clean", HostMount{}},
+		{"t:/srv/../etc", "must be clean", HostMount{}},
+		{"t:srv", "must be absolute", HostMount{}},
+		{"t:/srv:ro:x", "expected :ro or :rw", HostMount{}},
+		{"t:/proc", "under /proc", HostMount{}},
+		{"t:/dev/shm", "under /dev", HostMount{}},
+		{"t:/sys/x", "under /sys", HostMount{}},
+		{"t:/run", "under /run", HostMount{}},
+		{"t:/tmp/x", "under /tmp", HostMount{}},
+		{"t:/tmpx", "", HostMount{"t", "/tmpx", false}},
+		{"t:/a\x01", "control character", HostMount{}},
+		{"t:/a\tb", "control character", HostMount{}},
+		{"t:/a\"b", "double quote", HostMount{}},
+	} {
+		got, problem := ParseHostMount(tc.in)
+		if problem == "" && tc.problem != "" || !strings.Contains(problem, tc.problem) {
+			t.Errorf("ParseHostMount(%q) problem %q, want %q", tc.in, problem, tc.problem)
+			continue
+		}
+		if got != tc.want {
+			t.Errorf("ParseHostMount(%q) = %+v, want %+v", tc.in, got, tc.want)
+		}
+		if problem == "" {
+			if back, _ := ParseHostMount(got.String()); back != got {
+				t.Errorf("ParseHostMount(%q.String()) = %+v", tc.in, back)
+			}
 		}
 	}
 }

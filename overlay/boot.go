@@ -540,6 +540,7 @@ func (b *Boot) MountOverlay() error {
 		return stageErr("overlay", fmt.Errorf("remount %s read-only: %w", UpperDir, err))
 	}
 	b.MountVolumes()
+	b.MountHostDirs()
 	// The overlay holds private clones of its layer mounts: the staging
 	// mounts are no longer needed, and without them nothing else can
 	// write the upper behind the overlay's back.

@@ -35,9 +35,9 @@
 //     workdir=...,redirect_dir=off,index=off,metacopy=off (never volatile);
 //     bind the upper read-only at /run/rfs/upper; seed (once) and bind the
 //     volumes; bind the data partition at /run/rfs/data with upper/ and
-//     work/ covered read-only; detach the rw staging mounts (overlayfs holds
-//     private clones of its layer mounts); copy the init to
-//     /run/rfs/bin/rfs-init
+//     work/ covered read-only; mount the host directories of rfs.mount
+//     (below); detach the rw staging mounts (overlayfs holds private clones
+//     of its layer mounts); copy the init to /run/rfs/bin/rfs-init
 //  7. write /run/rfs/status.json (type Status) atomically
 //  8. switch_root: move /dev /proc /sys /run into /sysroot, delete the
 //     initramfs contents (same filesystem only, and only if / is a
@@ -124,6 +124,23 @@
 //	    allowed; 0 = look once).
 //	rfs.debug
 //	    Verbose: every disk scan, partition table and mount is logged.
+//	rfs.mount=TAG:/path[:ro]
+//	    Mount the 9P export with virtio mount tag TAG (QEMU's virtio-9p,
+//	    what rfs run --mount HOSTDIR:/path[:ro] offers as rfs0, rfs1, ...)
+//	    on /path in the new root, read-only with :ro (:rw is the default),
+//	    with trans=virtio,version=9p2000.L,cache=none. Repeatable: each
+//	    rfs.mount is one mount (a path or tag given twice: the first
+//	    wins, the second is a warning). It is mounted after the overlay and
+//	    the volumes, so it covers them; a missing mount point is created
+//	    in the overlay (so with a persistent upper it stays, as an empty
+//	    directory, like a volume's). /path must be absolute and clean,
+//	    without a colon, double quote or control character, and not /,
+//	    nor under /dev, /proc, /sys, /run (the init's) or /tmp (the
+//	    userland's init mounts a tmpfs there). A tag with no device (the
+//	    kernel waits up to 2 s), or any other failure, is a warning and the
+//	    boot goes on. status.json lists them as "host_mounts". Note that
+//	    u-root's init copies /etc to a tmpfs: a mount below /etc is hidden
+//	    there.
 //
 // Unknown rfs.* parameters and invalid values produce a
 // "rfs: warning: ..." line and the default is used; they never fail the

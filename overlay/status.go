@@ -31,9 +31,10 @@ type Status struct {
 	Overlay  OverlayStatus     `json:"overlay"`
 	Init     string            `json:"init"`
 	Timings  Timings           `json:"timings_ms"`
-	Data     *DataStatus       `json:"data,omitempty"`    // the data partition, if rfs.data was given
-	Volumes  []datapart.Volume `json:"volumes,omitempty"` // from the lower's /etc/rfs/volumes
-	Degraded string            `json:"degraded"`          // why the boot is not what was asked for; "" if it is
+	Data     *DataStatus       `json:"data,omitempty"`        // the data partition, if rfs.data was given
+	Volumes  []datapart.Volume `json:"volumes,omitempty"`     // from the lower's /etc/rfs/volumes
+	Mounts   []HostMountStatus `json:"host_mounts,omitempty"` // rfs.mount
+	Degraded string            `json:"degraded"`              // why the boot is not what was asked for; "" if it is
 	Warnings []string          `json:"warnings,omitempty"`
 	Cmdline  string            `json:"cmdline"`
 }

@@ -47,6 +47,9 @@ type Config struct {
 	// line when Secure Boot is off.
 	UKI          string
 	ImageCmdline string
+
+	// Mounts are host directories shared over virtio-9p (AddMounts).
+	Mounts []HostDir
 }
 
 // Args returns QEMU's command line (without the binary).
@@ -103,6 +106,7 @@ func (c Config) Args() []string {
 		}
 		args = append(args, "-drive", drive)
 	}
+	args = append(args, c.mountArgs()...)
 	return append(args, q.Extra...)
 }
 

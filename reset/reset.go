@@ -214,3 +214,7 @@ func sysPath(s flash.System, p ...string) string {
 	}
 	return filepath.Join(append([]string{d}, p...)...)
 }
+
+// PartitionNode is the device node of partition p on a block device
+// target, "" for an image file or when the kernel made none.
+func (t *Target) PartitionNode(p ptable.Partition) string { return t.partNode(p) }

@@ -137,3 +137,39 @@ func TestShellQuote(t *testing.T) {
 		}
 	}
 }
+
+func TestSplitImageArg(t *testing.T) {
+	dir := t.TempDir()
+	img := filepath.Join(dir, "a.img")
+	if err := os.WriteFile(img, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	odd := filepath.Join(dir, "x:")
+	if err := os.MkdirAll(filepath.Join(odd, "y"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		in, img, path string
+		isImg         bool
+		err           string
+	}{
+		{img + ":/etc/passwd", img, "/etc/passwd", true, ""},
+		{img + ":/", img, "/", true, ""},
+		{img + ":etc/passwd", "", "", false, "must be absolute"},
+		{dir + "/missing.img:/etc", "", "", false, ""},
+		{odd + "/y", "", "", false, ""}, // a host path holding ":/"
+		{"./local", "", "", false, ""},
+		{dir + ":/etc", "", "", false, ""}, // a directory is no image
+	} {
+		i, p, ok, err := splitImageArg(c.in)
+		if c.err != "" {
+			if err == nil || !strings.Contains(err.Error(), c.err) {
+				t.Errorf("splitImageArg(%q) = %v, want %q", c.in, err, c.err)
+			}
+			continue
+		}
+		if err != nil || i != c.img || p != c.path || ok != c.isImg {
+			t.Errorf("splitImageArg(%q) = %q %q %v %v", c.in, i, p, ok, err)
+		}
+	}
+}

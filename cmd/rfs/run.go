@@ -23,6 +23,7 @@ type runFlags struct {
 	appendC string
 	memory  string
 	dryRun  bool
+	mounts  []string
 }
 
 func newRunCmd() *cobra.Command {
@@ -32,6 +33,10 @@ func newRunCmd() *cobra.Command {
 		Short: "Boot an image in QEMU with the serial console on this terminal",
 		Long: `Boot an image in QEMU. Kernel, initramfs and command line are read from the
 image's boot partition; the board recorded there picks the QEMU machine.
+--mount HOSTDIR:/path[:ro] shares a host directory with the device over
+virtio-9p: the init mounts it on /path (read-write unless :ro; files the
+device creates belong to you on the host). QEMU's virt and q35 machines
+(qemu-arm64, qemu-amd64, pc) have virtio; the Raspberry Pi models do not.
 The image is attached as a throw-away snapshot unless --persist is given.
 UEFI boards (pc) boot through OVMF (package ovmf) from the image's ESP, with a
 private copy of the firmware's variable store.
@@ -41,7 +46,8 @@ With --expect, rfs watches the console instead and exits 0 as soon as the
 text appears, or non-zero (2) when --timeout passes first; for scripts and CI.`,
 		Example: `  rfs run out/qemu-arm64.img
   rfs run out/x86.img --expect 'rfs: overlay ready' --timeout 60s
-  rfs run out/qemu-arm64.img --append rfs.shell     # rescue shell in the initramfs`,
+  rfs run out/qemu-arm64.img --append rfs.shell     # rescue shell in the initramfs
+  rfs run out/qemu-arm64.img --mount ./src:/srv/src --mount /etc/ssl/certs:/mnt/certs:ro`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runRun(cmd, &f, args[0])
@@ -54,6 +60,7 @@ text appears, or non-zero (2) when --timeout passes first; for scripts and CI.`,
 	fl.BoolVar(&f.kvm, "kvm", false, "use KVM instead of TCG emulation (host and board must share an architecture)")
 	fl.StringVar(&f.appendC, "append", "", "extra kernel command line for this boot, e.g. rfs.shell")
 	fl.StringVar(&f.memory, "memory", "", "guest memory, e.g. 2G (default: the board's)")
+	fl.StringArrayVar(&f.mounts, "mount", nil, "share a host directory with the device: HOSTDIR:/path[:ro] (repeatable)")
 	fl.BoolVar(&f.dryRun, "dry-run", false, "print the QEMU command instead of running it (the files it uses are kept in a directory it names)")
 	return cmd
 }
@@ -123,12 +130,28 @@ func (f *runFlags) config(cmd *cobra.Command, image, tmp string) (qemu.Config, b
 	if board.QEMU.Note != "" {
 		fmt.Fprintf(cmd.ErrOrStderr(), "rfs: %s\n", board.QEMU.Note)
 	}
+	if err := f.addMounts(&cfg); err != nil {
+		return cfg, board, err
+	}
 	if f.memory != "" {
 		if cfg.QEMU.Memory, err = qemu.ParseMemory(f.memory, cfg.QEMU.Machine); err != nil {
 			return cfg, board, err
 		}
 	}
 	return cfg, board, cfg.CheckAppend(f.appendC)
+}
+
+// addMounts shares the --mount directories with the guest.
+func (f *runFlags) addMounts(cfg *qemu.Config) error {
+	var dirs []qemu.HostDir
+	for i, m := range f.mounts {
+		d, err := qemu.ParseMount(m, i)
+		if err != nil {
+			return err
+		}
+		dirs = append(dirs, d)
+	}
+	return cfg.AddMounts(dirs)
 }
 
 // runExpect boots and watches the console for --expect: exit status 2

@@ -65,16 +65,26 @@ func Make(ctx context.Context, w io.WriterAt, size int64, o Options) error {
 // findMke2fs looks for mke2fs on PATH, then where the host's package
 // manager keeps it off PATH (Homebrew's e2fsprogs is keg-only).
 func findMke2fs() (string, error) {
-	if p, err := exec.LookPath("mke2fs"); err == nil {
+	if p, ok := FindTool("mke2fs"); ok {
 		return p, nil
 	}
+	return "", errors.New(missingMke2fs(runtime.GOOS))
+}
+
+// FindTool looks for an e2fsprogs program (mke2fs, debugfs, e2fsck) on
+// PATH, then where the host's package manager keeps it off PATH
+// (Homebrew's e2fsprogs is keg-only).
+func FindTool(name string) (string, bool) {
+	if p, err := exec.LookPath(name); err == nil {
+		return p, true
+	}
 	for _, dir := range offPathDirs(os.Getenv("HOMEBREW_PREFIX")) {
-		p := filepath.Join(dir, "mke2fs")
+		p := filepath.Join(dir, name)
 		if st, err := os.Stat(p); err == nil && st.Mode().IsRegular() && st.Mode()&0o111 != 0 {
-			return p, nil
+			return p, true
 		}
 	}
-	return "", errors.New(missingMke2fs(runtime.GOOS))
+	return "", false
 }
 
 // missingMke2fs says how to install mke2fs on a host running goos.
