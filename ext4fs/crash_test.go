@@ -4,8 +4,10 @@ package ext4fs
 
 import (
 	"bytes"
+	"compress/gzip"
 	"encoding/binary"
 	"fmt"
+	"hash/crc32"
 	"math/rand/v2"
 	"os"
 	"os/exec"
@@ -190,6 +192,11 @@ func brief(e entry) string {
 // of the image taken while it is still mounted, after the last fsync.
 func crashImage(t *testing.T, img, opts string, seed uint64) string {
 	t.Helper()
+	return crashImageWith(t, img, opts, func(dir string) { workload(t, dir, seed) })
+}
+
+func crashImageWith(t *testing.T, img, opts string, work func(dir string)) string {
+	t.Helper()
 	mnt := t.TempDir()
 	o := "loop,noatime"
 	if opts != "" {
@@ -202,7 +209,7 @@ func crashImage(t *testing.T, img, opts string, seed uint64) string {
 			exec.Command("umount", mnt).Run()
 		}
 	}()
-	workload(t, mnt, seed)
+	work(mnt)
 	crash := filepath.Join(t.TempDir(), "crash.img")
 	runTool(t, "cp", "--sparse=always", img, crash)
 	runTool(t, "umount", mnt)
@@ -331,4 +338,71 @@ func workload(t *testing.T, dir string, seed uint64) {
 	must(os.WriteFile(p, []byte("last\n"), 0o644))
 	fsync(p)
 	fsync(dir)
+}
+
+// TestWriteJournalSeeds writes the fuzz seeds of package jbd2 (run with
+// RFS_WRITE_JOURNAL_SEEDS=1, root): real journals the kernel left after a
+// short workload and a power cut, on 1 KiB blocks, trimmed to their
+// first 64 blocks (the log, which starts at block 1, fits) with the
+// journal superblock's length and checksum set to match.
+func TestWriteJournalSeeds(t *testing.T) {
+	if os.Getenv("RFS_WRITE_JOURNAL_SEEDS") == "" {
+		t.Skip("set RFS_WRITE_JOURNAL_SEEDS=1 to rewrite jbd2/testdata")
+	}
+	for _, v := range []struct{ name, opts, mount string }{
+		{"kernel-v3-64bit", "metadata_csum,64bit", "data=journal"},
+		{"kernel-plain-32bit", "^metadata_csum,^64bit", ""},
+	} {
+		img := mkfs(t, 8<<20, "", "-t", "ext4", "-b", "1024", "-J", "size=1", "-O", v.opts)
+		crash := crashImageWith(t, img, v.mount, func(dir string) { smallWorkload(t, dir) })
+		fsys, err := openImage(t, crash)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fsys.journal == nil || len(fsys.journal.blocks) == 0 {
+			t.Fatal("nothing to replay")
+		}
+		j := make([]byte, 64*1024)
+		for i := range uint32(64) {
+			if err := fsys.journal.j.ReadBlock(i, j[i*1024:(i+1)*1024]); err != nil {
+				t.Fatal(err)
+			}
+		}
+		binary.BigEndian.PutUint32(j[0x10:], 64)
+		if binary.BigEndian.Uint32(j[0x28:])&0x18 != 0 { // checksum v2/v3
+			binary.BigEndian.PutUint32(j[0xfc:], 0)
+			binary.BigEndian.PutUint32(j[0xfc:], ^crc32.Checksum(j[:1024], crc32.MakeTable(crc32.Castagnoli)))
+		}
+		var z bytes.Buffer
+		w := gzip.NewWriter(&z)
+		w.Write(j)
+		w.Close()
+		if err := os.WriteFile(filepath.Join("jbd2", "testdata", v.name+".jnl.gz"), z.Bytes(), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// smallWorkload makes a few changes that fit in a short log, then
+// commits them.
+func smallWorkload(t *testing.T, dir string) {
+	t.Helper()
+	for i := range 5 {
+		b := bytes.Repeat([]byte{byte(i)}, 1500)
+		binary.BigEndian.PutUint32(b, jbd2.Magic) // an escaped block with data=journal
+		if err := os.WriteFile(filepath.Join(dir, fmt.Sprintf("f%d", i)), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	os.Mkdir(filepath.Join(dir, "d"), 0o755)
+	os.Symlink("f1", filepath.Join(dir, "d", "l"))
+	os.Remove(filepath.Join(dir, "f2"))
+	for _, p := range []string{"f0", "f1", "f3", "f4", "d", "."} {
+		f, err := os.Open(filepath.Join(dir, p))
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.Sync()
+		f.Close()
+	}
 }
