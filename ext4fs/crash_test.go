@@ -52,7 +52,7 @@ func TestCrashReplay(t *testing.T) {
 		t.Skip("needs root (loop mounts)")
 	}
 	for _, v := range crashVariants {
-		for _, seed := range []uint64{1, 2} {
+		for _, seed := range []uint64{1, 2, 3} {
 			t.Run(fmt.Sprintf("%s/seed%d", v.name, seed), func(t *testing.T) {
 				crashCase(t, v.mkfs, v.mount, seed)
 			})
@@ -61,7 +61,7 @@ func TestCrashReplay(t *testing.T) {
 }
 
 func crashCase(t *testing.T, mkfsOpts []string, mountOpts string, seed uint64) {
-	img := mkfs(t, 64<<20, "", append([]string{"-t", "ext4"}, mkfsOpts...)...)
+	img := mkfs(t, 128<<20, "", append([]string{"-t", "ext4"}, mkfsOpts...)...)
 	crash := crashImage(t, img, mountOpts, seed)
 	fsys, err := openImage(t, crash)
 	if err != nil {
@@ -235,7 +235,7 @@ func workload(t *testing.T, dir string, seed uint64) {
 	var files, dirs []string
 	dirs = append(dirs, dir)
 	content := func() []byte {
-		n := []int{0, 1, 100, 1000, 4096, 5000, 40000, 200000}[r.IntN(8)]
+		n := []int{0, 1, 100, 1000, 4096, 5000, 40000, 120000}[r.IntN(8)]
 		b := make([]byte, n)
 		for i := range b {
 			b[i] = byte(r.IntN(256))
