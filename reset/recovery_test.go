@@ -54,8 +54,8 @@ func TestNowNeedsRecovery(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	defer f.Close()
 	fsys, err := ext4fs.Open(io.NewSectionReader(f, dataStart, dataSize), dataSize)
-	f.Close()
 	if err != nil {
 		t.Fatal(err)
 	}
