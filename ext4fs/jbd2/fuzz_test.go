@@ -71,3 +71,26 @@ func readGzip(name string) ([]byte, error) {
 	}
 	return io.ReadAll(io.LimitReader(z, 4<<20))
 }
+
+// TestKernelSeeds: the real journals (written by the kernel, trimmed)
+// replay without error and map blocks.
+func TestKernelSeeds(t *testing.T) {
+	seeds, _ := filepath.Glob("testdata/*.jnl.gz")
+	if len(seeds) == 0 {
+		t.Skip("no testdata/*.jnl.gz")
+	}
+	for _, s := range seeds {
+		b, err := readGzip(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rep, err := replayImage(b, 1024)
+		if err != nil {
+			t.Fatalf("%s: %v", s, err)
+		}
+		t.Logf("%s: %d transactions, %d blocks, %d revoked", s, rep.EndTID-rep.FirstTID, len(rep.Blocks), rep.Revoked)
+		if len(rep.Blocks) == 0 {
+			t.Errorf("%s: nothing replayed", s)
+		}
+	}
+}
