@@ -68,14 +68,16 @@ func (ov *overlay) read(fs *FS, p []byte, off int64) error {
 		blk, in := off/ov.bs, off%ov.bs
 		n := min(ov.bs-in, int64(len(p)))
 		if c, ok := ov.blocks[uint64(blk)]; ok {
-			b := make([]byte, ov.bs)
-			if err := ov.j.ReadBlock(c.Block, b); err != nil {
+			// Only the bytes asked for, from the copy: inodes are read
+			// one by one from replayed inode tables.
+			if err := ov.j.ReadBlockAt(c.Block, p[:n], int(in)); err != nil {
 				return fmt.Errorf("journal copy of block %d: %w", blk, err)
 			}
-			if c.Escaped {
-				binary.BigEndian.PutUint32(b, jbd2.Magic)
+			if c.Escaped && in < 4 {
+				var m [4]byte
+				binary.BigEndian.PutUint32(m[:], jbd2.Magic)
+				copy(p[:n], m[in:])
 			}
-			copy(p[:n], b[in:])
 		} else {
 			for n < int64(len(p)) {
 				if _, ok := ov.blocks[uint64((off+n)/ov.bs)]; ok {

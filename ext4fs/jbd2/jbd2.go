@@ -245,6 +245,17 @@ func (j *Journal) ReadBlock(n uint32, p []byte) error {
 	return nil
 }
 
+// ReadBlockAt reads len(p) bytes at byte off of journal block n.
+func (j *Journal) ReadBlockAt(n uint32, p []byte, off int) error {
+	if n >= j.maxlen || off < 0 || off > j.bs || len(p) > j.bs-off {
+		return fmt.Errorf("journal block %d: %d bytes at %d: outside the journal's %d blocks of %d bytes", n, len(p), off, j.maxlen, j.bs)
+	}
+	if _, err := j.r.ReadAt(p, int64(n)*int64(j.bs)+int64(off)); err != nil {
+		return fmt.Errorf("read journal block %d: %w", n, err)
+	}
+	return nil
+}
+
 // wrap wraps a log position past the end back to the first log block.
 func (j *Journal) wrap(n uint32) uint32 {
 	if n >= j.maxlen {
