@@ -14,8 +14,8 @@ import (
 
 // replayJournal replays the data partition's ext4 journal in place
 // (QEMU is killed after a sync, so committed metadata may sit in the
-// journal; rfs diff reads the filesystem as it is on disk and refuses an
-// unreplayed journal).
+// journal). rfs replays a journal in memory (TestPowerCut covers it);
+// these tests replay first so they check the layer logic alone.
 func replayJournal(t *testing.T, d *dataDisk) {
 	t.Helper()
 	p, ok := readTable(t, d.path).Find(d.data.PARTUUID)

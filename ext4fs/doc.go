@@ -8,10 +8,12 @@
 // It reads the superblock, group descriptors (32/64-bit, meta_bg), inodes,
 // extent trees and the old block maps, linear and htree directories (an
 // htree is read as its linear blocks), inline data, fast and slow symlinks,
-// xattrs (in the inode and in an xattr block) and device numbers. It does
-// not replay the journal: a filesystem that needs recovery is refused with
-// ErrNeedsRecovery. Every read of the medium goes through (*FS).read, the
-// one place where a journal replay could overlay blocks later.
+// xattrs (in the inode and in an xattr block) and device numbers. A
+// filesystem that needs recovery (a card pulled from a device that lost
+// power) is seen as the kernel would mount it: Open replays the journal in
+// memory (package jbd2) and every read of the medium goes through
+// (*FS).read, which reads a block the journal holds from its newest
+// committed copy. The medium is never written.
 //
 // Only the standard library: the on-device init may use it.
 package ext4fs

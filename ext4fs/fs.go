@@ -21,39 +21,77 @@ type FS struct {
 	itables map[uint32]uint64 // group -> first block of its inode table
 	maps    map[uint32][]run  // inode -> its block map, read once
 	claimed claims            // blocks owned by an inode or tree node
+
+	journal  *overlay // the replayed journal (nil: nothing to replay)
+	recovery Recovery
 }
 
 // Open reads and checks the superblock of the filesystem held by the
-// first size bytes of r. A filesystem whose journal needs recovery is
-// refused with ErrNeedsRecovery.
+// first size bytes of r. A filesystem whose journal needs recovery (not
+// unmounted cleanly) is seen as the kernel would mount it: the journal
+// is replayed in memory (see replay.go), r is never written.
 func Open(r io.ReaderAt, size int64) (*FS, error) {
-	b := make([]byte, SuperblockSize)
 	if size < SuperblockOffset+SuperblockSize {
 		return nil, fmt.Errorf("%d bytes: too small for an ext4 filesystem", size)
 	}
-	if _, err := r.ReadAt(b, SuperblockOffset); err != nil {
-		return nil, fmt.Errorf("read superblock: %w", err)
-	}
-	sb, err := ParseSuperblock(b, size)
+	fs := newFS(r, size)
+	sb, err := fs.superblock()
 	if err != nil {
 		return nil, err
 	}
-	if sb.NeedsRecovery {
-		return nil, ErrNeedsRecovery
+	fs.sb = sb
+	if !sb.NeedsRecovery {
+		return fs, nil
 	}
-	return &FS{r: r, size: size, sb: sb, itables: map[uint32]uint64{}, maps: map[uint32][]run{}, claimed: claims{}}, nil
+	// The journal is found through the filesystem as it is on the
+	// medium (as the kernel does), then every read, the superblock's
+	// and the group descriptors' first, goes through the replayed view.
+	ov, rec, err := fs.replay()
+	if err != nil {
+		return nil, fmt.Errorf("journal: %w", err)
+	}
+	rfs := newFS(r, size)
+	rfs.journal, rfs.recovery = ov, rec
+	if rfs.sb, err = rfs.superblock(); err != nil {
+		return nil, fmt.Errorf("the superblock after the journal replay: %w", err)
+	}
+	rfs.sb.NeedsRecovery = true // the medium still does
+	return rfs, nil
 }
 
-// Superblock returns the checked superblock.
+func newFS(r io.ReaderAt, size int64) *FS {
+	return &FS{r: r, size: size, itables: map[uint32]uint64{}, maps: map[uint32][]run{}, claimed: claims{}}
+}
+
+// superblock reads and checks the superblock.
+func (fs *FS) superblock() (*Superblock, error) {
+	b := make([]byte, SuperblockSize)
+	if err := fs.read(b, SuperblockOffset); err != nil {
+		return nil, fmt.Errorf("read superblock: %w", err)
+	}
+	return ParseSuperblock(b, fs.size)
+}
+
+// Superblock returns the checked superblock (after the journal replay).
 func (fs *FS) Superblock() *Superblock { return fs.sb }
 
-// read fills p from byte off of the partition. Every read of the medium
-// goes through here, bounds-checked: a journal replay would overlay the
-// replayed blocks in this one place.
+// Recovery says what Open replayed from the journal.
+func (fs *FS) Recovery() Recovery { return fs.recovery }
+
+// read fills p from byte off of the partition, as the journal replay
+// leaves it. Every read of the medium goes through here, bounds-checked.
 func (fs *FS) read(p []byte, off int64) error {
 	if off < 0 || off > fs.size || int64(len(p)) > fs.size-off {
 		return fmt.Errorf("read of %d bytes at %d: beyond the %d-byte partition", len(p), off, fs.size)
 	}
+	if fs.journal != nil {
+		return fs.journal.read(fs, p, off)
+	}
+	return fs.readMedium(p, off)
+}
+
+// readMedium reads the medium itself (off and len(p) are checked).
+func (fs *FS) readMedium(p []byte, off int64) error {
 	n, err := fs.r.ReadAt(p, off)
 	if n == len(p) {
 		return nil

@@ -132,7 +132,28 @@ var hostileCases = []struct {
 	{"first data block 5", func(t *testing.T, img string) { patch(t, img, sb+0x14, uint32(5)) }, "first data block 5"},
 	{"unknown incompat", func(t *testing.T, img string) { patch(t, img, sb+0x60, uint32(0x2c2|0x80000)) }, "FEATURE_I19"},
 	{"encrypt feature", func(t *testing.T, img string) { patch(t, img, sb+0x60, uint32(0x2c2|0x10000)) }, "unsupported ext4 features: encrypt"},
-	{"needs recovery", func(t *testing.T, img string) { patch(t, img, sb+0x60, uint32(0x2c2|0x4)) }, "needs recovery"},
+	// needs_recovery: the journal is found and checked (hostile journals
+	// themselves are in package jbd2's tests).
+	{"needs recovery, no journal inode", func(t *testing.T, img string) {
+		patch(t, img, sb+0x60, uint32(0x2c2|0x4))
+		patch(t, img, sb+0xe0, uint32(0))
+	}, "journal: an external journal"},
+	{"needs recovery, journal inode a directory", func(t *testing.T, img string) {
+		patch(t, img, sb+0x60, uint32(0x2c2|0x4))
+		patch(t, img, sb+0xe0, uint32(2))
+	}, "journal inode 2: not a regular file"},
+	{"needs recovery, no has_journal", func(t *testing.T, img string) {
+		patch(t, img, sb+0x60, uint32(0x2c2|0x4))
+		patch(t, img, sb+0x5c, uint32(0x38)) // ext_attr, resize_inode, dir_index
+	}, "no journal"},
+	{"needs recovery, journal magic", func(t *testing.T, img string) {
+		patch(t, img, sb+0x60, uint32(0x2c2|0x4))
+		patch(t, img, blockOff(t, img, "<8>", 0), uint32(0x12345678))
+	}, "journal: superblock: magic 0x78563412"},
+	{"needs recovery, journal longer than its file", func(t *testing.T, img string) {
+		patch(t, img, sb+0x60, uint32(0x2c2|0x4))
+		patch(t, img, blockOff(t, img, "<8>", 0)+0x10, [4]byte{0xff, 0xff, 0xff, 0xff})
+	}, "4294967295 blocks, but the journal file holds"},
 	{"bad magic", func(t *testing.T, img string) { patch(t, img, sb+0x38, uint16(0x1234)) }, "no ext2/3/4 superblock"},
 	{"superblock checksum", func(t *testing.T, img string) { patch(t, img, sb+0x3fc, uint32(0x12345678)) }, "checksum 0x12345678"},
 	{"inode table past the end", func(t *testing.T, img string) { patch(t, img, 2048+8, uint32(0xfffffff0)) }, "inode table"},

@@ -1,6 +1,7 @@
 package ext4fs
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"math/bits"
@@ -45,7 +46,7 @@ func SuperblockChecksum(b []byte) uint32 { return ext4sb.Checksum(b) }
 
 // supportedIncompat are the INCOMPAT features this reader understands (or,
 // like mmp, csum_seed, casefold and largedir, that change nothing for a
-// linear read-only walk). RECOVER is refused separately.
+// linear read-only walk). RECOVER is handled by Open (a journal replay).
 const supportedIncompat = incompatFiletype | incompatMetaBG | incompatExtents | incompat64bit |
 	incompatMMP | incompatFlexBG | incompatCsumSeed | incompatLargeDir | incompatInlineData |
 	incompatCasefold
@@ -63,9 +64,10 @@ var incompatNames = []struct {
 	{incompatEncrypt, "encrypt"}, {incompatCasefold, "casefold"},
 }
 
-// ErrNeedsRecovery is returned for a filesystem whose journal holds
-// transactions not yet written to their places (it was not unmounted
-// cleanly): reading it without a replay would miss them.
+// ErrNeedsRecovery was returned for a filesystem whose journal needs
+// recovery.
+//
+// Deprecated: Open replays the journal in memory and no longer returns it.
 var ErrNeedsRecovery = errors.New("the journal needs recovery (the filesystem was not unmounted cleanly)")
 
 // Superblock holds the fields this package uses, validated.
@@ -86,13 +88,15 @@ type Superblock struct {
 	Incompat       uint32
 	RoCompat       uint32
 	BackupBGs      [2]uint32
-	NeedsRecovery  bool
+	NeedsRecovery  bool   // the journal holds transactions not yet in place
+	JournalInum    uint32 // s_journal_inum (0: none, or an external journal)
+	JournalDev     uint32 // s_journal_dev, an external journal's device
 }
 
 // ParseSuperblock decodes the superblock b (SuperblockSize bytes, read at
 // SuperblockOffset) with ext4sb and checks it further against a partition
 // of partSize bytes. A filesystem that needs journal recovery parses
-// (NeedsRecovery is set): Open refuses it.
+// (NeedsRecovery is set): Open replays its journal.
 func ParseSuperblock(b []byte, partSize int64) (*Superblock, error) {
 	raw, err := ext4sb.Parse(b)
 	if err != nil {
@@ -108,6 +112,9 @@ func ParseSuperblock(b []byte, partSize int64) (*Superblock, error) {
 		BlocksPerGroup: raw.BlocksPerGroup, InodesPerGroup: raw.InodesPerGroup, InodeSize: raw.InodeSize,
 		DescSize: 32, FirstMetaBG: raw.FirstMetaBG, Compat: raw.Compat, Incompat: raw.Incompat,
 		RoCompat: raw.RoCompat, BackupBGs: raw.BackupBGs, NeedsRecovery: raw.NeedsRecovery(),
+	}
+	if raw.RevLevel >= 1 {
+		sb.JournalInum, sb.JournalDev = binary.LittleEndian.Uint32(b[0xe0:]), binary.LittleEndian.Uint32(b[0xe4:])
 	}
 	if unknown := sb.Incompat &^ (supportedIncompat | incompatRecover); unknown != 0 {
 		return nil, fmt.Errorf("superblock: unsupported ext4 features: %s", featureNames(unknown))

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/rfsbuild/rfs/ext4fs"
 	"github.com/rfsbuild/rfs/image"
 	"github.com/rfsbuild/rfs/quote"
 	"github.com/rfsbuild/rfs/rootfs"
@@ -57,27 +56,18 @@ func lowerErr(img *image.Image, p image.Part, err error) error {
 }
 
 // ReadUpper reads upper/ of img's data partition, rootless (our ext4
-// reader, ext4fs, sees whiteouts and the opaque xattr). An image never
-// booted has no upper/ yet: an empty tree.
+// reader, ext4fs, sees whiteouts and the opaque xattr; it replays a
+// journal that needs recovery in memory). An image never booted has no
+// upper/ yet: an empty tree.
 func ReadUpper(img *image.Image) (*rootfs.Tree, error) {
 	data, ok := img.Data()
 	if !ok {
 		return nil, fmt.Errorf("%s: %w: no %q partition", img.Path, image.ErrNotRFS, image.DataPartition)
 	}
+	// ext4fs replays a journal that needs recovery (a card pulled from a
+	// device that lost power) in memory: the view is the kernel's after
+	// recovery, and the image is not written.
 	sec := img.Section(data.Placed)
-	b := make([]byte, ext4fs.SuperblockSize)
-	if _, err := sec.ReadAt(b, ext4fs.SuperblockOffset); err != nil {
-		return nil, fmt.Errorf("%s: data partition: read the ext4 superblock: %w", img.Path, err)
-	}
-	sb, err := ext4fs.ParseSuperblock(b, data.Size)
-	if err != nil {
-		return nil, fmt.Errorf("%s: data partition: ext4: %w", img.Path, err)
-	}
-	if sb.NeedsRecovery {
-		// ext4fs reads the filesystem as it is on disk and does not
-		// replay the journal: what the journal holds would be missed.
-		return nil, fmt.Errorf("%s: the data partition's journal needs recovery (the device was not shut down cleanly); replay it first, e.g. e2fsck -p on the partition (losetup --offset %d --sizelimit %d), or boot and power off cleanly", img.Path, data.Start, data.Size)
-	}
 	t, err := ReadExt4(sec, 0, data.Size, "upper")
 	if errors.Is(err, ErrNoDir) {
 		// Never booted: the first boot makes upper/. Nothing changed.

@@ -1,7 +1,7 @@
 #!/bin/sh
 # Runs every Go fuzz target in the module for a bounded time each
 # (FUZZTIME, default 10s): the readers of untrusted bytes (partition tables:
-# ptable; superblocks: ext4fs/ext4sb, squashfs/sqsb; squashfs, ext4, FAT,
+# ptable; superblocks: ext4fs/ext4sb, squashfs/sqsb; squashfs, ext4 and its journal, FAT,
 # rfs.json) and the encoders. A failure leaves the
 # crashing input in the package's testdata/fuzz/ for `go test` to replay.
 set -eu

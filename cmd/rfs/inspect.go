@@ -67,7 +67,9 @@ type DataUsage struct {
 	Free       int64 `json:"free"`
 	Inodes     int64 `json:"inodes"`
 	FreeInodes int64 `json:"free_inodes"`
-	// NeedsRecovery: the journal holds changes not yet written in place.
+	// NeedsRecovery: the journal holds changes not yet written in place
+	// (not shut down cleanly); rfs reads the partition with the journal
+	// replayed in memory and writes nothing.
 	NeedsRecovery bool `json:"needs_recovery"`
 	// UpperBuildID is the build ID of the lower the upper was last used
 	// with (datapart.UpperRecord; "" before the first boot).
@@ -136,6 +138,9 @@ func printInspection(w io.Writer, in *Inspection) {
 	fmt.Fprintf(w, "\nupper: %s\n", q(in.Upper))
 	if d := in.Data; d != nil {
 		fmt.Fprintf(w, "data: %s used of %s (%s free), %d of %d inodes free\n", image.HumanSize(d.Used), image.HumanSize(d.Size), image.HumanSize(d.Free), d.FreeInodes, d.Inodes)
+		if d.NeedsRecovery {
+			fmt.Fprintln(w, "data: not shut down cleanly; read with its journal replayed in memory (the image is not written)")
+		}
 		if d.UpperBuildID != "" {
 			fmt.Fprintf(w, "upper last used with the lower of build %s\n", q(d.UpperBuildID))
 		}
@@ -174,7 +179,6 @@ func inspect(p string) (in *Inspection, metaErr error, err error) {
 		if in.Data, err = ext4Usage(img.Section(data.Placed), 0, data.Size); err != nil {
 			return nil, nil, fmt.Errorf("%s: data partition: %w", p, err)
 		}
-		in.Data.UpperBuildID = upperBuildID(img.Section(data.Placed), 0, data.Size)
 	}
 	return in, metaErr, nil
 }
@@ -215,32 +219,26 @@ func inspectLower(img *image.Image, l layer.Lower, m *image.Meta) (InspectedLyr,
 
 // ext4Usage reads the counts of the ext4 superblock of the partition at
 // [start, start+size), checked by ext4fs (a corrupt one is an error, not
-// nonsense counts).
+// nonsense counts), and the upper record. A journal that needs recovery
+// is replayed in memory first (a corrupt one is an error).
 func ext4Usage(r io.ReaderAt, start, size int64) (*DataUsage, error) {
-	b := make([]byte, ext4fs.SuperblockSize)
-	if _, err := r.ReadAt(b, start+ext4fs.SuperblockOffset); err != nil {
-		return nil, fmt.Errorf("read the ext4 superblock: %w", err)
-	}
-	sb, err := ext4fs.ParseSuperblock(b, size)
+	fsys, err := ext4fs.Open(io.NewSectionReader(r, start, size), size)
 	if err != nil {
 		return nil, fmt.Errorf("ext4: %w", err)
 	}
+	sb := fsys.Superblock()
 	bs := int64(sb.BlockSize)
 	free := min(sb.FreeBlocks, sb.BlocksCount) // both bounded by the partition
 	return &DataUsage{
 		Size: int64(sb.BlocksCount) * bs, Free: int64(free) * bs, Used: int64(sb.BlocksCount-free) * bs,
 		Inodes: int64(sb.InodesCount), FreeInodes: int64(min(sb.FreeInodes, sb.InodesCount)),
-		NeedsRecovery: sb.NeedsRecovery,
+		NeedsRecovery: sb.NeedsRecovery, UpperBuildID: upperBuildID(fsys),
 	}, nil
 }
 
-// upperBuildID reads the upper record of the data partition at
-// [start, start+size): "" if there is none or it cannot be read.
-func upperBuildID(r io.ReaderAt, start, size int64) string {
-	fsys, err := ext4fs.Open(io.NewSectionReader(r, start, size), size)
-	if err != nil {
-		return ""
-	}
+// upperBuildID reads the upper record: "" if there is none or it cannot
+// be read.
+func upperBuildID(fsys *ext4fs.FS) string {
 	in, err := fsys.Lookup("/" + datapart.UpperRecordFile)
 	if err != nil {
 		return ""
