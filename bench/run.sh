@@ -11,5 +11,5 @@ for s in bench/build.sh bench/squashfs.sh bench/flash.sh; do
 	"$s"
 done
 echo
-echo "######## Go benchmarks (FAT writer vs mkfs.vfat+mcopy, squashfs writer, deflate vs klauspost, ext4fs vs go-diskfs's ext4 reader)"
-go test -run '^$' -bench . -benchtime 5x ./image/fat/ ./squashfs/ ./deflate/ ./layer/
+echo "######## Go benchmarks (FAT writer vs mkfs.vfat+mcopy, squashfs writer, deflate vs klauspost, ext4fs vs go-diskfs's ext4 reader, journal replay vs e2fsck -p)"
+go test -run '^$' -bench . -benchtime 5x ./image/fat/ ./squashfs/ ./deflate/ ./layer/ ./ext4fs/
