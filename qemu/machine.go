@@ -38,9 +38,15 @@ func checkMachine(q boards.QEMU) error {
 			version = "QEMU " + string(m[1])
 		}
 	}
-	return fmt.Errorf("%s (%s) has no %s machine (%w; QEMU %s added it): install a newer QEMU (%s)",
-		q.Binary, version, q.Machine, ErrNoMachine, q.Since, newerQEMUHint(runtime.GOOS))
+	return noMachineError(fmt.Sprintf("%s is %s, which has no %s machine (QEMU %s added it): install a newer QEMU (%s)",
+		q.Binary, version, q.Machine, q.Since, newerQEMUHint(runtime.GOOS)))
 }
+
+// noMachineError is checkMachine's refusal: it is ErrNoMachine.
+type noMachineError string
+
+func (e noMachineError) Error() string        { return string(e) }
+func (e noMachineError) Is(target error) bool { return target == ErrNoMachine }
 
 // hasMachine reports whether QEMU's -machine help lists name: a line
 // starting with it, its description after blanks.

@@ -36,7 +36,7 @@ func TestCheckMachine(t *testing.T) {
 	q, _ := pi4.Machine("")
 	q.Binary = fake
 	err := checkMachine(q)
-	if !errors.Is(err, ErrNoMachine) || !strings.Contains(err.Error(), "(QEMU 7.2.22) has no raspi4b machine") || !strings.Contains(err.Error(), "bookworm-backports") {
+	if !errors.Is(err, ErrNoMachine) || !strings.Contains(err.Error(), "is QEMU 7.2.22, which has no raspi4b machine") || !strings.Contains(err.Error(), "bookworm-backports") {
 		t.Errorf("checkMachine on QEMU 7.2 = %v", err)
 	}
 	q, _ = pi4.Machine("raspi3b")

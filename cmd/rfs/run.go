@@ -102,14 +102,14 @@ func runRun(cmd *cobra.Command, f *runFlags, image string) error {
 		return nil
 	case f.expect == "":
 		if err := cfg.Check(); err != nil {
-			return machineHint(board, err)
+			return machineHint(board, image, err)
 		}
 		fmt.Fprintf(cmd.ErrOrStderr(), "rfs: booting %s (%s) in %s; Ctrl-A X quits\n", image, board.Name, cfg.QEMU.Binary)
 		q := cfg.Command(cmd.Context())
 		q.Stdin, q.Stdout, q.Stderr = os.Stdin, os.Stdout, os.Stderr
 		return qemu.Run(q)
 	}
-	return machineHint(board, f.runExpect(cmd, cfg))
+	return machineHint(board, image, f.runExpect(cmd, cfg))
 }
 
 // runDir makes the directory for the run's files.
@@ -143,15 +143,16 @@ func (f *runFlags) config(cmd *cobra.Command, image, tmp string) (qemu.Config, b
 	return cfg, board, cfg.CheckAppend(f.appendC)
 }
 
-// machineHint adds to a missing-machine error the board's other machines
-// that the installed QEMU may have (a Pi 4 image boots as a Pi 3 too).
-func machineHint(board boards.Board, err error) error {
+// machineHint adds to a missing-machine error another of the board's
+// machines (board.QEMU is the one that failed) that older QEMUs have too:
+// a Pi 4 image boots as a Pi 3.
+func machineHint(board boards.Board, image string, err error) error {
 	if !errors.Is(err, qemu.ErrNoMachine) {
 		return err
 	}
-	for _, q := range append([]boards.QEMU{board.QEMU}, board.OtherQEMU...) {
-		if q.Machine != "" && q.Since == "" {
-			return fmt.Errorf("%w; or boot it as QEMU's %s now: rfs run --machine %s (its device tree %s)", err, q.Machine, q.Machine, q.DTB)
+	for _, q := range board.OtherQEMU {
+		if q.Machine != "" && q.Machine != board.QEMU.Machine && q.Since == "" {
+			return fmt.Errorf("%w; or boot it on this QEMU as %s, with the device tree %s from the image: rfs run --machine %s %s", err, q.Machine, q.DTB, q.Machine, shellQuote([]string{image}))
 		}
 	}
 	return err
