@@ -71,7 +71,8 @@ func ForImageOn(path, dir string, persist bool, machine string) (Config, boards.
 		}
 		dtb, err := disk.ReadFile(p.Placed, board.QEMU.DTB)
 		if err != nil {
-			return Config{}, board, err
+			// Images from before rfs carried this machine's tree lack it.
+			return Config{}, board, fmt.Errorf("%s: QEMU's %s needs its device tree from the image: %w (rebuild the image with this rfs)", path, board.QEMU.Machine, err)
 		}
 		c.DTB = filepath.Join(dir, board.QEMU.DTB)
 		if err := os.WriteFile(c.DTB, dtb, 0o644); err != nil {
