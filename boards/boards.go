@@ -29,8 +29,14 @@ type QEMU struct {
 	// SerialPort is the index of the machine's UART wired to stdio (QEMU's
 	// -serial options fill UARTs in order); 0 is QEMU's default.
 	SerialPort int
-	Note       string   // printed by rfs run, e.g. when QEMU emulates a sibling model
-	Extra      []string // further arguments
+	// Note is printed by rfs run, e.g. when QEMU emulates a sibling model;
+	// with no Machine (QEMU has no model of the board) it is rfs run's
+	// refusal, which names the machines --machine offers instead.
+	Note  string
+	Extra []string // further arguments
+	// Since is the QEMU version that added Machine, when older QEMUs are
+	// still common: rfs run checks the installed QEMU has the machine.
+	Since string
 	// Firmware, for UEFI boards: flash images QEMU boots instead of a
 	// kernel, by preference; the first pair whose files exist is used.
 	Firmware []Firmware
@@ -85,8 +91,9 @@ var piFirmware = map[string][]string{
 // piBoard is a Raspberry Pi board for the given models: every Pi runs the
 // same arm64 kernel from the MBR/FAT layout the firmware expects, with the
 // screen and the primary UART (serial0, which the firmware maps per model)
-// as consoles.
-func piBoard(name, description, qemuNote string, models ...string) Board {
+// as consoles. machines are the QEMU machines that boot its images, the
+// default first.
+func piBoard(name, description string, machines []QEMU, models ...string) Board {
 	return Board{
 		Name:          name,
 		Description:   description,
@@ -96,39 +103,53 @@ func piBoard(name, description, qemuNote string, models ...string) Board {
 		Console:       "serial0,115200",
 		ExtraConsoles: []string{"tty1"},
 		Kernel:        KernelSource{Module: KernelRPiModule, File: "vmlinuz"},
-		QEMU:          raspi3b(qemuNote),
-		Pi:            pi(models...),
+		QEMU:          machines[0],
+		OtherQEMU:     machines[1:],
+		Pi:            pi(machines, models...),
 	}
 }
 
-func pi(models ...string) *Pi {
+func pi(machines []QEMU, models ...string) *Pi {
 	p := &Pi{Models: models, KernelName: "kernel8.img"}
 	for _, m := range models {
 		p.Firmware = append(p.Firmware, piFirmware[m]...)
 		p.DTBs = append(p.DTBs, piDTBs[m]...)
 	}
-	// QEMU emulates only a Pi 3; its device tree (36 KiB) rides along on
-	// every Pi image so any of them can be smoke-booted. The firmware of a
-	// real Pi 4 or 5 never loads it.
-	if !slices.Contains(p.DTBs, qemuPiDTB) {
-		p.DTBs = append(p.DTBs, qemuPiDTB)
+	// QEMU does not run the Pi firmware: rfs run hands it the device tree
+	// of the machine it emulates, which rides along (36-56 KiB) on every
+	// image that machine may smoke-boot. A real Pi's firmware never loads
+	// another model's tree.
+	for _, q := range machines {
+		if q.DTB != "" && !slices.Contains(p.DTBs, q.DTB) {
+			p.DTBs = append(p.DTBs, q.DTB)
+		}
 	}
 	return p
 }
 
-// raspi3b is QEMU's Raspberry Pi. Its first UART, the PL011, prints but
+// raspi3b is QEMU's Raspberry Pi 3. Its first UART, the PL011, prints but
 // takes no input under QEMU 7.2 with the Pi kernel; its second, the mini
 // UART (ttyS0, the Pi 3's serial0 on GPIO 14/15 too), does both, so rfs
 // wires stdio to that one.
 //
-// QEMU's Raspberry Pi: QEMU 7.2 has no Pi 4 or 5 machine and does
-// not run the Pi firmware, so rfs run hands it kernel, DTB and initramfs from
-// the image. The same arm64 Pi kernel serves every model.
+// QEMU does not run the Pi firmware, so rfs run hands it kernel, DTB and
+// initramfs from the image. The same arm64 Pi kernel serves every model.
 func raspi3b(note string) QEMU {
-	return QEMU{Binary: "qemu-system-aarch64", Machine: "raspi3b", Memory: "1G", Disk: "sd", DTB: qemuPiDTB, Console: "ttyS0,115200", SerialPort: 1, Note: note}
+	return QEMU{Binary: "qemu-system-aarch64", Machine: "raspi3b", Memory: "1G", Disk: "sd", DTB: "bcm2710-rpi-3-b.dtb", Console: "ttyS0,115200", SerialPort: 1, Note: note}
 }
 
-const qemuPiDTB = "bcm2710-rpi-3-b.dtb"
+// raspi4b is QEMU's Raspberry Pi 4B (2 GiB, fixed), new in QEMU 9.0, wired
+// like raspi3b: the console on the mini UART, the card padded to a power
+// of two.
+func raspi4b(note string) QEMU {
+	return QEMU{Binary: "qemu-system-aarch64", Machine: "raspi4b", Memory: "2G", Disk: "sd", DTB: "bcm2711-rpi-4-b.dtb", Console: "ttyS0,115200", SerialPort: 1, Note: note, Since: "9.0"}
+}
+
+// noQEMU is a board QEMU has no model of: rfs run refuses it with note
+// unless --machine names a sibling.
+func noQEMU(note string) QEMU {
+	return QEMU{Binary: "qemu-system-aarch64", Note: note}
+}
 
 // Board is one target machine.
 type Board struct {
@@ -145,8 +166,11 @@ type Board struct {
 	ExtraConsoles []string
 	Kernel        KernelSource
 	QEMU          QEMU
-	Pi            *Pi   // Raspberry Pi boot files; nil for other boards
-	UEFI          *UEFI // UKI stub and path for Boot "uefi"; nil for other boards
+	// OtherQEMU are further machines rfs run --machine may boot the
+	// board's images on (a Pi image as a sibling model).
+	OtherQEMU []QEMU
+	Pi        *Pi   // Raspberry Pi boot files; nil for other boards
+	UEFI      *UEFI // UKI stub and path for Boot "uefi"; nil for other boards
 }
 
 // ovmf is Debian's OVMF (package ovmf): the 2 MiB build, or the 4 MiB one
@@ -195,10 +219,18 @@ var all = []Board{
 		UEFI:          &UEFI{Stub: "/usr/lib/systemd/boot/efi/linuxx64.efi.stub", BootFile: "EFI/BOOT/BOOTX64.EFI"},
 		QEMU:          QEMU{Binary: "qemu-system-x86_64", Machine: "q35", Memory: "1G", Disk: "virtio", Firmware: ovmf},
 	},
-	piBoard("rpi3", "Raspberry Pi 3B/3B+/Zero 2 W/CM3 (arm64)", "", "pi3"),
-	piBoard("rpi4", "Raspberry Pi 4B/400/CM4 (arm64)", "QEMU has no Raspberry Pi 4: smoke-booting this image as a Pi 3 (raspi3b, Pi 3 device tree)", "pi4"),
-	piBoard("rpi5", "Raspberry Pi 5/500/CM5 (arm64; firmware in EEPROM)", "QEMU has no Raspberry Pi 5: smoke-booting this image as a Pi 3 (raspi3b, Pi 3 device tree)", "pi5"),
-	piBoard("rpi", "one arm64 image for Raspberry Pi 3, 4 and 5 (config.txt sections)", "QEMU has no Raspberry Pi 4 or 5: smoke-booting as a Pi 3 (raspi3b)", "pi3", "pi4", "pi5"),
+	piBoard("rpi3", "Raspberry Pi 3B/3B+/Zero 2 W/CM3 (arm64)", []QEMU{raspi3b("")}, "pi3"),
+	piBoard("rpi4", "Raspberry Pi 4B/400/CM4 (arm64)",
+		[]QEMU{raspi4b(""), raspi3b("booting this Pi 4 image as a Pi 3 (raspi3b, Pi 3 device tree)")}, "pi4"),
+	piBoard("rpi5", "Raspberry Pi 5/500/CM5 (arm64; firmware in EEPROM)", []QEMU{
+		noQEMU("QEMU has no Raspberry Pi 5: smoke-boot this image as a Pi 4 with --machine raspi4b (Pi 4 device tree), or as a Pi 3 with --machine raspi3b"),
+		raspi4b("QEMU has no Raspberry Pi 5: smoke-booting this image as a Pi 4 (raspi4b, Pi 4 device tree)"),
+		raspi3b("QEMU has no Raspberry Pi 5: smoke-booting this image as a Pi 3 (raspi3b, Pi 3 device tree)"),
+	}, "pi5"),
+	piBoard("rpi", "one arm64 image for Raspberry Pi 3, 4 and 5 (config.txt sections)", []QEMU{
+		raspi4b("booting as a Pi 4 (raspi4b, Pi 4 device tree); --machine raspi3b boots it as a Pi 3"),
+		raspi3b("booting as a Pi 3 (raspi3b, Pi 3 device tree)"),
+	}, "pi3", "pi4", "pi5"),
 }
 
 // All returns every board, sorted by name.
@@ -213,6 +245,35 @@ func Names() []string {
 	var names []string
 	for _, b := range All() {
 		names = append(names, b.Name)
+	}
+	return names
+}
+
+// Machine returns the QEMU machine that boots the board's images: the one
+// named (rfs run --machine), or the board's default when name is empty.
+func (b Board) Machine(name string) (QEMU, error) {
+	if name == "" {
+		if b.QEMU.Machine == "" {
+			return QEMU{}, fmt.Errorf("board %s: %s", b.Name, b.QEMU.Note)
+		}
+		return b.QEMU, nil
+	}
+	for _, q := range append([]QEMU{b.QEMU}, b.OtherQEMU...) {
+		if q.Machine == name {
+			return q, nil
+		}
+	}
+	return QEMU{}, fmt.Errorf("--machine %s: QEMU boots board %s's images as %s", name, b.Name, strings.Join(b.Machines(), " or "))
+}
+
+// Machines names the QEMU machines that boot the board's images, the
+// default first.
+func (b Board) Machines() []string {
+	var names []string
+	for _, q := range append([]QEMU{b.QEMU}, b.OtherQEMU...) {
+		if q.Machine != "" {
+			names = append(names, q.Machine)
+		}
 	}
 	return names
 }

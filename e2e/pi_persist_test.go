@@ -1,58 +1,42 @@
 package e2e
 
 import (
-	"context"
 	"os"
 	"os/exec"
 	"regexp"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/rfsbuild/rfs/builder"
 	"github.com/rfsbuild/rfs/ptable"
-	"github.com/rfsbuild/rfs/qemu"
 )
 
-// bootPersist boots an image the way `rfs run --persist` does: guest
-// writes land in the file (a Pi image must be a power of two in size).
-func bootPersist(t *testing.T, img, extra string) *qemu.VM {
-	t.Helper()
-	dir := t.TempDir()
-	cfg, _, err := qemu.ForImage(img, dir, true)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg.Append = strings.TrimSpace(cfg.Append + " " + extra)
-	ctx, cancel := context.WithCancel(context.Background())
-	vm, err := qemu.Start(ctx, cfg, nil)
-	if err != nil {
-		cancel()
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		vm.Close()
-		cancel()
-		if t.Failed() {
-			t.Logf("console:\n%s", tail(vm.Output(), 4000))
-		}
-	})
-	return vm
-}
-
-// Issue 5 on a Raspberry Pi image (rpi4, MBR) in QEMU's raspi3b: the first
-// boot grows the data partition to the end of the 256 MiB card; a file in
-// /etc survives a reboot; rfs.reset removes it.
+// Issue 5 on Raspberry Pi images (rpi4 and the universal rpi, MBR) in
+// QEMU's raspi4b: the first boot grows the data partition to the end of
+// the 256 MiB card; a file in /etc survives a reboot; rfs.reset removes it.
 func TestPiPersistence(t *testing.T) {
 	if testing.Short() {
 		t.Skip("boots QEMU; skipped in -short mode")
 	}
-	t.Parallel()
-	img := buildImage(t, "rpi4", func(c *builder.Config) { c.Size = 256 << 20 })
+	for _, board := range []string{"rpi4", "rpi"} {
+		t.Run(board, func(t *testing.T) {
+			t.Parallel()
+			needMachine(t, board, "raspi4b")
+			piPersistence(t, board)
+		})
+	}
+}
+
+// piPersistence is TestPiPersistence on one board, booted as rfs run
+// --persist boots it.
+func piPersistence(t *testing.T, board string) {
+	img := buildImage(t, board, func(c *builder.Config) { c.Size = 256 << 20 })
 	tbl := readTable(t, img)
 	st, _ := os.Stat(img)
 	if tbl.Kind != ptable.TableMBR || len(tbl.Partitions) != 3 || st.Size() != 256<<20 {
-		t.Fatalf("rpi4 image: %s, %d partitions, %d bytes", tbl.Kind, len(tbl.Partitions), st.Size())
+		t.Fatalf("%s image: %s, %d partitions, %d bytes", board, tbl.Kind, len(tbl.Partitions), st.Size())
 	}
 	p3 := tbl.Partitions[2]
 	if p3.Start+p3.Size > st.Size()-(1<<20) {
@@ -60,11 +44,13 @@ func TestPiPersistence(t *testing.T) {
 	}
 	d := &dataDisk{path: img, data: p3, boot: tbl.Partitions[0]}
 
-	vm := bootPersist(t, img, "")
-	if _, err := vm.Expect(regexp.MustCompile(`rfs: data partition PARTUUID=[0-9a-f]{8}-03 is /dev/mmcblk0p3`), bootTimeout); err != nil {
+	t0 := time.Now()
+	vm := bootPi(t, img, "", true, "")
+	if _, err := vm.Expect(regexp.MustCompile(`rfs: data partition PARTUUID=[0-9a-f]{8}-03 is /dev/mmcblk\dp3`), bootTimeout); err != nil {
 		t.Fatal(err)
 	}
 	waitShell(t, vm)
+	t.Logf("first boot (growing the data partition): a shell after %s", time.Since(t0).Round(time.Second))
 	if !strings.Contains(vm.Output(), "grew the data filesystem") {
 		t.Errorf("no growth on the first boot:\n%s", tail(vm.Output(), 3000))
 	}
@@ -98,8 +84,10 @@ func TestPiPersistence(t *testing.T) {
 	}
 	t.Logf("data partition %d MiB -> %d MiB (fs %d MiB)", p3.Size>>20, part>>20, fs>>20)
 
-	vm = bootPersist(t, img, "")
+	t0 = time.Now()
+	vm = bootPi(t, img, "", true, "")
 	waitShell(t, vm)
+	t.Logf("reboot: a shell after %s", time.Since(t0).Round(time.Second))
 	if got := look(t, vm, "/etc/rfs-pi"); got != "pi" {
 		t.Errorf("after a reboot: /etc/rfs-pi = %q", got)
 	}
@@ -108,7 +96,7 @@ func TestPiPersistence(t *testing.T) {
 	}
 	shutdown(t, vm)
 
-	vm = bootPersist(t, img, "rfs.reset")
+	vm = bootPi(t, img, "", true, "rfs.reset")
 	waitShell(t, vm)
 	if got := look(t, vm, "/etc/rfs-pi"); got != "gone" {
 		t.Errorf("after rfs.reset: /etc/rfs-pi = %q", got)

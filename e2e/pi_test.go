@@ -1,51 +1,100 @@
 package e2e
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/rfsbuild/rfs/boards"
 	"github.com/rfsbuild/rfs/builder"
+	"github.com/rfsbuild/rfs/qemu"
 	"github.com/rfsbuild/rfs/rootfs"
 	"github.com/rfsbuild/rfs/squashfs"
 )
 
-// Raspberry Pi images boot in QEMU's raspi3b from the SD image, with kernel,
-// device tree and initramfs read from the image's FAT partition. A Pi 4
-// image smoke-boots the same way (the same arm64 kernel serves all models).
+// Raspberry Pi images boot in QEMU's model of their Pi from the SD image,
+// with kernel, the model's device tree and initramfs read from the image's
+// FAT partition: rpi3 on raspi3b, rpi4 and the universal rpi image on
+// raspi4b (QEMU 9.0 or newer), as rfs run picks them.
 func TestBootRaspberryPi(t *testing.T) {
 	if testing.Short() {
 		t.Skip("boots QEMU; skipped in -short mode")
 	}
-	for _, board := range []string{"rpi3", "rpi4"} {
-		t.Run(board, func(t *testing.T) {
+	for _, tc := range []struct{ board, machine, model string }{
+		{"rpi3", "raspi3b", "Raspberry Pi 3 Model B"},
+		{"rpi4", "raspi4b", "Raspberry Pi 4 Model B"},
+		{"rpi", "raspi4b", "Raspberry Pi 4 Model B"},
+	} {
+		t.Run(tc.board, func(t *testing.T) {
 			t.Parallel()
-			img := buildImage(t, board, nil)
-			vm := boot(t, img, "")
+			needMachine(t, tc.board, tc.machine)
+			img := buildImage(t, tc.board, nil)
+			start := time.Now()
+			vm := bootPi(t, img, "", false, "")
 			m, err := vm.Expect(regexp.MustCompile(`rfs: root PARTUUID=[0-9a-f]{8}-02 is (\S+) \(mbr partition 2 of (\S+), found`), bootTimeout)
 			if err != nil {
 				t.Fatal(err)
 			}
-			if !strings.Contains(m, "is /dev/mmcblk0p2 (mbr partition 2 of mmcblk0") {
-				t.Errorf("root not found on the SD card: %q", m)
+			sm := regexp.MustCompile(`is /dev/(mmcblk\d)p2 \(mbr partition 2 of (mmcblk\d)`).FindStringSubmatch(m)
+			if sm == nil || sm[1] != sm[2] {
+				t.Fatalf("root not found on the SD card: %q", m)
 			}
+			card := sm[1]
 			waitShell(t, vm)
+			t.Logf("%s on %s: a shell on the overlay root after %s", tc.board, tc.machine, time.Since(start).Round(time.Second))
 			mounts := run(t, vm, "cat /proc/mounts")
 			if !regexp.MustCompile(`(?m)^overlay / overlay `).MatchString(mounts) ||
-				!regexp.MustCompile(`(?m)^/dev/mmcblk0p2 /run/rfs/lower squashfs ro[,\s]`).MatchString(mounts) {
-				t.Errorf("not an overlay root on mmcblk0p2:\n%s", mounts)
+				!regexp.MustCompile(`(?m)^/dev/`+card+`p2 /run/rfs/lower squashfs ro[,\s]`).MatchString(mounts) {
+				t.Errorf("not an overlay root on %sp2:\n%s", card, mounts)
+			}
+			// The device tree the kernel runs on is the machine's own.
+			if model := run(t, vm, "cat /proc/device-tree/model; echo"); !strings.HasPrefix(model, tc.model) {
+				t.Errorf("device tree model %q, want %s", model, tc.model)
 			}
 			run(t, vm, "echo pi > /root/f")
 			if got := run(t, vm, "cat /run/rfs/upper/root/f"); got != "pi\n" {
 				t.Errorf("upper has %q", got)
 			}
-			if out := run(t, vm, ". /etc/os-release; echo $VARIANT_ID"); out != board+"\n" {
+			if out := run(t, vm, ". /etc/os-release; echo $VARIANT_ID"); out != tc.board+"\n" {
 				t.Errorf("os-release VARIANT_ID = %q", out)
 			}
 		})
 	}
+}
+
+// needMachine skips the test when the installed QEMU lacks the machine
+// rfs run boots board's images on (raspi4b before QEMU 9.0).
+func needMachine(t *testing.T, board, machine string) {
+	t.Helper()
+	b, err := boards.Lookup(board)
+	if err != nil {
+		t.Fatal(err)
+	}
+	q, err := b.Machine(machine)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := (qemu.Config{QEMU: q, Arch: b.Arch}).Check(); errors.Is(err, qemu.ErrNoMachine) {
+		t.Skip(err)
+	}
+}
+
+// bootPi boots a Pi image on machine (empty: the board's default) the way
+// rfs run --machine does; persist writes the guest's changes to the image
+// (which must then be a power of two in size).
+func bootPi(t *testing.T, img, machine string, persist bool, extraCmdline string) *qemu.VM {
+	t.Helper()
+	dir := t.TempDir()
+	cfg, _, err := qemu.ForImageOn(img, dir, persist, machine)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Append = strings.TrimSpace(cfg.Append + " " + extraCmdline)
+	return startVM(t, cfg, dir)
 }
 
 // Raspberry Pi images with stacked layers, found by PARTUUID like the

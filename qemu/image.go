@@ -22,6 +22,14 @@ import (
 // boot through the firmware (OVMF) with a private copy of its variable
 // store in dir; the firmware finds the UKI on the ESP itself.
 func ForImage(path, dir string, persist bool) (Config, boards.Board, error) {
+	return ForImageOn(path, dir, persist, "")
+}
+
+// ForImageOn is ForImage on the named QEMU machine (rfs run --machine):
+// one of those the image's board offers (boards.Board.Machine), or the
+// board's default when machine is empty. The returned board's QEMU is
+// the machine chosen.
+func ForImageOn(path, dir string, persist bool, machine string) (Config, boards.Board, error) {
 	disk, err := image.OpenImage(path)
 	if err != nil {
 		return Config{}, boards.Board{}, err
@@ -34,6 +42,9 @@ func ForImage(path, dir string, persist bool) (Config, boards.Board, error) {
 	board, err := boards.Lookup(boot.Meta.Board)
 	if err != nil {
 		return Config{}, boards.Board{}, fmt.Errorf("%s: %w", path, err)
+	}
+	if board.QEMU, err = board.Machine(machine); err != nil {
+		return Config{}, board, fmt.Errorf("%s: %w", path, err)
 	}
 	if board.UEFI != nil {
 		return forUEFI(board, boot, path, dir, persist)
@@ -60,7 +71,8 @@ func ForImage(path, dir string, persist bool) (Config, boards.Board, error) {
 		}
 		dtb, err := disk.ReadFile(p.Placed, board.QEMU.DTB)
 		if err != nil {
-			return Config{}, board, err
+			// Images from before rfs carried this machine's tree lack it.
+			return Config{}, board, fmt.Errorf("%s: QEMU's %s needs its device tree from the image: %w (rebuild the image with this rfs)", path, board.QEMU.Machine, err)
 		}
 		c.DTB = filepath.Join(dir, board.QEMU.DTB)
 		if err := os.WriteFile(c.DTB, dtb, 0o644); err != nil {

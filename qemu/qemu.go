@@ -115,6 +115,9 @@ func (c Config) Check() error {
 	if _, err := exec.LookPath(c.QEMU.Binary); err != nil {
 		return fmt.Errorf("%s not found: install QEMU (%s)", c.QEMU.Binary, installHint(runtime.GOOS))
 	}
+	if err := checkMachine(c.QEMU); err != nil {
+		return err
+	}
 	if c.KVM && runtime.GOOS != "linux" {
 		return kvmNeedsLinux()
 	}

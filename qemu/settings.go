@@ -14,10 +14,14 @@ const (
 	MaxMemory = 1 << 40
 )
 
+// fixedMemory is the memory of QEMU machines that accept no other size
+// (the model's; QEMU refuses any other -m).
+var fixedMemory = map[string]int64{"raspi3b": 1 << 30, "raspi4b": 2 << 30}
+
 // ParseMemory reads rfs run --memory (a size as image.ParseSize reads it,
 // a whole number of MiB) and returns QEMU's -m value. A bare number is
 // bytes here, while QEMU would read MiB: converting removes the doubt.
-// QEMU's raspi3b has exactly 1 GiB.
+// QEMU's Raspberry Pi machines have a fixed memory size.
 func ParseMemory(s, machine string) (string, error) {
 	n, err := image.ParseSize(s)
 	if err != nil {
@@ -30,8 +34,8 @@ func ParseMemory(s, machine string) (string, error) {
 	if host := hostMemory(); n > host {
 		return "", fmt.Errorf("--memory %q: more than this host's memory (%dM)", s, host/image.MiB)
 	}
-	if machine == "raspi3b" && n != 1<<30 {
-		return "", fmt.Errorf("--memory %q: QEMU's raspi3b machine has exactly 1G", s)
+	if want, ok := fixedMemory[machine]; ok && n != want {
+		return "", fmt.Errorf("--memory %q: QEMU's %s machine has exactly %dG", s, machine, want>>30)
 	}
 	return fmt.Sprintf("%dM", n/image.MiB), nil
 }

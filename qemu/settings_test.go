@@ -14,6 +14,8 @@ func TestParseMemory(t *testing.T) {
 		{"1024MiB", "virt", "1024M", ""},
 		{"1G", "raspi3b", "1024M", ""},
 		{"2G", "raspi3b", "", "exactly 1G"},
+		{"2G", "raspi4b", "2048M", ""},
+		{"1G", "raspi4b", "", "raspi4b machine has exactly 2G"},
 		{"512", "virt", "", "a bare number is bytes"},
 		{"32M", "virt", "", "from 64M to 1T"},
 		{"2T", "virt", "", "from 64M to 1T"},

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"strings"
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
@@ -23,9 +24,26 @@ func newBoardsCmd() *cobra.Command {
 				if b.Name == boards.Default {
 					def = " (default)"
 				}
-				fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s -M %s\t%s%s\n", b.Name, b.Arch, b.Boot, b.Table, b.Console, b.QEMU.Binary, b.QEMU.Machine, b.Description, def)
+				fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s%s\n", b.Name, b.Arch, b.Boot, b.Table, b.Console, qemuColumn(b), b.Description, def)
 			}
 			return w.Flush()
 		},
 	}
+}
+
+// qemuColumn is how rfs run boots the board's images: the default machine,
+// then those --machine offers; "none" when QEMU has no model of the board.
+func qemuColumn(b boards.Board) string {
+	col := "none"
+	if b.QEMU.Machine != "" {
+		col = b.QEMU.Binary + " -M " + b.QEMU.Machine
+	}
+	var other []string
+	for _, q := range b.OtherQEMU {
+		other = append(other, q.Machine)
+	}
+	if len(other) > 0 {
+		col += " (--machine " + strings.Join(other, ", ") + ")"
+	}
+	return col
 }

@@ -2,6 +2,8 @@ package main
 
 import (
 	"bytes"
+	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -9,6 +11,9 @@ import (
 	"testing"
 
 	"github.com/spf13/cobra"
+
+	"github.com/rfsbuild/rfs/boards"
+	"github.com/rfsbuild/rfs/qemu"
 )
 
 func execute(t *testing.T, args ...string) (string, error) {
@@ -44,7 +49,8 @@ func TestBoards(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"qemu-arm64", "qemu-amd64", "arm64", "amd64", "(default)"} {
+	for _, want := range []string{"qemu-arm64", "qemu-amd64", "arm64", "amd64", "(default)",
+		"-M raspi4b (--machine raspi3b)", "none (--machine raspi4b, raspi3b)"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("rfs boards lacks %q:\n%s", want, out)
 		}
@@ -170,6 +176,30 @@ func TestSplitImageArg(t *testing.T) {
 		}
 		if err != nil || i != c.img || p != c.path || ok != c.isImg {
 			t.Errorf("splitImageArg(%q) = %q %q %v %v", c.in, i, p, ok, err)
+		}
+	}
+}
+
+// TestMachineHint: a QEMU without raspi4b gets the board's machine that
+// needs no newer QEMU as a way out; other errors pass as they are.
+func TestMachineHint(t *testing.T) {
+	rpi4, _ := boards.Lookup("rpi4")
+	rpi3, _ := boards.Lookup("rpi3")
+	noMachine := fmt.Errorf("probe: %w", qemu.ErrNoMachine)
+	other := errors.New("qemu-system-aarch64 not found")
+	for _, tt := range []struct {
+		board boards.Board
+		err   error
+		want  string
+	}{
+		{rpi4, noMachine, "rfs run --machine raspi3b 'my card.img'"},
+		{rpi3, noMachine, "probe: the installed QEMU lacks the machine"},
+		{rpi4, other, "qemu-system-aarch64 not found"},
+		{rpi4, nil, ""},
+	} {
+		got := machineHint(tt.board, "my card.img", tt.err)
+		if tt.want == "" && got != nil || tt.want != "" && (got == nil || !strings.HasSuffix(got.Error(), tt.want)) {
+			t.Errorf("machineHint(%s, %v) = %v, want ...%q", tt.board.Name, tt.err, got, tt.want)
 		}
 	}
 }

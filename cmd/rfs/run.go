@@ -24,6 +24,7 @@ type runFlags struct {
 	memory  string
 	dryRun  bool
 	mounts  []string
+	machine string
 }
 
 func newRunCmd() *cobra.Command {
@@ -41,13 +42,23 @@ The image is attached as a throw-away snapshot unless --persist is given.
 UEFI boards (pc) boot through OVMF (package ovmf) from the image's ESP, with a
 private copy of the firmware's variable store.
 
+Raspberry Pi images boot on QEMU's Pi models with the device tree from the
+image's own boot partition: rpi3 as a Pi 3 (raspi3b), rpi4 and the universal
+rpi image as a Pi 4 (raspi4b, QEMU 9.0 or newer). --machine raspi3b boots an
+rpi4 or rpi image as a Pi 3 instead, on any QEMU. QEMU has no Pi 5: an rpi5
+image needs --machine raspi4b (or raspi3b) for a smoke boot. rfs boards
+lists each board's machine.
+
 Interactive by default: the serial console is this terminal; Ctrl-A X quits.
 With --expect, rfs watches the console instead and exits 0 as soon as the
 text appears, or non-zero (2) when --timeout passes first; for scripts and CI.`,
 		Example: `  rfs run out/qemu-arm64.img
   rfs run out/x86.img --expect 'rfs: overlay ready' --timeout 60s
   rfs run out/qemu-arm64.img --append rfs.shell     # rescue shell in the initramfs
-  rfs run out/qemu-arm64.img --mount ./src:/srv/src --mount /etc/ssl/certs:/mnt/certs:ro`,
+  rfs run out/qemu-arm64.img --mount ./src:/srv/src --mount /etc/ssl/certs:/mnt/certs:ro
+  rfs run out/rpi4.img                              # a Pi 4 (QEMU raspi4b)
+  rfs run out/rpi.img --machine raspi3b             # the universal Pi image as a Pi 3
+  rfs run out/rpi5.img --machine raspi4b            # no Pi 5 in QEMU: smoke-boot as a Pi 4`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runRun(cmd, &f, args[0])
@@ -61,6 +72,7 @@ text appears, or non-zero (2) when --timeout passes first; for scripts and CI.`,
 	fl.StringVar(&f.appendC, "append", "", "extra kernel command line for this boot, e.g. rfs.shell")
 	fl.StringVar(&f.memory, "memory", "", "guest memory, e.g. 2G (default: the board's)")
 	fl.StringArrayVar(&f.mounts, "mount", nil, "share a host directory with the device: HOSTDIR:/path[:ro] (repeatable)")
+	fl.StringVar(&f.machine, "machine", "", "QEMU machine for a Raspberry Pi image: raspi4b or raspi3b (default: the board's, see rfs boards)")
 	fl.BoolVar(&f.dryRun, "dry-run", false, "print the QEMU command instead of running it (the files it uses are kept in a directory it names)")
 	return cmd
 }
@@ -97,14 +109,14 @@ func runRun(cmd *cobra.Command, f *runFlags, image string) error {
 		return nil
 	case f.expect == "":
 		if err := cfg.Check(); err != nil {
-			return err
+			return machineHint(board, image, err)
 		}
 		fmt.Fprintf(cmd.ErrOrStderr(), "rfs: booting %s (%s) in %s; Ctrl-A X quits\n", image, board.Name, cfg.QEMU.Binary)
 		q := cfg.Command(cmd.Context())
 		q.Stdin, q.Stdout, q.Stderr = os.Stdin, os.Stdout, os.Stderr
 		return qemu.Run(q)
 	}
-	return f.runExpect(cmd, cfg)
+	return machineHint(board, image, f.runExpect(cmd, cfg))
 }
 
 // runDir makes the directory for the run's files.
@@ -119,7 +131,7 @@ func (f *runFlags) runDir() (string, error) {
 // config is the QEMU configuration for the image (its boot files copied
 // to tmp) with --kvm, --append and --memory applied.
 func (f *runFlags) config(cmd *cobra.Command, image, tmp string) (qemu.Config, boards.Board, error) {
-	cfg, board, err := qemu.ForImage(image, tmp, f.persist)
+	cfg, board, err := qemu.ForImageOn(image, tmp, f.persist, f.machine)
 	if err != nil {
 		return cfg, board, err
 	}
@@ -152,6 +164,21 @@ func (f *runFlags) addMounts(cfg *qemu.Config) error {
 		dirs = append(dirs, d)
 	}
 	return cfg.AddMounts(dirs)
+}
+
+// machineHint adds to a missing-machine error another of the board's
+// machines (board.QEMU is the one that failed) that older QEMUs have too:
+// a Pi 4 image boots as a Pi 3.
+func machineHint(board boards.Board, image string, err error) error {
+	if !errors.Is(err, qemu.ErrNoMachine) {
+		return err
+	}
+	for _, q := range board.OtherQEMU {
+		if q.Machine != "" && q.Machine != board.QEMU.Machine && q.Since == "" {
+			return fmt.Errorf("%w; or boot it on this QEMU as %s, with the device tree %s from the image: rfs run --machine %s %s", err, q.Machine, q.DTB, q.Machine, shellQuote([]string{image}))
+		}
+	}
+	return err
 }
 
 // runExpect boots and watches the console for --expect: exit status 2
