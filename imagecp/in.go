@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/rfsbuild/rfs/atomicfile"
 	"github.com/rfsbuild/rfs/datapart"
 	"github.com/rfsbuild/rfs/ext4fs"
 	"github.com/rfsbuild/rfs/ext4fs/ext4sb"
@@ -212,7 +213,7 @@ func (pl *inPlan) entry(src string, fi fs.FileInfo, g string) error {
 	m, u := lookupExact(pl.v.Merged, g), lookupExact(pl.v.Upper, g)
 	isDir := fi.IsDir()
 	if m != nil && (m.Type == rootfs.Dir) != isDir {
-		return fmt.Errorf("%s is a %s in the device's view: cannot replace it with %s (a %s)", quote.Name(g), m.Type, src, typeName(fi))
+		return fmt.Errorf("%s is a %s in the device's view: cannot replace it with %s (a %s)", quote.Name(g), m.Type, src, atomicfile.Kind(fi.Mode()))
 	}
 	up, parent, name := upperPath(g), upperPath(path.Dir(g)), path.Base(g)
 	opaque := false
@@ -308,7 +309,7 @@ func (pl *inPlan) special(src string, fi fs.FileInfo, up, parent, name string, p
 		}
 		args = append(args, string(rune(kind)), strconv.FormatUint(uint64(major), 10), strconv.FormatUint(uint64(minor), 10))
 	default:
-		return fmt.Errorf("%s: cannot copy a %s into an image", src, typeName(fi))
+		return fmt.Errorf("%s: cannot copy a %s into an image", src, atomicfile.Kind(fi.Mode()))
 	}
 	pl.s.add("cd", q(parent))
 	pl.s.add(args...)
@@ -329,21 +330,4 @@ func hostPerm(m fs.FileMode) uint32 {
 		p |= 0o1000
 	}
 	return p
-}
-
-// typeName names a host file's type for messages.
-func typeName(fi fs.FileInfo) string {
-	switch m := fi.Mode(); {
-	case m.IsDir():
-		return "directory"
-	case m.IsRegular():
-		return "file"
-	case m&fs.ModeSymlink != 0:
-		return "symbolic link"
-	case m&fs.ModeNamedPipe != 0:
-		return "named pipe"
-	case m&fs.ModeSocket != 0:
-		return "socket"
-	}
-	return "device"
 }
