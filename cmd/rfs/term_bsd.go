@@ -2,18 +2,7 @@
 
 package main
 
-import (
-	"os"
+import "golang.org/x/sys/unix"
 
-	"golang.org/x/sys/unix"
-)
-
-// isTerminal says whether v is a terminal (rfs flash asks there).
-func isTerminal(v any) bool {
-	f, ok := v.(*os.File)
-	if !ok {
-		return false
-	}
-	_, err := unix.IoctlGetTermios(int(f.Fd()), unix.TIOCGETA)
-	return err == nil
-}
+// ioctlGetTermios reads a terminal's settings (tcgetattr).
+const ioctlGetTermios = unix.TIOCGETA
