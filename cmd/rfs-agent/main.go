@@ -1,0 +1,49 @@
+// Command rfs-agent is the on-device agent: it runs the device's network,
+// clock and SSH server from the configuration rfs build wrote into the
+// lower (/etc/rfs/agent.json). The init's supervisor starts it
+// (`rfs-init supervise`) and restarts it with back-off; its log is
+// /run/rfs/log/rfs-agent.log and the console. Built by rfs for the board
+// like rfs-init, from the source embedded in rfs (rfs.AgentSource).
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/rfsbuild/rfs/agent"
+	"github.com/rfsbuild/rfs/agentconf"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	if err := run(ctx); err != nil {
+		fmt.Fprintf(os.Stderr, "rfs-agent: %v\n", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context) error {
+	f, err := os.Open(agentconf.ConfigFile)
+	if err != nil {
+		return fmt.Errorf("configuration: %w", err)
+	}
+	cfg, err := agentconf.ParseConfig(f)
+	f.Close()
+	if err != nil {
+		return err
+	}
+	board := &agent.Board{StatusPath: agentconf.StatusFile, Log: os.Stderr}
+	board.Update(func(s *agentconf.Status) { s.Hostname = cfg.Hostname })
+	jobs := []agent.Job{} // network, clock and SSH jobs are added here
+	board.Logf("started (%d jobs)", len(jobs))
+	err = agent.Run(ctx, board, jobs)
+	if errors.Is(err, context.Canceled) || ctx.Err() != nil {
+		return nil
+	}
+	return err
+}
