@@ -29,10 +29,12 @@ type Job interface {
 }
 
 // Board holds the status the jobs publish and writes it to StatusPath
-// on every change.
+// on every change, and into the "agent" key of InitStatusPath (the init's
+// status.json) so one file tells the whole device's state.
 type Board struct {
-	StatusPath string
-	Log        io.Writer
+	StatusPath     string
+	InitStatusPath string
+	Log            io.Writer
 
 	mu sync.Mutex
 	st agentconf.Status
@@ -67,7 +69,35 @@ func (b *Board) write() error {
 	if err := os.MkdirAll(filepath.Dir(b.StatusPath), 0o755); err != nil {
 		return err
 	}
-	return atomicfile.WriteFile(b.StatusPath, append(data, '\n'), 0o644)
+	if err := atomicfile.WriteFile(b.StatusPath, append(data, '\n'), 0o644); err != nil {
+		return err
+	}
+	return mergeInto(b.InitStatusPath, "agent", data)
+}
+
+// mergeInto sets key in the JSON object at path to raw, keeping the rest.
+// No file (no rfs init, a test): nothing to merge into.
+func mergeInto(path, key string, raw json.RawMessage) error {
+	if path == "" {
+		return nil
+	}
+	old, err := os.ReadFile(path)
+	if os.IsNotExist(err) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	var obj map[string]json.RawMessage
+	if err := json.Unmarshal(old, &obj); err != nil {
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	obj[key] = raw
+	data, err := json.MarshalIndent(obj, "", "  ")
+	if err != nil {
+		return err
+	}
+	return atomicfile.WriteFile(path, append(data, '\n'), 0o644)
 }
 
 // Run runs the jobs until ctx ends or one fails; the first failure is

@@ -24,6 +24,9 @@ const (
 	Binary = "/usr/libexec/rfs/rfs-agent"
 	// StatusFile is the agent's status, rewritten atomically on change.
 	StatusFile = "/run/rfs/agent.json"
+	// InitStatusFile is the init's status.json; the agent sets its "agent"
+	// key to Status on every change.
+	InitStatusFile = "/run/rfs/status.json"
 	// LogDir holds the supervised programs' logs (NAME.log).
 	LogDir = "/run/rfs/log"
 	// ResolvConf is written by the agent; the lower's /etc/resolv.conf

@@ -37,7 +37,7 @@ func run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	board := &agent.Board{StatusPath: agentconf.StatusFile, Log: os.Stderr}
+	board := &agent.Board{StatusPath: agentconf.StatusFile, InitStatusPath: agentconf.InitStatusFile, Log: os.Stderr}
 	board.Update(func(s *agentconf.Status) { s.Hostname = cfg.Hostname })
 	jobs := []agent.Job{} // network, clock and SSH jobs are added here
 	board.Logf("started (%d jobs)", len(jobs))
