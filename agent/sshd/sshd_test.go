@@ -474,3 +474,24 @@ func readBanner(t *testing.T, c net.Conn) {
 		t.Fatalf("banner %q, %v", buf[:n], err)
 	}
 }
+
+func TestShell(t *testing.T) {
+	ts := startServer(t, "")
+	c := ts.login(t)
+	s, err := c.NewSession()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	var out bytes.Buffer
+	s.Stdout = &out
+	s.Stdin = strings.NewReader("echo $0\nexit 4\n")
+	if err := s.Shell(); err != nil {
+		t.Fatal(err)
+	}
+	err = s.Wait()
+	var ee *ssh.ExitError
+	if !errors.As(err, &ee) || ee.ExitStatus() != 4 || out.String() != "-sh\n" {
+		t.Errorf("login shell: %q, %v; want \"-sh\\n\" and status 4", out.String(), err)
+	}
+}
