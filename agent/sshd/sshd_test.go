@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
+	"encoding/json"
 	"encoding/pem"
 	"errors"
 	"io"
@@ -13,11 +14,13 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/pkg/sftp"
+	"github.com/rfsbuild/rfs/agent"
 	"github.com/rfsbuild/rfs/agentconf"
 	"golang.org/x/crypto/ssh"
 )
@@ -30,6 +33,7 @@ type testServer struct {
 	keyPEM  []byte     // its OpenSSH private key file
 	keyDir  string
 	hostKey ssh.PublicKey
+	stop    func() // cancels Serve and checks it returned nil
 }
 
 func newClientKey(t *testing.T) (ssh.Signer, []byte) {
@@ -62,7 +66,7 @@ func startServer(t *testing.T, keyDir string) *testServer {
 	if err := os.WriteFile(ak, []byte(data), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	ts.status = runServe(t, Options{
+	ts.status, ts.stop = runServe(t, Options{
 		ListenAddr: "127.0.0.1:0", AuthorizedKeysPath: ak, KeyDir: ts.keyDir,
 		Persistent: true, Shell: "/bin/sh", Logf: t.Logf,
 	})
@@ -73,15 +77,15 @@ func startServer(t *testing.T, keyDir string) *testServer {
 	return ts
 }
 
-// runServe starts Serve, returns its first status, and stops it (checking
-// it returns nil) when the test ends.
-func runServe(t *testing.T, o Options) agentconf.SSHStatus {
+// runServe starts Serve and returns its first status and a function that
+// stops it, checking it returns nil; the test's end calls that too.
+func runServe(t *testing.T, o Options) (agentconf.SSHStatus, func()) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	statuses := make(chan agentconf.SSHStatus, 4)
 	errc := make(chan error, 1)
 	go func() { errc <- Serve(ctx, o, func(s agentconf.SSHStatus) { statuses <- s }) }()
-	t.Cleanup(func() {
+	stop := sync.OnceFunc(func() {
 		cancel()
 		select {
 		case err := <-errc:
@@ -92,15 +96,16 @@ func runServe(t *testing.T, o Options) agentconf.SSHStatus {
 			t.Errorf("Serve did not return after cancel")
 		}
 	})
+	t.Cleanup(stop)
 	select {
 	case st := <-statuses:
-		return st
+		return st, stop
 	case err := <-errc:
 		t.Fatalf("Serve returned early: %v", err)
 	case <-time.After(10 * time.Second):
 		t.Fatal("no status from Serve")
 	}
-	return agentconf.SSHStatus{}
+	return agentconf.SSHStatus{}, stop
 }
 
 func (ts *testServer) dial(t *testing.T, user string, auth ...ssh.AuthMethod) (*ssh.Client, error) {
@@ -203,7 +208,7 @@ func TestNoAuthorizedKeys(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			st := runServe(t, Options{ListenAddr: "127.0.0.1:0", AuthorizedKeysPath: tt.path,
+			st, _ := runServe(t, Options{ListenAddr: "127.0.0.1:0", AuthorizedKeysPath: tt.path,
 				KeyDir: filepath.Join(dir, "keys"), Logf: t.Logf})
 			if st.Enabled || st.Listen != "" || (st.Error != "") != tt.wantError {
 				t.Errorf("status %+v", st)
@@ -357,11 +362,36 @@ func TestEnv(t *testing.T) {
 }
 
 func TestKillOnClose(t *testing.T) {
-	ts := startServer(t, "")
-	c := ts.login(t)
+	tests := []struct {
+		name  string
+		pty   bool
+		close func(*testServer, *ssh.Session)
+	}{
+		{"channel closed", false, func(_ *testServer, s *ssh.Session) { s.Close() }},
+		{"pty channel closed", true, func(_ *testServer, s *ssh.Session) { s.Close() }},
+		{"server stopped", false, func(ts *testServer, _ *ssh.Session) { ts.stop() }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ts := startServer(t, "")
+			s, pid := startSleep(t, ts.login(t), tt.pty)
+			tt.close(ts, s)
+			waitGone(t, pid)
+		})
+	}
+}
+
+// startSleep runs a long sleep and returns its pid.
+func startSleep(t *testing.T, c *ssh.Client, pty bool) (*ssh.Session, int) {
+	t.Helper()
 	s, err := c.NewSession()
 	if err != nil {
 		t.Fatal(err)
+	}
+	if pty {
+		if err := s.RequestPty("xterm", 24, 80, nil); err != nil {
+			t.Fatal(err)
+		}
 	}
 	stdout, err := s.StdoutPipe()
 	if err != nil {
@@ -379,7 +409,11 @@ func TestKillOnClose(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s.Close()
+	return s, pid
+}
+
+func waitGone(t *testing.T, pid int) {
+	t.Helper()
 	deadline := time.Now().Add(5 * time.Second)
 	for syscall.Kill(pid, 0) == nil {
 		if time.Now().After(deadline) {
@@ -493,5 +527,36 @@ func TestShell(t *testing.T) {
 	var ee *ssh.ExitError
 	if !errors.As(err, &ee) || ee.ExitStatus() != 4 || out.String() != "-sh\n" {
 		t.Errorf("login shell: %q, %v; want \"-sh\\n\" and status 4", out.String(), err)
+	}
+}
+
+func TestJobPublishesStatus(t *testing.T) {
+	dir := t.TempDir()
+	key, _ := newClientKey(t)
+	ak := filepath.Join(dir, "authorized_keys")
+	if err := os.WriteFile(ak, ssh.MarshalAuthorizedKey(key.PublicKey()), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	b := &agent.Board{StatusPath: filepath.Join(dir, "agent.json")}
+	j := &Job{Options{ListenAddr: "127.0.0.1:0", AuthorizedKeysPath: ak,
+		KeyDir: filepath.Join(dir, "keys"), Persistent: true}}
+	ctx, cancel := context.WithCancel(context.Background())
+	errc := make(chan error, 1)
+	go func() { errc <- agent.Run(ctx, b, []agent.Job{j}) }()
+	var st agentconf.Status
+	deadline := time.Now().Add(10 * time.Second)
+	for !st.SSH.Enabled && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+		if data, err := os.ReadFile(b.StatusPath); err == nil {
+			json.Unmarshal(data, &st)
+		}
+	}
+	cancel()
+	if err := <-errc; err != nil {
+		t.Errorf("agent.Run: %v", err)
+	}
+	if j.Name() != "ssh" || !st.SSH.Enabled || !st.SSH.Persistent || len(st.SSH.HostKeys) != 1 ||
+		!strings.HasPrefix(st.SSH.HostKeys[0], "ED25519 SHA256:") {
+		t.Errorf("published %+v", st.SSH)
 	}
 }
