@@ -3,6 +3,7 @@ package sshd
 import (
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -91,6 +92,34 @@ func TestListenAddr(t *testing.T) {
 	for _, tt := range tests {
 		if got := tt.o.listenAddr(); got != tt.want {
 			t.Errorf("%+v: %q, want %q", tt.o, got, tt.want)
+		}
+	}
+}
+
+func TestLoginArgs(t *testing.T) {
+	dir := t.TempDir()
+	// u-root's layout: sh -> gosh -> bb, the multi-call binary.
+	for _, l := range [][2]string{{"gosh", "bb"}, {"sh", "gosh"}} {
+		if err := os.Symlink(l[1], filepath.Join(dir, l[0])); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, f := range []string{"bb", "busybox-sh"} {
+		if err := os.WriteFile(filepath.Join(dir, f), nil, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tests := []struct {
+		shell string
+		want  []string
+	}{
+		{filepath.Join(dir, "sh"), []string{filepath.Join(dir, "sh")}},
+		{filepath.Join(dir, "busybox-sh"), []string{"-busybox-sh"}},
+		{"/no/such/shell", []string{"-shell"}},
+	}
+	for _, tt := range tests {
+		if got := loginArgs(tt.shell); !slices.Equal(got, tt.want) {
+			t.Errorf("loginArgs(%s) = %q, want %q", tt.shell, got, tt.want)
 		}
 	}
 }

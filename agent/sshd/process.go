@@ -57,15 +57,17 @@ func rootAccount(passwd string) (shell, home string) {
 }
 
 // command builds the program for exec (login false: `SHELL -c CMD`) or
-// shell (login true: the shell with argv[0] "-NAME", as login does).
+// shell (login true: a login shell).
 func (ss *session) command(line string, login bool) *exec.Cmd {
 	shell, home := rootAccount(passwdFile)
 	if ss.srv.o.Shell != "" {
 		shell = ss.srv.o.Shell
 	}
-	cmd := &exec.Cmd{Path: shell, Args: []string{filepath.Base(shell), "-c", line}}
+	// argv[0] is the full path: u-root's multi-call binary finds its
+	// command by following the symlink argv[0] names.
+	cmd := &exec.Cmd{Path: shell, Args: []string{shell, "-c", line}}
 	if login {
-		cmd.Args = []string{"-" + filepath.Base(shell)}
+		cmd.Args = loginArgs(shell)
 	}
 	if fi, err := os.Stat(home); err != nil || !fi.IsDir() {
 		home = "/"
@@ -79,6 +81,17 @@ func (ss *session) command(line string, login bool) *exec.Cmd {
 		cmd.Env = append(cmd.Env, "TERM="+ss.pty.Term)
 	}
 	return cmd
+}
+
+// loginArgs is the argv of a login shell: argv[0] "-NAME", as login(1)
+// does (busybox strips the dash to find its applet). u-root's gosh has no
+// login mode and its multi-call binary (bb) would not find "-sh": it gets
+// its path only.
+func loginArgs(shell string) []string {
+	if target, err := filepath.EvalSymlinks(shell); err == nil && filepath.Base(target) == "bb" {
+		return []string{shell}
+	}
+	return []string{"-" + filepath.Base(shell)}
 }
 
 // start runs exec or shell, with or without the requested pty.
