@@ -95,10 +95,9 @@ func (s *server) config(alog *authLog) *ssh.ServerConfig {
 	return cfg
 }
 
-// handleConn logs the client in (bounded in time, holding a slot of the
-// unauthenticated limit), then serves its channels until it goes or ctx
-// ends.
-func (s *server) handleConn(ctx context.Context, c net.Conn) {
+// handleConn logs the client in (bounded in time, holding the slot src
+// took at the gate), then serves its channels until it goes or ctx ends.
+func (s *server) handleConn(ctx context.Context, c net.Conn, src string) {
 	defer c.Close()
 	stop := context.AfterFunc(ctx, func() { c.Close() })
 	defer stop()
@@ -106,9 +105,9 @@ func (s *server) handleConn(ctx context.Context, c net.Conn) {
 	alog := &authLog{}
 	c.SetDeadline(time.Now().Add(authTimeout))
 	sconn, chans, reqs, err := ssh.NewServerConn(c, s.config(alog))
-	<-s.sem
+	s.gate.leave(src)
 	if err != nil {
-		s.o.Logf("refused %s: %v (%s)", c.RemoteAddr(), err, alog)
+		s.refused.log(s.o.Logf, "refused %s: %v (%s)", c.RemoteAddr(), err, alog)
 		return
 	}
 	defer sconn.Close()

@@ -1,11 +1,13 @@
 package sshd
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"golang.org/x/crypto/ssh"
 )
@@ -121,5 +123,48 @@ func TestLoginArgs(t *testing.T) {
 		if got := loginArgs(tt.shell); !slices.Equal(got, tt.want) {
 			t.Errorf("loginArgs(%s) = %q, want %q", tt.shell, got, tt.want)
 		}
+	}
+}
+
+func TestGate(t *testing.T) {
+	var g gate
+	steps := []struct {
+		src   string
+		enter bool // false: leave
+		want  bool
+	}{
+		{"a", true, true}, {"a", true, true}, {"a", true, true},
+		{"a", true, false}, // a's share is used
+		{"a", false, true},
+		{"a", true, true},
+		{"b", true, true}, {"c", true, true}, {"c", true, true}, {"c", true, true},
+		{"d", true, true}, {"d", true, true}, {"d", true, true},
+		{"e", true, false}, // ten in all
+	}
+	for i, st := range steps {
+		if !st.enter {
+			g.leave(st.src)
+			continue
+		}
+		if got := g.enter(st.src); got != st.want {
+			t.Errorf("step %d: enter(%s) = %v, want %v", i, st.src, got, st.want)
+		}
+	}
+}
+
+func TestRefusalLogLimit(t *testing.T) {
+	var r refusals
+	var lines []string
+	logf := func(f string, a ...any) { lines = append(lines, fmt.Sprintf(f, a...)) }
+	for i := range maxRefusalLogs + 5 {
+		r.log(logf, "refused %d", i)
+	}
+	if len(lines) != maxRefusalLogs {
+		t.Fatalf("%d lines in a minute, want %d", len(lines), maxRefusalLogs)
+	}
+	r.start = r.start.Add(-time.Minute) // a minute later
+	r.log(logf, "refused again")
+	if want := []string{"5 more refusals not logged", "refused again"}; !slices.Equal(lines[maxRefusalLogs:], want) {
+		t.Errorf("after a minute: %q, want %q", lines[maxRefusalLogs:], want)
 	}
 }

@@ -25,16 +25,6 @@ import (
 	"golang.org/x/crypto/ssh"
 )
 
-// Limits on what a client may cost before it has logged in.
-const (
-	// maxUnauthenticated connections at once; more are closed at once.
-	maxUnauthenticated = 10
-	// authTimeout bounds the handshake and login.
-	authTimeout = 30 * time.Second
-	// maxAuthTries per connection.
-	maxAuthTries = 6
-)
-
 // Options configure the server. The zero value serves port 22 on every
 // address with the device's paths.
 type Options struct {
@@ -134,7 +124,7 @@ func Serve(ctx context.Context, o Options, report func(agentconf.SSHStatus)) err
 	st.Enabled, st.Listen = true, ln.Addr().String()
 	report(st)
 	o.Logf("listening on %s, host key %s", st.Listen, st.HostKeys[0])
-	s := &server{o: o, signer: signer, sem: make(chan struct{}, maxUnauthenticated)}
+	s := &server{o: o, signer: signer}
 	s.acceptLoop(ctx, ln)
 	return nil
 }
@@ -167,8 +157,10 @@ func (o Options) listenAddr() string {
 type server struct {
 	o      Options
 	signer ssh.Signer
-	// sem holds a slot per connection that has not logged in yet.
-	sem chan struct{}
+	// gate limits the connections that have not logged in yet.
+	gate gate
+	// refused limits the refusals' log lines.
+	refused refusals
 }
 
 // acceptLoop accepts until ctx ends, then closes every connection (which
@@ -193,17 +185,16 @@ func (s *server) acceptLoop(ctx context.Context, ln net.Listener) {
 			}
 			return
 		}
-		select {
-		case s.sem <- struct{}{}:
-		default:
-			s.o.Logf("refused %s: too many connections logging in", c.RemoteAddr())
+		src := sourceOf(c.RemoteAddr())
+		if !s.gate.enter(src) {
+			s.refused.log(s.o.Logf, "refused %s: too many connections logging in", c.RemoteAddr())
 			c.Close()
 			continue
 		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			s.handleConn(ctx, c)
+			s.handleConn(ctx, c, src)
 		}()
 	}
 }

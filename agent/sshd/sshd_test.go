@@ -459,33 +459,32 @@ func TestSFTP(t *testing.T) {
 
 func TestUnauthenticatedLimit(t *testing.T) {
 	ts := startServer(t, "")
-	var conns []net.Conn
-	for range maxUnauthenticated {
-		c, err := net.Dial("tcp", ts.addr)
+	// Linux routes all of 127/8 to lo: distinct source addresses.
+	dial := func(src int) net.Conn {
+		t.Helper()
+		d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, byte(src))}}
+		c, err := d.Dial("tcp", ts.addr)
 		if err != nil {
 			t.Fatal(err)
 		}
-		defer c.Close()
-		conns = append(conns, c)
-		readBanner(t, c) // accepted and handshaking: it holds a slot
+		t.Cleanup(func() { c.Close() })
+		return c
 	}
-	extra, err := net.Dial("tcp", ts.addr)
-	if err != nil {
-		t.Fatal(err)
+	first := dial(2)
+	readBanner(t, first) // accepted and handshaking: it holds a slot
+	for range maxUnauthPerSource - 1 {
+		readBanner(t, dial(2))
 	}
-	defer extra.Close()
-	extra.SetReadDeadline(time.Now().Add(5 * time.Second))
-	if n, err := extra.Read(make([]byte, 64)); err != io.EOF {
-		t.Errorf("connection over the limit: read %d, %v; want EOF", n, err)
+	refusedEOF(t, dial(2)) // over the share of 127.0.0.2
+	for i := maxUnauthPerSource; i < maxUnauthenticated; i++ {
+		readBanner(t, dial(3+i))
 	}
-	conns[0].Close()
+	refusedEOF(t, dial(100)) // over the total
+	first.Close()
 	// The freed slot comes back once the server has seen the close.
 	deadline := time.Now().Add(5 * time.Second)
 	for {
-		c, err := net.Dial("tcp", ts.addr)
-		if err != nil {
-			t.Fatal(err)
-		}
+		c := dial(100)
 		c.SetReadDeadline(time.Now().Add(5 * time.Second))
 		n, _ := c.Read(make([]byte, 64))
 		c.Close()
@@ -496,6 +495,14 @@ func TestUnauthenticatedLimit(t *testing.T) {
 			t.Fatal("no slot freed after a connection closed")
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func refusedEOF(t *testing.T, c net.Conn) {
+	t.Helper()
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if n, err := c.Read(make([]byte, 64)); err != io.EOF {
+		t.Errorf("connection over the limit: read %d, %v; want EOF", n, err)
 	}
 }
 
