@@ -133,7 +133,7 @@ func (s *server) handleConn(ctx context.Context, c net.Conn, src string) {
 		go func() {
 			defer wg.Done()
 			defer func() { <-open }()
-			s.session(ctx, sconn, nc)
+			s.session(sconn, nc)
 		}()
 	}
 	s.o.Logf("root logout from %s", c.RemoteAddr())

@@ -1,7 +1,6 @@
 package sshd
 
 import (
-	"context"
 	"net"
 	"strings"
 	"sync"
@@ -45,8 +44,9 @@ type windowChange struct {
 }
 
 // session serves one channel: requests until the client closes it; the
-// program it started, if still running then, is killed.
-func (s *server) session(ctx context.Context, conn ssh.ConnMetadata, nc ssh.NewChannel) {
+// program it started, if still running then, is killed. The server stops
+// sessions by closing their connection.
+func (s *server) session(conn ssh.ConnMetadata, nc ssh.NewChannel) {
 	ch, reqs, err := nc.Accept()
 	if err != nil {
 		return
