@@ -15,6 +15,7 @@ import (
 	"syscall"
 
 	"github.com/rfsbuild/rfs/agent"
+	"github.com/rfsbuild/rfs/agent/sshd"
 	"github.com/rfsbuild/rfs/agentconf"
 )
 
@@ -40,6 +41,7 @@ func run(ctx context.Context) error {
 	board := &agent.Board{StatusPath: agentconf.StatusFile, InitStatusPath: agentconf.InitStatusFile, Log: os.Stderr}
 	board.Update(func(s *agentconf.Status) { s.Hostname = cfg.Hostname })
 	jobs := []agent.Job{} // network, clock and SSH jobs are added here
+	jobs = append(jobs, &sshd.Job{Options: sshd.Options{Port: cfg.SSH.Port}})
 	board.Logf("started (%d jobs)", len(jobs))
 	err = agent.Run(ctx, board, jobs)
 	if errors.Is(err, context.Canceled) || ctx.Err() != nil {
