@@ -90,6 +90,9 @@ func (j *Job) watch(ctx context.Context) error {
 	var mu sync.Mutex
 	var subErr error // the last; read after the channel closes
 	onErr := func(err error) {
+		if ctx.Err() != nil {
+			return // the sockets closing as the job stops
+		}
 		mu.Lock()
 		subErr = err
 		mu.Unlock()
