@@ -20,7 +20,6 @@ import (
 // job stepping the wall clock (1970 to today) does not expire a lease.
 type dhcpClient struct {
 	m   *iface
-	cl  *nclient4.Client
 	cur *lease
 	raw *nclient4.Lease
 }
@@ -32,9 +31,6 @@ type dhcpClient struct {
 func (m *iface) runDHCP(ctx, jobCtx context.Context) {
 	d := &dhcpClient{m: m}
 	defer func() {
-		if d.cl != nil {
-			d.cl.Close()
-		}
 		if jobCtx.Err() == nil && d.cur != nil {
 			d.drop()
 		}
@@ -65,15 +61,13 @@ func (m *iface) runDHCP(ctx, jobCtx context.Context) {
 
 // bind runs DISCOVER/OFFER/REQUEST/ACK and applies the lease.
 func (d *dhcpClient) bind(ctx context.Context) error {
-	if d.cl == nil {
-		cl, err := nclient4.New(d.m.name, nclient4.WithTimeout(2*time.Second), nclient4.WithRetry(2))
-		if err != nil {
-			return fmt.Errorf("dhcp: %w", err)
-		}
-		d.cl = cl
+	cl, err := d.client()
+	if err != nil {
+		return err
 	}
+	defer cl.Close()
 	start := time.Now()
-	raw, err := d.cl.Request(ctx, d.modifiers(netip.Addr{})...)
+	raw, err := cl.Request(ctx, d.modifiers(netip.Addr{})...)
 	if err != nil {
 		return fmt.Errorf("no DHCP lease: %w", err)
 	}
@@ -113,18 +107,32 @@ func (d *dhcpClient) keep(ctx context.Context) error {
 // renew extends the lease with its server (rebind false) or with any
 // server, asking for the same address (rebind true).
 func (d *dhcpClient) renew(ctx context.Context, rebind bool) error {
+	cl, err := d.client()
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
 	start := time.Now()
 	var raw *nclient4.Lease
-	var err error
 	if rebind {
-		raw, err = d.cl.Request(ctx, d.modifiers(d.cur.addr.Addr())...)
+		raw, err = cl.Request(ctx, d.modifiers(d.cur.addr.Addr())...)
 	} else {
-		raw, err = d.cl.Renew(ctx, d.raw, d.modifiers(netip.Addr{})...)
+		raw, err = cl.Renew(ctx, d.raw, d.modifiers(netip.Addr{})...)
 	}
 	if err != nil {
 		return err
 	}
 	return d.accept(raw, start)
+}
+
+// client opens a raw socket for one exchange: kept open, it would copy
+// every IPv4 packet the interface receives into the agent.
+func (d *dhcpClient) client() (*nclient4.Client, error) {
+	cl, err := nclient4.New(d.m.name, nclient4.WithTimeout(2*time.Second), nclient4.WithRetry(2))
+	if err != nil {
+		return nil, fmt.Errorf("dhcp: %w", err)
+	}
+	return cl, nil
 }
 
 func (d *dhcpClient) modifiers(want netip.Addr) []dhcpv4.Modifier {
@@ -144,7 +152,7 @@ func (d *dhcpClient) accept(raw *nclient4.Lease, start time.Time) error {
 	if raw == nil || raw.ACK == nil {
 		return errors.New("DHCP: empty lease")
 	}
-	l, err := parseLease(raw.ACK, start)
+	l, err := parseLease(raw.ACK, start, d.m.j.minLease())
 	if err != nil {
 		return fmt.Errorf("DHCP server %v: %w", raw.ACK.ServerIdentifier(), err)
 	}

@@ -11,16 +11,16 @@ import (
 )
 
 // Bounds on what a DHCP server may tell us. A lease shorter than
-// minLease would make the job spin; one longer than maxLease (or
+// minLease (Job's, normally defMinLease) would make the job spin; one longer than maxLease (or
 // "infinite") is renewed as if it were maxLease, so a device still
 // notices a changed network within days.
 const (
-	minLease   = 60 * time.Second
-	maxLease   = 30 * 24 * time.Hour
-	defLease   = time.Hour // no lease-time option
-	maxDNS     = 4         // per lease; resolvers read 3
-	minPrefix  = 1
-	defaultLen = 24 // no subnet-mask option
+	defMinLease = 60 * time.Second
+	maxLease    = 30 * 24 * time.Hour
+	defLease    = time.Hour // no lease-time option
+	maxDNS      = 4         // per lease; resolvers read 3
+	minPrefix   = 1
+	defaultLen  = 24 // no subnet-mask option
 )
 
 // lease is a validated DHCPv4 lease: only values the job checked.
@@ -36,7 +36,7 @@ type lease struct {
 
 // parseLease checks an ACK's values and computes the lease's timers from
 // start (when the request was sent, RFC 2131 4.4.1).
-func parseLease(ack *dhcpv4.DHCPv4, start time.Time) (lease, error) {
+func parseLease(ack *dhcpv4.DHCPv4, start time.Time, minLease time.Duration) (lease, error) {
 	var l lease
 	ip, ok := netip.AddrFromSlice(ack.YourIPAddr.To4())
 	if !ok || !usable(ip) || ip.IsLoopback() {
@@ -57,7 +57,7 @@ func parseLease(ack *dhcpv4.DHCPv4, start time.Time) (lease, error) {
 		l.server = s
 	}
 	l.start = start
-	l.t1, l.t2, l.expires = leaseTimes(start, ack.IPAddressLeaseTime(0),
+	l.t1, l.t2, l.expires = leaseTimes(start, minLease, ack.IPAddressLeaseTime(0),
 		ack.IPAddressRenewalTime(0), ack.IPAddressRebindingTime(0))
 	return l, nil
 }
@@ -85,9 +85,9 @@ func firstUsable(ips []net.IP) netip.Addr {
 }
 
 // leaseTimes computes T1, T2 and the expiry from the server's durations
-// (0: absent), clamped to sane bounds: T1 < T2 < lease, each defaulting to
+// (0: absent), clamped to sane bounds (minLease..maxLease): T1 < T2 < lease, each defaulting to
 // RFC 2131's 0.5 and 0.875 of the lease when absent or out of order.
-func leaseTimes(start time.Time, leaseD, t1D, t2D time.Duration) (t1, t2, exp time.Time) {
+func leaseTimes(start time.Time, minLease, leaseD, t1D, t2D time.Duration) (t1, t2, exp time.Time) {
 	if leaseD <= 0 {
 		leaseD = defLease
 	}

@@ -26,7 +26,7 @@ func TestLeaseTimes(t *testing.T) {
 		{"t1 past t2", h, 50 * time.Minute, 40 * time.Minute, h / 2, 40 * time.Minute, h},
 		{"t1 and t2 past lease", h, 3 * h, 2 * h, h / 2, h * 7 / 8, h},
 	} {
-		t1, t2, exp := leaseTimes(start, c.lease, c.t1, c.t2)
+		t1, t2, exp := leaseTimes(start, defMinLease, c.lease, c.t1, c.t2)
 		if t1.Sub(start) != c.wT1 || t2.Sub(start) != c.wT2 || exp.Sub(start) != c.wExpires {
 			t.Errorf("%s: got %v %v %v, want %v %v %v", c.name, t1.Sub(start), t2.Sub(start),
 				exp.Sub(start), c.wT1, c.wT2, c.wExpires)
@@ -78,7 +78,7 @@ func TestParseLease(t *testing.T) {
 		dhcpv4.WithLeaseTime(600),
 		dhcpv4.WithServerIP(net.ParseIP("10.0.0.1")),
 		dhcpv4.WithOption(dhcpv4.OptServerIdentifier(net.ParseIP("10.0.0.1"))))
-	l, err := parseLease(good, start)
+	l, err := parseLease(good, start, defMinLease)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -86,7 +86,7 @@ func TestParseLease(t *testing.T) {
 		l.server != netip.MustParseAddr("10.0.0.1") || len(l.dns) != maxDNS || l.expires.Sub(start) != 10*time.Minute {
 		t.Errorf("lease = %+v", l)
 	}
-	if l, err := parseLease(ack(t, "10.0.0.5"), start); err != nil || l.addr.Bits() != defaultLen || l.router.IsValid() {
+	if l, err := parseLease(ack(t, "10.0.0.5"), start, defMinLease); err != nil || l.addr.Bits() != defaultLen || l.router.IsValid() {
 		t.Errorf("no options: %+v, %v", l, err)
 	}
 	bad := map[string]*dhcpv4.DHCPv4{
@@ -99,7 +99,7 @@ func TestParseLease(t *testing.T) {
 		"ipv6 yiaddr":  ack(t, "2001:db8::1"),
 	}
 	for name, m := range bad {
-		if _, err := parseLease(m, start); err == nil {
+		if _, err := parseLease(m, start, defMinLease); err == nil {
 			t.Errorf("%s: accepted", name)
 		}
 	}

@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"time"
 
 	"github.com/rfsbuild/rfs/agent"
 	"github.com/rfsbuild/rfs/agentconf"
@@ -29,9 +30,20 @@ type Job struct {
 	// SysfsNet is /sys/class/net, where wireless links are told apart.
 	SysfsNet string
 
+	// testMinLease lowers the shortest lease honoured, so a test sees
+	// renewals in seconds; 0: defMinLease.
+	testMinLease time.Duration
+
 	st *state
 	h  *netlink.Handle
 	b  *agent.Board
+}
+
+func (j *Job) minLease() time.Duration {
+	if j.testMinLease > 0 {
+		return j.testMinLease
+	}
+	return defMinLease
 }
 
 // Name implements agent.Job.

@@ -27,6 +27,9 @@ import (
 
 const childEnv = "RFS_NETCONF_NETNS_CHILD"
 
+// testLease is the test server's lease, in seconds: renewed at 3 s.
+const testLease = 6
+
 // TestNetns runs TestNetnsChild in a re-executed test binary inside a new
 // network namespace: every link it makes and every packet it sends stays
 // there, away from the host's interfaces.
@@ -89,6 +92,8 @@ func TestNetnsChild(t *testing.T) {
 		ResolvConf: filepath.Join(dir, "resolv.conf"),
 		SysctlRoot: sysctl,
 		SysfsNet:   filepath.Join(dir, "sysfs"),
+
+		testMinLease: time.Second,
 	}
 	board := &agent.Board{StatusPath: filepath.Join(dir, "status.json"), Log: testWriter{t}}
 	ctx, cancel := context.WithCancel(context.Background())
@@ -110,6 +115,17 @@ func TestNetnsChild(t *testing.T) {
 	if hasAddr("dev2", "") {
 		t.Error("unlisted veth dev2 got an address")
 	}
+
+	// Renewal at T1 keeps the address; a silent server lets it expire;
+	// an answering one gives it back.
+	waitFor(t, "a renewal", func() bool { return dhcp.renewCount() > 0 })
+	if !hasAddr("dev0", "10.77.0.50/24") {
+		t.Fatal("address lost over a renewal")
+	}
+	dhcp.setSilent(true)
+	waitFor(t, "lease expiry", func() bool { return !hasAddr("dev0", "10.77.0.50/24") && !hasDefault("dev0", "10.77.0.1") })
+	dhcp.setSilent(false)
+	waitFor(t, "lease after expiry", func() bool { return hasAddr("dev0", "10.77.0.50/24") })
 
 	// Carrier lost: the lease goes; carrier back: a new lease.
 	setLink(t, hs, "srv0", false)
@@ -205,8 +221,22 @@ func setLink(t *testing.T, h *netlink.Handle, name string, up bool) {
 
 // dhcpServer hands 10.77.0.50/24 to anyone on srv0.
 type dhcpServer struct {
-	mu   sync.Mutex
-	host string
+	mu     sync.Mutex
+	host   string
+	renews int  // REQUESTs from a bound client (ciaddr set)
+	silent bool // answer nothing
+}
+
+func (d *dhcpServer) renewCount() int {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.renews
+}
+
+func (d *dhcpServer) setSilent(s bool) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.silent = s
 }
 
 func (d *dhcpServer) hostname() string {
@@ -249,8 +279,15 @@ func (d *dhcpServer) handle(conn net.PacketConn, peer net.Addr, m *dhcpv4.DHCPv4
 		return
 	}
 	d.mu.Lock()
+	silent := d.silent
 	d.host = m.HostName()
+	if typ == dhcpv4.MessageTypeAck && !m.ClientIPAddr.IsUnspecified() {
+		d.renews++
+	}
 	d.mu.Unlock()
+	if silent {
+		return
+	}
 	srv := net.IPv4(10, 77, 0, 1)
 	reply, err := dhcpv4.NewReplyFromRequest(m,
 		dhcpv4.WithMessageType(typ),
@@ -258,7 +295,7 @@ func (d *dhcpServer) handle(conn net.PacketConn, peer net.Addr, m *dhcpv4.DHCPv4
 		dhcpv4.WithNetmask(net.CIDRMask(24, 32)),
 		dhcpv4.WithRouter(srv),
 		dhcpv4.WithDNS(net.IPv4(10, 77, 0, 53)),
-		dhcpv4.WithLeaseTime(600),
+		dhcpv4.WithLeaseTime(testLease),
 		dhcpv4.WithServerIP(srv),
 		dhcpv4.WithOption(dhcpv4.OptServerIdentifier(srv)))
 	if err != nil {

@@ -4,6 +4,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/rfsbuild/rfs/agentconf"
@@ -83,7 +84,8 @@ func TestChoose(t *testing.T) {
 func TestValidHostname(t *testing.T) {
 	for s, want := range map[string]bool{
 		"pi": true, "rfs-device-1": true, "": false, "-a": false, "a-": false,
-		"a.b": false, "a b": false, string(make([]byte, 64)): false,
+		"pi.example.org": true, "a..b": false, "a.": false, "a b": false,
+		strings.Repeat("a", 64): false, strings.Repeat("a.", 127) + "a": false,
 	} {
 		if got := validHostname(s); got != want {
 			t.Errorf("validHostname(%q) = %v, want %v", s, got, want)
