@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"net"
 	"os"
 	"path/filepath"
 	"time"
@@ -99,7 +100,7 @@ func (j *Job) Run(ctx context.Context, b *agent.Board) error {
 		case <-save.C:
 			j.save()
 		case <-poll.C:
-			if err := j.sync(); err != nil {
+			if err := j.sync(ctx); err != nil {
 				wait := retryAfter(fails)
 				fails++
 				msg := fmt.Sprintf("%v; retrying in %s", err, wait)
@@ -134,10 +135,10 @@ var errNoAnswer = errors.New("no NTP server answered")
 
 // sync asks the servers in turn and corrects the clock from the first
 // good answer.
-func (j *Job) sync() error {
+func (j *Job) sync(ctx context.Context) error {
 	var last error
 	for _, srv := range j.Servers {
-		off, err := j.query(srv)
+		off, err := j.query(ctx, srv)
 		if err != nil {
 			last = err
 			continue
@@ -160,13 +161,20 @@ func (j *Job) sync() error {
 	return errNoAnswer
 }
 
-// query asks one server and checks its answer.
-func (j *Job) query(srv string) (time.Duration, error) {
+// query asks one server and checks its answer. Name lookup and dialing
+// end with ctx; the answer is waited for at most Timeout.
+func (j *Job) query(ctx context.Context, srv string) (time.Duration, error) {
 	timeout := j.Timeout
 	if timeout <= 0 {
 		timeout = queryTimeout
 	}
-	r, err := ntp.QueryWithOptions(srv, ntp.QueryOptions{Timeout: timeout})
+	dial := func(_, remote string) (net.Conn, error) {
+		dctx, cancel := context.WithTimeout(ctx, timeout)
+		defer cancel()
+		var d net.Dialer
+		return d.DialContext(dctx, "udp", remote)
+	}
+	r, err := ntp.QueryWithOptions(srv, ntp.QueryOptions{Timeout: timeout, Dialer: dial})
 	if err != nil {
 		return 0, fmt.Errorf("ntp %s: %w", srv, err)
 	}

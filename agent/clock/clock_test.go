@@ -106,7 +106,7 @@ func TestSyncStepOrSlew(t *testing.T) {
 			fc := &fakeClock{}
 			b, _ := newBoard(t)
 			j := &Job{Servers: []string{"127.0.0.1:1", sntpServer(t, c.skew)}, Clock: fc, b: b, Timeout: time.Second}
-			if err := j.sync(); err != nil {
+			if err := j.sync(context.Background()); err != nil {
 				t.Fatal(err)
 			}
 			got := append(fc.steps, fc.slew...)
@@ -133,7 +133,7 @@ func TestSyncRefusesImplausible(t *testing.T) {
 	fc := &fakeClock{}
 	b, _ := newBoard(t)
 	j := &Job{Servers: []string{sntpServer(t, time.Date(1990, 1, 1, 0, 0, 0, 0, time.UTC).Sub(time.Now()))}, Clock: fc, b: b, Timeout: time.Second}
-	err := j.sync()
+	err := j.sync(context.Background())
 	if err == nil || len(fc.steps)+len(fc.slew) != 0 {
 		t.Errorf("err %v, steps %v", err, fc.steps)
 	}
