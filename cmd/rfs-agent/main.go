@@ -15,6 +15,8 @@ import (
 	"syscall"
 
 	"github.com/rfsbuild/rfs/agent"
+	"github.com/rfsbuild/rfs/agent/clock"
+	"github.com/rfsbuild/rfs/agent/netconf"
 	"github.com/rfsbuild/rfs/agent/sshd"
 	"github.com/rfsbuild/rfs/agentconf"
 )
@@ -40,12 +42,24 @@ func run(ctx context.Context) error {
 	}
 	board := &agent.Board{StatusPath: agentconf.StatusFile, InitStatusPath: agentconf.InitStatusFile, Log: os.Stderr}
 	board.Update(func(s *agentconf.Status) { s.Hostname = cfg.Hostname })
-	jobs := []agent.Job{} // network, clock and SSH jobs are added here
-	jobs = append(jobs, &sshd.Job{Options: sshd.Options{Port: cfg.SSH.Port}})
+	jobs := agentJobs(cfg)
 	board.Logf("started (%d jobs)", len(jobs))
 	err = agent.Run(ctx, board, jobs)
 	if errors.Is(err, context.Canceled) || ctx.Err() != nil {
 		return nil
 	}
 	return err
+}
+
+// agentJobs are the agent's duties for cfg, each configured with the device's
+// own paths.
+func agentJobs(cfg *agentconf.Config) []agent.Job {
+	return []agent.Job{
+		// Always: with network off it still brings loopback up.
+		&netconf.Job{Config: *cfg},
+		// Always: with no servers it still saves the clock for the next boot.
+		&clock.Job{Servers: cfg.Time.Servers},
+		// Listens only when authorized_keys holds a key.
+		&sshd.Job{Options: sshd.Options{Port: cfg.SSH.Port}},
+	}
 }
