@@ -19,7 +19,7 @@ const HelperUsage = `usage (on the booted device, not as PID 1):
   rfs-init status [--json]          upper mode, data partition size/free, last reset, degraded reason
   rfs-init diff [--json]            what changed since the factory state: A added, C changed, D deleted
   rfs-init reset [--all] [--no-reboot]
-                                    schedule a factory reset (upper and work; --all: also volumes)
+                                    schedule a factory reset (upper and work; --all: also volumes and SSH host keys)
                                     on the data partition and reboot; the init performs it at boot
 `
 
@@ -189,9 +189,9 @@ func helperReset(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "rfs-init reset: %v\n", err)
 		return 1
 	}
-	what := "the upper layer (volumes are kept)"
+	what := "the upper layer (volumes and SSH host keys are kept)"
 	if in.All {
-		what = "the upper layer and all volumes"
+		what = "the upper layer, all volumes and the SSH host keys"
 	}
 	fmt.Fprintf(stdout, "factory reset of %s scheduled; it happens at the next boot\n", what)
 	if !reboot {
