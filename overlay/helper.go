@@ -189,7 +189,7 @@ func helperReset(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "rfs-init reset: %v\n", err)
 		return 1
 	}
-	what := "the upper layer (volumes and SSH host keys are kept)"
+	what := "the upper layer (volumes are kept)"
 	if in.All {
 		what = "the upper layer, all volumes and the SSH host keys"
 	}
