@@ -34,6 +34,7 @@ type Status struct {
 	Data     *DataStatus       `json:"data,omitempty"`        // the data partition, if rfs.data was given
 	Volumes  []datapart.Volume `json:"volumes,omitempty"`     // from the lower's /etc/rfs/volumes
 	Mounts   []HostMountStatus `json:"host_mounts,omitempty"` // rfs.mount
+	Clock    *ClockStatus      `json:"clock,omitempty"`       // what the init did to the clock
 	Degraded string            `json:"degraded"`              // why the boot is not what was asked for; "" if it is
 	Warnings []string          `json:"warnings,omitempty"`
 	Cmdline  string            `json:"cmdline"`
