@@ -171,3 +171,29 @@ func TestWriteStatusKeepsAgent(t *testing.T) {
 		t.Errorf("agent not replaced: %+v", s.Agent)
 	}
 }
+
+// TestStatusTextBootClock: the init's own clock step is one line, shown
+// only when the init set the clock.
+func TestStatusTextBootClock(t *testing.T) {
+	for _, tc := range []struct {
+		clock *ClockStatus
+		want  string
+	}{
+		{&ClockStatus{Source: ClockSaved, Kernel: "1970-01-01T00:00:05Z", SetTo: "2026-12-02T13:00:00Z"},
+			"boot clock:    set from 1970-01-01T00:00:05Z to the saved time 2026-12-02T13:00:00Z\n"},
+		{&ClockStatus{Source: ClockKernel, Kernel: "2026-12-02T13:00:00Z"}, ""},
+		{nil, ""},
+	} {
+		var b bytes.Buffer
+		writeStatusText(&b, &Status{Clock: tc.clock})
+		got := ""
+		for _, l := range strings.SplitAfter(b.String(), "\n") {
+			if strings.HasPrefix(l, "boot clock:") {
+				got += l
+			}
+		}
+		if got != tc.want {
+			t.Errorf("%+v: %q, want %q", tc.clock, got, tc.want)
+		}
+	}
+}
