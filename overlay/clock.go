@@ -117,6 +117,7 @@ func (b *Boot) decideAndSetClock(dataDir string) *ClockStatus {
 	src, t := decideClock(now, b.lowerBuilt, saved)
 	cs.Source = src
 	if src == ClockKernel {
+		b.Debugf("clock %s kept (not before the saved time %q or the build time %q)", cs.Kernel, cs.Saved, cs.Build)
 		return cs
 	}
 	set := b.SetClock
