@@ -422,8 +422,8 @@ func TestDataPersists(t *testing.T) {
 // TestClockRestore: the saved time on the data partition sets the clock
 // forward early at boot (the setter is the test's: the host clock is
 // left alone), status.json says so, and the agent's files on the data
-// partition (the clock, the identity) are where agentconf says and
-// survive a reboot.
+// partition (the clock, the identity) are where agentconf says, survive
+// a reboot and a factory reset; reset --all wipes the identity only.
 func TestClockRestore(t *testing.T) {
 	t.Parallel()
 	fx := newDataDisk(t, false, 16, 0)
@@ -436,7 +436,12 @@ func TestClockRestore(t *testing.T) {
 	if !strings.Contains(out, "RFS-TEST CLOCK SET 2150-01-02T03:04:05Z\n") || !strings.Contains(out, "to the saved time 2150-01-02T03:04:05Z\n") {
 		t.Error("the clock was not set to the saved time")
 	}
-	fx.bootOK(t, "", "clock:saved", "e:"+data+agentconf.IdentityDir+"/key=k")
+	key := data + agentconf.IdentityDir + "/key"
+	fx.bootOK(t, "", "clock:saved", "e:"+key+"=k", "reset")
+	// A factory reset keeps the identity and the saved time; reset --all
+	// wipes the identity (the agent makes a new one), not the time.
+	fx.bootOK(t, "", "clock:saved", "e:"+key+"=k", "resetall")
+	fx.bootOK(t, "", "clock:saved", "a:"+data+agentconf.IdentityDir)
 }
 
 // TestUpperRecordsLower: a persistent upper records the build ID of its
