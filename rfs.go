@@ -14,7 +14,7 @@ import (
 // (overlay's TestInitDeps fails until then).
 //
 //go:embed go.mod go.sum cmd/rfs-init/*.go overlay/*.go
-//go:embed ptable/*.go bootparam/*.go datapart/*.go atomicfile/*.go
+//go:embed ptable/*.go bootparam/*.go datapart/*.go atomicfile/*.go agentconf/*.go
 //go:embed ext4fs/ext4sb/*.go squashfs/sqsb/*.go
 var InitSource embed.FS
 

@@ -6,7 +6,7 @@
 // reset state machine (Dir: the init runs it at boot, `rfs reset --now` on
 // the host), and the record of the lower an upper was made against.
 // Everything works on a mounted data directory. Standard library only
-// (and package atomicfile), so every host OS and the init build it.
+// (and packages atomicfile and agentconf), so every host OS and the init build it.
 package datapart
 
 import (
@@ -17,6 +17,8 @@ import (
 	"path"
 	"strconv"
 	"strings"
+
+	"github.com/rfsbuild/rfs/agentconf"
 )
 
 // Layout of the data partition.
@@ -29,6 +31,9 @@ const (
 	StateFile       = "rfs-state.json"    // State
 	ResetIntentFile = "rfs-reset-pending" // ResetIntent: a reset decided but maybe not done
 	UpperRecordFile = "rfs-upper.json"    // UpperRecord: the lower the upper was made against
+	// Identity is the device's identity (agentconf.IdentityDir: its SSH
+	// host keys): kept by a factory reset, wiped by reset --all.
+	Identity = agentconf.IdentityDir
 )
 
 // ResetFlagFile is the reset flag on the boot partition's root: its

@@ -37,11 +37,12 @@ func withCrashAt(d *Dir, k int, f func()) (at string) {
 
 func makeDataDir(t *testing.T) Dir {
 	d := t.TempDir()
-	for _, p := range []string{"upper/etc", "work/work", "volumes/app"} {
+	for _, p := range []string{"upper/etc", "work/work", "volumes/app", "identity"} {
 		os.MkdirAll(filepath.Join(d, p), 0o755)
 	}
 	os.WriteFile(filepath.Join(d, "upper/etc/m"), []byte("1"), 0o644)
 	os.WriteFile(filepath.Join(d, "volumes/app/v"), []byte("1"), 0o644)
+	os.WriteFile(filepath.Join(d, "identity/ssh_host_ed25519_key"), []byte("k"), 0o600)
 	return Dir{Path: d}
 }
 
@@ -49,7 +50,8 @@ func exists(p string) bool { _, err := os.Lstat(p); return err == nil }
 
 // TestResetStepsIdempotent: a crash after any step of a reset, then the
 // next boot's ResumeReset: always completely reset (the intent is the
-// first durable step), volumes kept unless all; the state records it.
+// first durable step), volumes and the identity (SSH host keys) kept
+// unless all; the state records it.
 func TestResetStepsIdempotent(t *testing.T) {
 	for _, all := range []bool{false, true} {
 		for k := 1; ; k++ {
@@ -75,6 +77,9 @@ func TestResetStepsIdempotent(t *testing.T) {
 			if exists(filepath.Join(d.Path, "volumes/app/v")) == all {
 				t.Errorf("all=%v k=%d (%s): volume present=%v", all, k, at, !all)
 			}
+			if exists(filepath.Join(d.Path, Identity, "ssh_host_ed25519_key")) == all {
+				t.Errorf("all=%v k=%d (%s): identity present=%v", all, k, at, !all)
+			}
 			st, err := d.ReadState()
 			if err != nil || st.LastReset == nil || st.LastReset.Trigger != TriggerCmdline || st.LastReset.All != all || st.Resets != 1 {
 				t.Errorf("all=%v k=%d (%s): state %+v %v", all, k, at, st, err)
@@ -87,7 +92,11 @@ func TestResetStepsIdempotent(t *testing.T) {
 			for _, n := range names {
 				got = append(got, n.Name())
 			}
-			if want := []string{StateFile, Trash, Upper, Volumes, Work}; !slices.Equal(got, want) {
+			want := []string{Identity, StateFile, Trash, Upper, Volumes, Work}
+			if all { // no new identity until the agent makes one
+				want = want[1:]
+			}
+			if !slices.Equal(got, want) {
 				t.Errorf("all=%v k=%d: data dir has %q, want %q", all, k, got, want)
 			}
 			if at == "" {
@@ -106,6 +115,30 @@ func TestResetHost(t *testing.T) {
 	}
 	if exists(filepath.Join(d.Path, "upper/etc")) || !exists(filepath.Join(d.Path, "volumes/app/v")) || len(d.TrashEntries()) != 0 {
 		t.Error("not reset, or volume wiped, or trash left")
+	}
+}
+
+// TestResetIdentity: the SSH host keys survive a factory reset and go to
+// the trash with the volumes on reset --all; a data dir without an
+// identity resets fine.
+func TestResetIdentity(t *testing.T) {
+	key := func(d Dir) string { return filepath.Join(d.Path, Identity, "ssh_host_ed25519_key") }
+	d := makeDataDir(t)
+	if _, err := d.Reset(TriggerHost, false); err != nil || !exists(key(d)) {
+		t.Fatalf("factory reset: %v, key kept=%v", err, exists(key(d)))
+	}
+	if _, err := d.ScheduleReset(TriggerCommand, true, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	rec, err := d.ResumeReset(time.Now())
+	if err != nil || exists(filepath.Join(d.Path, Identity)) {
+		t.Fatalf("reset --all: %+v %v, identity kept=%v", rec, err, exists(filepath.Join(d.Path, Identity)))
+	}
+	if !exists(filepath.Join(d.Path, Trash, rec.ID+"-"+Identity, "ssh_host_ed25519_key")) {
+		t.Errorf("identity not in the trash: %v", d.TrashEntries())
+	}
+	if _, err := d.Reset(TriggerHost, true); err != nil {
+		t.Errorf("reset --all without an identity: %v", err)
 	}
 }
 

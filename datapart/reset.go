@@ -141,8 +141,8 @@ func (d Dir) ScheduleReset(trigger string, all bool, now time.Time) (*ResetInten
 // idempotent, so a power cut anywhere is completed by the next call:
 //
 //  1. (ScheduleReset) write rfs-reset-pending durably — the commit point
-//  2. rename upper, work (and volumes), and the upper's record
-//     (rfs-upper.json) into trash/ID-NAME, one rename each
+//  2. rename upper, work (and volumes and identity), and the upper's
+//     record (rfs-upper.json) into trash/ID-NAME, one rename each
 //  3. create fresh, empty upper, work (and volumes); fsync data and trash
 //  4. record the reset in rfs-state.json, remove rfs-reset-pending, fsync
 //
@@ -160,10 +160,14 @@ func (d Dir) ResumeReset(now time.Time) (*ResetRecord, error) {
 		return nil, err
 	}
 	dirs := []string{Upper, Work}
+	moved := []string{UpperRecordFile}
 	if in.All {
+		// The identity goes too, and is not recreated: the agent makes
+		// new host keys at the next boot.
 		dirs = append(dirs, Volumes)
+		moved = append(moved, Identity)
 	}
-	for _, name := range append(dirs, UpperRecordFile) {
+	for _, name := range append(dirs, moved...) {
 		dst := filepath.Join(trash, in.ID+"-"+name)
 		if _, err := os.Lstat(dst); err == nil {
 			continue // moved before a power cut; what is there now is new
@@ -173,7 +177,7 @@ func (d Dir) ResumeReset(now time.Time) (*ResetRecord, error) {
 		if err := os.Rename(d.path(name), dst); err != nil && !errors.Is(err, os.ErrNotExist) {
 			return nil, fmt.Errorf("move %s to the trash: %w", name, err)
 		}
-		if name != UpperRecordFile {
+		if name != UpperRecordFile && name != Identity {
 			d.step("reset:move-" + name)
 		}
 	}

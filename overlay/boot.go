@@ -49,6 +49,9 @@ type Boot struct {
 	// BootFSType is the filesystem of the boot partition (rfs.boot),
 	// default "vfat"; tests on kernels without vfat override it.
 	BootFSType string
+	// SetClock sets the wall clock (default settimeofday); tests
+	// override it, as a test must never set the host's clock.
+	SetClock func(time.Time) error
 
 	start time.Time
 	undo  []func() // reverse-order cleanup of the current attempt
@@ -56,13 +59,19 @@ type Boot struct {
 	// lowerBuildID is BUILD_ID of the base lower's /etc/os-release, "" if
 	// unknown.
 	lowerBuildID string
-	layers       []*RootMatch // rfs.layers, bottom to top
-	scanner      *BlockScanner
-	lastScan     []BlockDevice
-	degraded     string     // why this boot is not what was asked for
-	data         *dataMount // the data partition, if mounted
-	upperRW      string     // real path of the overlay's upper dir (rw)
-	workRW       string     // real path of the overlay's work dir
+	// lowerBuilt is the base lower's build time (its os-release mtime),
+	// zero if unknown.
+	lowerBuilt time.Time
+	// clock is what restoreClock did: once per boot, not per attempt
+	// (a retry would find the clock already set).
+	clock    *ClockStatus
+	layers   []*RootMatch // rfs.layers, bottom to top
+	scanner  *BlockScanner
+	lastScan []BlockDevice
+	degraded string     // why this boot is not what was asked for
+	data     *dataMount // the data partition, if mounted
+	upperRW  string     // real path of the overlay's upper dir (rw)
+	workRW   string     // real path of the overlay's work dir
 }
 
 // NewBoot returns a Boot for the given root directory and console.
@@ -357,11 +366,11 @@ func (b *Boot) MountLower(m *RootMatch) error {
 	}
 	b.umountLater(target)
 	b.lower = m
-	id, err := readBuildID(target)
+	id, built, err := readBuildID(target)
 	if err != nil {
 		b.Logf("warning: %v: the upper cannot be tied to this lower's build", err)
 	}
-	b.lowerBuildID = id
+	b.lowerBuildID, b.lowerBuilt = id, built
 	b.Status.Lower = []LayerStatus{{Device: m.Path, PARTUUID: m.PARTUUID, Mountpoint: LowerDir, FSType: "squashfs", BuildID: id}}
 	b.Debugf("mounted %s (squashfs) on %s", m.Path, LowerDir)
 	b.Status.Timings.Lower = ms(time.Since(t0))
@@ -719,7 +728,7 @@ func (b *Boot) Prepare() (err error) {
 		}
 	}()
 	b.Status = Status{Timings: Timings{Mounts: b.Status.Timings.Mounts}}
-	b.degraded, b.data, b.lastScan, b.layers, b.lowerBuildID = "", nil, nil, nil, ""
+	b.degraded, b.data, b.lastScan, b.layers, b.lowerBuildID, b.lowerBuilt = "", nil, nil, nil, "", time.Time{}
 	m, err := b.WaitRoot()
 	if err != nil {
 		return err
@@ -731,6 +740,7 @@ func (b *Boot) Prepare() (err error) {
 		return err
 	}
 	b.SetupData()
+	b.restoreClock("") // no data partition: the build time only
 	if err := b.MountUpper(); err != nil {
 		return err
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -18,22 +19,26 @@ const maxOSRelease = 64 << 10
 
 // readBuildID returns BUILD_ID from /etc/os-release of the tree at root
 // (the base lower; rfs writes the build ID there, and it covers the root
-// and the layers). Symlinks resolve inside root.
-func readBuildID(root string) (string, error) {
+// and the layers), and the file's mtime: rfs gives every file the build's
+// epoch, so it is the image's build time (zero if the file is missing).
+// Symlinks resolve inside root.
+func readBuildID(root string) (string, time.Time, error) {
 	dfd, err := unix.Open(root, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
-		return "", err
+		return "", time.Time{}, err
 	}
 	defer unix.Close(dfd)
 	f, err := openInRoot(dfd, "/etc/os-release", unix.O_RDONLY|unix.O_NONBLOCK)
 	if err != nil {
-		return "", fmt.Errorf("lower /etc/os-release: %w", err)
+		return "", time.Time{}, fmt.Errorf("lower /etc/os-release: %w", err)
 	}
 	defer f.Close()
-	if st, err := f.Stat(); err != nil || !st.Mode().IsRegular() {
-		return "", errors.New("lower /etc/os-release is not a regular file")
+	st, err := f.Stat()
+	if err != nil || !st.Mode().IsRegular() {
+		return "", time.Time{}, errors.New("lower /etc/os-release is not a regular file")
 	}
-	return parseBuildID(io.LimitReader(f, maxOSRelease))
+	id, err := parseBuildID(io.LimitReader(f, maxOSRelease))
+	return id, st.ModTime(), err
 }
 
 // parseBuildID finds BUILD_ID in os-release content (KEY=value lines,

@@ -115,6 +115,9 @@ func (b *Boot) SetupData() {
 	b.Debugf("mounted %s (ext4) on %s", m.Path, DataStaging)
 	tm := time.Now()
 	b.Status.Timings.DataMount = ms(tm.Sub(t0))
+	// Before the reset and the growth, so that their records have a
+	// plausible time on a device without a real-time clock.
+	b.restoreClock(staging)
 
 	if err := b.resetIfAsked(); err != nil {
 		b.degrade("factory reset failed: %v: %s", err, consequence)

@@ -23,10 +23,13 @@
 //     merged view without it would be wrong, so it is never skipped.
 //  5. with rfs.data: the data partition (see "Data partition" below): find
 //     it (same scan as the root, up to DataWait = 3 s more), check the ext4
-//     magic, mount it at /run/rfs/.data-rw; complete a pending reset, then
+//     magic, mount it at /run/rfs/.data-rw; restore the clock (below);
+//     complete a pending reset, then
 //     perform a requested one (rfs.reset, flag file on rfs.boot); grow the
 //     partition and the filesystem to the end of the disk; check free
 //     space. Anything wrong degrades the boot to a tmpfs upper (below).
+//     Without a data partition the clock is restored from the build time
+//     alone.
 //  6. the upper: rfs.upper=data and a usable data partition: upper/ and
 //     work/ on it; otherwise a tmpfs at /run/rfs/.upper-rw with upper/ and
 //     work/ (the upper dir gets the owner and mode of the topmost lower's
@@ -178,11 +181,24 @@
 // --now). Steps, each idempotent, so a power cut anywhere is completed by
 // the next boot (old state before step 1, reset state after it):
 // (1) write rfs-reset-pending (temp, fsync, rename, fsync dir) — the commit
-// point; (2) rename upper, work (and volumes) and rfs-upper.json into trash/; (3) mkdir fresh
-// ones, fsync; (4) rfs-state.json, remove the intent, fsync; (5) clear the
+// point; (2) rename upper, work (and with all: volumes and identity, the
+// SSH host keys) and rfs-upper.json into trash/; (3) mkdir fresh upper,
+// work (and volumes; the agent makes a new identity), fsync; (4) rfs-state.json, remove the intent, fsync; (5) clear the
 // flag. The cost is a few renames and fsyncs whatever the file count; the
 // trash is deleted in the background after switch_root (and again at the
 // next boot if cut short).
+//
+// The clock. A device without a real-time clock boots in 1970. Once per
+// boot, right after the data partition is mounted (before a reset or a
+// growth records a time), the init sets the clock forward to the later of
+// the image's build time (the mtime of the base lower's /etc/os-release:
+// rfs gives every file the build's epoch) and the saved time (the data
+// partition's rfs-clock, agentconf.ClockFile: one RFC 3339 time, at most
+// 128 bytes, written by the agent; garbage or a time past 2200 is ignored
+// with a warning), if the clock is earlier. It prints "rfs: clock set from
+// OLD to the saved|build time NEW" and records status.json "clock"
+// (ClockStatus: source saved|build|kernel, set_to, kernel, saved, build,
+// error). It never sets the clock back.
 //
 // Volumes. The lower's /etc/rfs/volumes lists "NAME /absolute/path" per
 // line (NAME: [a-z0-9_.-]+; # comments). The init bind-mounts
@@ -217,14 +233,33 @@
 //	/run/rfs/layers/N     layer N of rfs.layers (read-only), 1 = lowest
 //	/run/rfs/upper        the upper layer's upper dir, bound read-only
 //	                      (what changed since the factory state)
-//	/run/rfs/data         the data partition (rw: volumes/, rfs-reset-pending),
-//	                      its upper/ and work/ covered by read-only binds
-//	/run/rfs/status.json  Status, JSON
+//	/run/rfs/data         the data partition (rw: volumes/, rfs-reset-pending,
+//	                      the agent's identity/ and rfs-clock), its upper/ and
+//	                      work/ covered by read-only binds (agentconf.DataDir)
+//	/run/rfs/status.json  Status, JSON; the agent merges its status in under
+//	                      "agent" (the init's writes, all before rfs.init
+//	                      starts, keep that key)
+//	/run/rfs/log/NAME.log the output of `rfs-init supervise /path/NAME`
+//	                      (agentconf.LogDir; NAME.log.1 the previous MiB)
 //	/run/rfs/bin/rfs-init the init, as helper: rfs-init status [--json],
 //	                      rfs-init reset [--all] [--no-reboot],
 //	                      rfs-init diff [--json] (the live system's changes,
 //	                      with rfs diff's A/C/D rules)
 //	/run/rfs/gc.log       the background deletion of wiped files
+//
+// Supervision. `rfs-init supervise PROG` (started by `rfs-init services`
+// for each line of /etc/rfs/services on u-root, or from an inittab) runs
+// PROG again whenever it exits: after 1 s, doubling to at most 30 s, back
+// to 1 s once a run lasted a minute, printing "rfs: service NAME exited
+// (STATUS); restarting in Ns". PROG's stdout and stderr go to the
+// console and to /run/rfs/log/NAME.log. SIGTERM or SIGINT is forwarded to
+// PROG; the supervisor exits once PROG has ended, so a shutdown is not
+// held up.
+//
+// Status. `rfs-init status` also shows the agent's status (hostname,
+// interfaces, DNS, clock, SSH) from /run/rfs/agent.json
+// (agentconf.StatusFile), or else from status.json's "agent"; --json has
+// it under "agent".
 //
 // Note: /proc/self/mountinfo shows the overlay's upperdir= and workdir= as
 // /run/rfs/.upper-rw/... or /run/rfs/.data-rw/..., staging paths that are

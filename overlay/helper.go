@@ -11,15 +11,17 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/rfsbuild/rfs/agentconf"
 	"github.com/rfsbuild/rfs/datapart"
 )
 
 // HelperUsage is printed by `rfs-init help`.
 const HelperUsage = `usage (on the booted device, not as PID 1):
-  rfs-init status [--json]          upper mode, data partition size/free, last reset, degraded reason
+  rfs-init status [--json]          upper mode, data partition size/free, last reset, degraded reason,
+                                    network, clock and SSH (from the agent)
   rfs-init diff [--json]            what changed since the factory state: A added, C changed, D deleted
   rfs-init reset [--all] [--no-reboot]
-                                    schedule a factory reset (upper and work; --all: also volumes)
+                                    schedule a factory reset (upper and work; --all: also volumes and SSH host keys)
                                     on the data partition and reboot; the init performs it at boot
 `
 
@@ -75,34 +77,65 @@ func helperStatus(args []string, stdout, stderr io.Writer) int {
 		}
 		asJSON = true
 	}
-	s, err := ReadStatus(statusRoot + StatusPath)
+	s, err := liveStatus(statusRoot)
 	if err != nil {
 		fmt.Fprintf(stderr, "rfs-init status: %v (was the system booted by rfs-init?)\n", err)
 		return 1
-	}
-	// Refresh what changes while the system runs.
-	if s.Data != nil && s.Data.Error == "" || s.Data != nil && s.Data.Error == "full" {
-		dir := statusRoot + s.Data.Mountpoint
-		var sfs unix.Statfs_t
-		if unix.Statfs(dir, &sfs) == nil {
-			s.Data.SizeBytes = int64(sfs.Blocks) * int64(sfs.Bsize)
-			s.Data.FreeBytes = int64(sfs.Bavail) * int64(sfs.Bsize)
-		}
-		if st, err := dataDir(dir).ReadState(); err == nil {
-			s.Data.LastReset = st.LastReset
-			s.Data.LastGrow = st.LastGrow
-		}
-		s.Data.Trash = len(dataDir(dir).TrashEntries())
-		if in, _ := dataDir(dir).ReadResetIntent(); in != nil {
-			s.Warnings = append(s.Warnings, fmt.Sprintf("factory reset pending (%s, requested %s%s): performed at the next boot", in.Trigger, in.Time, map[bool]string{true: ", all"}[in.All]))
-		}
 	}
 	if asJSON {
 		b, _ := json.MarshalIndent(s, "", "  ")
 		stdout.Write(append(b, '\n'))
 		return 0
 	}
-	w := func(k, v string) { fmt.Fprintf(stdout, "%-14s %s\n", k+":", v) }
+	writeStatusText(stdout, s)
+	return 0
+}
+
+// liveStatus reads status.json under root ("" on the device) and
+// refreshes what changes while the system runs: the data partition's
+// free space and records, and the agent's status (agentconf.StatusFile,
+// preferred to the copy the agent merges into status.json).
+func liveStatus(root string) (*Status, error) {
+	s, err := ReadStatus(root + StatusPath)
+	if err != nil {
+		return nil, err
+	}
+	if s.Data != nil && (s.Data.Error == "" || s.Data.Error == "full") {
+		refreshData(root, s)
+	}
+	a, err := readAgentStatus(root + agentconf.StatusFile)
+	switch {
+	case err != nil:
+		s.Warnings = append(s.Warnings, "agent status: "+err.Error())
+	case a != nil:
+		s.Agent = a
+	}
+	if _, err := os.Stat(root + agentconf.ConfigFile); err == nil && s.Agent == nil {
+		s.Warnings = append(s.Warnings, fmt.Sprintf("the agent is configured (%s) but has published no status (%s); see %s/%s.log", agentconf.ConfigFile, agentconf.StatusFile, agentconf.LogDir, filepath.Base(agentconf.Binary)))
+	}
+	return s, nil
+}
+
+func refreshData(root string, s *Status) {
+	dir := root + s.Data.Mountpoint
+	var sfs unix.Statfs_t
+	if unix.Statfs(dir, &sfs) == nil {
+		s.Data.SizeBytes = int64(sfs.Blocks) * int64(sfs.Bsize)
+		s.Data.FreeBytes = int64(sfs.Bavail) * int64(sfs.Bsize)
+	}
+	if st, err := dataDir(dir).ReadState(); err == nil {
+		s.Data.LastReset = st.LastReset
+		s.Data.LastGrow = st.LastGrow
+	}
+	s.Data.Trash = len(dataDir(dir).TrashEntries())
+	if in, _ := dataDir(dir).ReadResetIntent(); in != nil {
+		s.Warnings = append(s.Warnings, fmt.Sprintf("factory reset pending (%s, requested %s%s): performed at the next boot", in.Trigger, in.Time, map[bool]string{true: ", all"}[in.All]))
+	}
+}
+
+// writeStatusText is `rfs-init status` without --json.
+func writeStatusText(out io.Writer, s *Status) {
+	w := func(k, v string) { fmt.Fprintf(out, "%-14s %s\n", k+":", v) }
 	w("upper", s.Mode)
 	if s.Upper.Device != "" {
 		w("upper device", s.Upper.Device)
@@ -113,39 +146,16 @@ func helperStatus(args []string, stdout, stderr io.Writer) int {
 	if s.Upper.MadeAgainst != "" {
 		w("upper made", "against build "+s.Upper.MadeAgainst+" (recorded as the lower's build at this boot)")
 	}
-	if d := s.Data; d != nil {
-		state := "in use"
-		if d.Error != "" {
-			state = "not used: " + d.Error
-		}
-		w("data", fmt.Sprintf("%s PARTUUID=%s on %s (%s)", d.Device, d.PARTUUID, d.Mountpoint, state))
-		if d.SizeBytes > 0 {
-			w("data size", fmt.Sprintf("%s, %s free", humanSize(d.SizeBytes), humanSize(d.FreeBytes)))
-		}
-		if r := d.LastReset; r != nil {
-			what := "upper"
-			if r.All {
-				what = "upper and volumes"
-			}
-			w("last reset", fmt.Sprintf("%s by %s (%s)", r.Time, r.Trigger, what))
-		} else {
-			w("last reset", "never")
-		}
-		if g := d.LastGrow; g != nil {
-			w("grown", fmt.Sprintf("%s: %s -> %s", g.Time, humanSize(g.FromBytes), humanSize(g.ToBytes)))
-		}
-		if d.Trash > 0 {
-			w("trash", fmt.Sprintf("%d wiped dir(s) still being deleted", d.Trash))
-		}
-	} else {
-		w("data", "none (rfs.data not given)")
-	}
+	writeDataText(w, s.Data)
 	for _, v := range s.Volumes {
 		st := "mounted"
 		if v.Error != "" {
 			st = "NOT mounted: " + v.Error
 		}
 		w("volume", fmt.Sprintf("%s on %s (%s)", v.Name, v.Path, st))
+	}
+	if c := s.Clock; c != nil && c.SetTo != "" {
+		w("boot clock", fmt.Sprintf("set from %s to the %s time %s", c.Kernel, c.Source, c.SetTo))
 	}
 	if s.Degraded != "" {
 		w("DEGRADED", s.Degraded)
@@ -155,8 +165,40 @@ func helperStatus(args []string, stdout, stderr io.Writer) int {
 	for _, x := range s.Warnings {
 		w("warning", x)
 	}
+	if s.Agent != nil {
+		writeAgentText(out, s.Agent)
+	}
 	w("version", s.Version)
-	return 0
+}
+
+func writeDataText(w func(k, v string), d *DataStatus) {
+	if d == nil {
+		w("data", "none (rfs.data not given)")
+		return
+	}
+	state := "in use"
+	if d.Error != "" {
+		state = "not used: " + d.Error
+	}
+	w("data", fmt.Sprintf("%s PARTUUID=%s on %s (%s)", d.Device, d.PARTUUID, d.Mountpoint, state))
+	if d.SizeBytes > 0 {
+		w("data size", fmt.Sprintf("%s, %s free", humanSize(d.SizeBytes), humanSize(d.FreeBytes)))
+	}
+	if r := d.LastReset; r != nil {
+		what := "upper"
+		if r.All {
+			what = "upper and volumes"
+		}
+		w("last reset", fmt.Sprintf("%s by %s (%s)", r.Time, r.Trigger, what))
+	} else {
+		w("last reset", "never")
+	}
+	if g := d.LastGrow; g != nil {
+		w("grown", fmt.Sprintf("%s: %s -> %s", g.Time, humanSize(g.FromBytes), humanSize(g.ToBytes)))
+	}
+	if d.Trash > 0 {
+		w("trash", fmt.Sprintf("%d wiped dir(s) still being deleted", d.Trash))
+	}
 }
 
 func helperReset(args []string, stdout, stderr io.Writer) int {
@@ -191,7 +233,7 @@ func helperReset(args []string, stdout, stderr io.Writer) int {
 	}
 	what := "the upper layer (volumes are kept)"
 	if in.All {
-		what = "the upper layer and all volumes"
+		what = "the upper layer, all volumes and the SSH host keys"
 	}
 	fmt.Fprintf(stdout, "factory reset of %s scheduled; it happens at the next boot\n", what)
 	if !reboot {

@@ -20,6 +20,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/rfsbuild/rfs/agentconf"
 	"github.com/rfsbuild/rfs/datapart"
 	"github.com/rfsbuild/rfs/ext4fs/ext4sb"
 	"github.com/rfsbuild/rfs/ptable"
@@ -35,6 +36,11 @@ import (
 
 // childTestHooks applies the test knobs given to the boot child.
 func childTestHooks(b *Boot) {
+	// Never the host's clock: say what would be set.
+	b.SetClock = func(t time.Time) error {
+		os.Stdout.WriteString("RFS-TEST CLOCK SET " + t.UTC().Format(time.RFC3339) + "\n")
+		return nil
+	}
 	if fs := os.Getenv("RFS_TEST_BOOTFS"); fs != "" {
 		b.BootFSType = fs
 	}
@@ -334,6 +340,10 @@ func persistChecks(args []string) int {
 			if c := Helper(a, os.Stdout, os.Stdout); c != 0 {
 				fail("rfs-init reset: exit %d", c)
 			}
+		case "clock":
+			if s.Clock == nil || s.Clock.Source != v {
+				fail("clock %+v, want source %s", s.Clock, v)
+			}
 		case "status":
 			Helper([]string{"status"}, os.Stdout, os.Stdout)
 			b, _ := json.Marshal(s.Timings)
@@ -407,6 +417,31 @@ func TestDataPersists(t *testing.T) {
 	if out := run(t, "", needTool(t, "e2fsck"), "-fn", fx.part(3)); !strings.Contains(out, "clean") && !strings.Contains(out, "files") {
 		t.Errorf("e2fsck: %s", out)
 	}
+}
+
+// TestClockRestore: the saved time on the data partition sets the clock
+// forward early at boot (the setter is the test's: the host clock is
+// left alone), status.json says so, and the agent's files on the data
+// partition (the clock, the identity) are where agentconf says, survive
+// a reboot and a factory reset; reset --all wipes the identity only.
+func TestClockRestore(t *testing.T) {
+	t.Parallel()
+	fx := newDataDisk(t, false, 16, 0)
+	f := filepath.Join(t.TempDir(), "clock")
+	os.WriteFile(f, []byte("2150-01-02T03:04:05Z"), 0o644)
+	run(t, "", needTool(t, "debugfs"), "-w", "-R", "write "+f+" "+agentconf.ClockFile, fx.part(3))
+	data := agentconf.DataDir + "/"
+	out := fx.bootOK(t, "", "clock:saved", "e:"+data+agentconf.ClockFile+"=2150-01-02T03:04:05Z",
+		"w:"+data+agentconf.IdentityDir+"/key=k")
+	if !strings.Contains(out, "RFS-TEST CLOCK SET 2150-01-02T03:04:05Z\n") || !strings.Contains(out, "to the saved time 2150-01-02T03:04:05Z\n") {
+		t.Error("the clock was not set to the saved time")
+	}
+	key := data + agentconf.IdentityDir + "/key"
+	fx.bootOK(t, "", "clock:saved", "e:"+key+"=k", "reset")
+	// A factory reset keeps the identity and the saved time; reset --all
+	// wipes the identity (the agent makes a new one), not the time.
+	fx.bootOK(t, "", "clock:saved", "e:"+key+"=k", "resetall")
+	fx.bootOK(t, "", "clock:saved", "a:"+data+agentconf.IdentityDir)
 }
 
 // TestUpperRecordsLower: a persistent upper records the build ID of its

@@ -5,10 +5,11 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"os/signal"
 	"strings"
 	"syscall"
-	"time"
 
+	"github.com/rfsbuild/rfs/agentconf"
 	"github.com/rfsbuild/rfs/datapart"
 )
 
@@ -71,18 +72,15 @@ func helperServices(stdout, stderr io.Writer) int {
 	return status
 }
 
-// helperSupervise runs prog forever, restarting it a second after it exits
-// (busybox init's respawn, for userlands without one).
+// helperSupervise runs prog until SIGTERM or SIGINT (forwarded to it),
+// restarting it with back-off; its output goes to the console and to
+// agentconf.LogDir/NAME.log.
 func helperSupervise(args []string, stdout, stderr io.Writer) int {
 	if len(args) != 1 || !strings.HasPrefix(args[0], "/") {
 		fmt.Fprintln(stderr, "usage: rfs-init supervise /absolute/program")
 		return 2
 	}
-	for {
-		cmd := exec.Command(args[0])
-		cmd.Stdout, cmd.Stderr = stdout, stderr
-		err := cmd.Run()
-		fmt.Fprintf(stderr, "rfs: service %s exited (%v); restarting in 1s\n", args[0], err)
-		time.Sleep(time.Second)
-	}
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
+	return newSupervisor(args[0], agentconf.LogDir, stdout, stderr, sigs).run()
 }

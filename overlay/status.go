@@ -2,8 +2,11 @@ package overlay
 
 import (
 	"encoding/json"
+	"fmt"
+	"io"
 	"os"
 
+	"github.com/rfsbuild/rfs/agentconf"
 	"github.com/rfsbuild/rfs/atomicfile"
 	"github.com/rfsbuild/rfs/datapart"
 )
@@ -34,9 +37,13 @@ type Status struct {
 	Data     *DataStatus       `json:"data,omitempty"`        // the data partition, if rfs.data was given
 	Volumes  []datapart.Volume `json:"volumes,omitempty"`     // from the lower's /etc/rfs/volumes
 	Mounts   []HostMountStatus `json:"host_mounts,omitempty"` // rfs.mount
+	Clock    *ClockStatus      `json:"clock,omitempty"`       // what the init did to the clock
 	Degraded string            `json:"degraded"`              // why the boot is not what was asked for; "" if it is
 	Warnings []string          `json:"warnings,omitempty"`
 	Cmdline  string            `json:"cmdline"`
+	// Agent is the agent's status (network, clock, SSH), merged in by the
+	// agent itself; the init's writes keep it.
+	Agent *agentconf.Status `json:"agent,omitempty"`
 }
 
 // LayerStatus is one read-only lower layer.
@@ -102,7 +109,16 @@ type Timings struct {
 }
 
 // WriteStatus writes s as JSON to path atomically (temp file + rename).
+// Without s.Agent, the agent's status already in the file is kept (the
+// agent merges it in; writes racing with the agent's are not merged).
 func WriteStatus(path string, s *Status) error {
+	if s.Agent == nil {
+		if old, err := ReadStatus(path); err == nil && old.Agent != nil {
+			c := *s
+			c.Agent = old.Agent
+			s = &c
+		}
+	}
 	b, err := json.MarshalIndent(s, "", "  ")
 	if err != nil {
 		return err
@@ -110,11 +126,22 @@ func WriteStatus(path string, s *Status) error {
 	return atomicfile.WriteFile(path, append(b, '\n'), 0o644)
 }
 
+// maxStatus bounds the read of status.json.
+const maxStatus = 4 << 20
+
 // ReadStatus reads a status file written by WriteStatus.
 func ReadStatus(path string) (*Status, error) {
-	b, err := os.ReadFile(path)
+	f, err := os.Open(path)
 	if err != nil {
 		return nil, err
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, maxStatus+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(b) > maxStatus {
+		return nil, fmt.Errorf("%s: larger than %d bytes", path, maxStatus)
 	}
 	var s Status
 	if err := json.Unmarshal(b, &s); err != nil {

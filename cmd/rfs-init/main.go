@@ -5,7 +5,9 @@
 //
 // Not as PID 1, the same binary is the on-device helper (the init installs
 // a copy at /run/rfs/bin/rfs-init): rfs-init status [--json],
-// rfs-init reset [--all] [--no-reboot], rfs-init diff [--json].
+// rfs-init reset [--all] [--no-reboot], rfs-init diff [--json], and
+// rfs-init supervise /path/PROG (restart PROG with back-off, log to the
+// console and /run/rfs/log/PROG.log).
 //
 // Build (as rfs does):
 //
