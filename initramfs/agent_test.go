@@ -45,8 +45,8 @@ func TestProgramWithThirdPartyModuleOffline(t *testing.T) {
 	}
 	sum := goSumLines(t, "golang.org/x/crypto v0.58.0", "golang.org/x/sys v0.49.0")
 	src := fstest.MapFS{
-		"go.mod": {Data: []byte("module example.com/p\n\ngo 1.26.0\n\nrequire (\n\tgolang.org/x/crypto v0.58.0\n\tgolang.org/x/sys v0.49.0 // indirect\n)\n")},
-		"go.sum": {Data: []byte(sum)},
+		"go.mod":        {Data: []byte("module example.com/p\n\ngo 1.26.0\n\nrequire (\n\tgolang.org/x/crypto v0.58.0\n\tgolang.org/x/sys v0.49.0 // indirect\n)\n")},
+		"go.sum":        {Data: []byte(sum)},
 		"cmd/p/main.go": {Data: []byte("package main\n\nimport \"golang.org/x/crypto/ssh\"\n\nfunc main() { _, _, _, _, _ = ssh.ParseAuthorizedKey(nil) }\n")},
 	}
 	// The modules must be in the cache: fill it once, online if need be.
