@@ -107,35 +107,46 @@ func CheckInterfaceName(name string) error {
 	return nil
 }
 
+// FieldError is a mistake in one key of an interface's settings
+// ("address"), so a caller can name the key's line.
+type FieldError struct {
+	Key string
+	Err error
+}
+
+func (e *FieldError) Error() string { return e.Err.Error() }
+func (e *FieldError) Unwrap() error { return e.Err }
+
 // CheckInterface checks one interface's settings: DHCP, or a static
 // ADDR/PREFIX with an optional gateway of the same family and DNS servers.
+// Its errors are *FieldError.
 func CheckInterface(ifc agentconf.Interface) error {
 	if ifc.Address == "" {
 		switch {
 		case !ifc.DHCP:
-			return fmt.Errorf("give dhcp: true or a static address")
+			return &FieldError{"dhcp", fmt.Errorf("give dhcp: true or a static address")}
 		case ifc.Gateway != "":
-			return fmt.Errorf("gateway needs a static address (DHCP gives the gateway)")
+			return &FieldError{"gateway", fmt.Errorf("gateway needs a static address (DHCP gives the gateway)")}
 		case len(ifc.DNS) > 0:
-			return fmt.Errorf("dns needs a static address (DHCP gives the DNS servers)")
+			return &FieldError{"dns", fmt.Errorf("dns needs a static address (DHCP gives the DNS servers)")}
 		}
 		return nil
 	}
 	if ifc.DHCP {
-		return fmt.Errorf("dhcp: true and a static address: choose one")
+		return &FieldError{"address", fmt.Errorf("dhcp: true and a static address: choose one")}
 	}
 	prefix, err := CheckAddress(ifc.Address)
 	if err != nil {
-		return err
+		return &FieldError{"address", err}
 	}
 	if ifc.Gateway != "" {
 		if err := CheckGateway(ifc.Gateway, prefix); err != nil {
-			return err
+			return &FieldError{"gateway", err}
 		}
 	}
 	for _, d := range ifc.DNS {
 		if err := CheckDNS(d); err != nil {
-			return err
+			return &FieldError{"dns", err}
 		}
 	}
 	return nil

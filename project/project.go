@@ -47,6 +47,10 @@ type File struct {
 	URootCommands []string `yaml:"uroot_commands"`
 	// Apps are Go programs built for the board and put in /usr/bin.
 	Apps []apps.App `yaml:"apps"`
+	// Network, Time and SSH configure the on-device agent; nil: defaults.
+	Network *Network `yaml:"network"`
+	Time    *Time    `yaml:"time"`
+	SSH     *SSH     `yaml:"ssh"`
 
 	// Dir is the directory the file was read from.
 	Dir string `yaml:"-"`
