@@ -3,6 +3,7 @@ package agentsetup
 import (
 	"bufio"
 	"bytes"
+	"errors"
 	"fmt"
 	"io"
 	"strings"
@@ -80,7 +81,10 @@ func isPrivate(line string) bool {
 // line, blank lines and # comments skipped. Errors name FILE:LINE.
 func ReadKeyFile(path string) ([]string, error) {
 	f, err := infile.Open("SSH key file", path)
-	if err != nil {
+	var special *infile.NotRegularError
+	if err != nil && !errors.As(err, &special) {
+		return nil, fmt.Errorf("SSH key file: %w", err)
+	} else if err != nil {
 		return nil, err
 	}
 	defer f.Close()
