@@ -83,7 +83,7 @@ func TestReadKeyFile(t *testing.T) {
 func TestIsInlineKey(t *testing.T) {
 	for in, want := range map[string]bool{
 		testKey: true, "keys/me.pub": false, "/home/me/.ssh/id_ed25519.pub": false,
-		"ecdsa-sha2-nistp256 AAAA": true, "-----BEGIN OPENSSH PRIVATE KEY-----": true, "ssh-keys.pub": true,
+		"ecdsa-sha2-nistp256 AAAA": true, "-----BEGIN OPENSSH PRIVATE KEY-----": true, "ssh-keys.pub": true, `from="10.0.0.0/8" ssh-ed25519 AAAA`: true, "my keys/ssh.pub": false,
 	} {
 		if got := IsInlineKey(in); got != want {
 			t.Errorf("IsInlineKey(%q) = %v, want %v", in, got, want)

@@ -16,9 +16,9 @@ import (
 // maxKeyFile bounds an authorized_keys file: a few hundred keys.
 const maxKeyFile = 1 << 20
 
-// keyTypePrefixes start every public key line OpenSSH writes: an entry
-// of ssh.authorized_keys that starts with one is a key, anything else a
-// file name.
+// keyTypePrefixes start the key of every public key line OpenSSH writes:
+// an entry of ssh.authorized_keys with a word starting with one is a key
+// (maybe after options), anything else a file name.
 var keyTypePrefixes = []string{"ssh-", "ecdsa-sha2-", "sk-ssh-", "sk-ecdsa-sha2-"}
 
 // IsInlineKey reports whether an ssh.authorized_keys entry is a key
@@ -27,7 +27,7 @@ var keyTypePrefixes = []string{"ssh-", "ecdsa-sha2-", "sk-ssh-", "sk-ecdsa-sha2-
 func IsInlineKey(entry string) bool {
 	e := strings.TrimSpace(entry)
 	for _, p := range keyTypePrefixes {
-		if strings.HasPrefix(e, p) {
+		if strings.HasPrefix(e, p) || strings.Contains(e, " "+p) {
 			return true
 		}
 	}

@@ -54,7 +54,7 @@ func typeErr(n *yaml.Node, format string, args ...any) error {
 
 // mapping checks n is a map with only the known keys and calls f per
 // key with its value.
-func mapping(n *yaml.Node, what string, known []string, f func(key string, v *yaml.Node) error) error {
+func mapping(n *yaml.Node, what string, known []string, f func(k, v *yaml.Node) error) error {
 	if n.Kind != yaml.MappingNode {
 		return typeErr(n, "%s: want a map", what)
 	}
@@ -63,7 +63,7 @@ func mapping(n *yaml.Node, what string, known []string, f func(key string, v *ya
 		if known != nil && !slices.Contains(known, k.Value) {
 			return typeErr(k, "%s: unknown key %q (want %s)", what, k.Value, strings.Join(known, ", "))
 		}
-		if err := f(k.Value, v); err != nil {
+		if err := f(k, v); err != nil {
 			return err
 		}
 	}
@@ -93,25 +93,25 @@ func (nw *Network) UnmarshalYAML(n *yaml.Node) error {
 		}
 		return typeErr(n, "network %q: want off, dhcp or a map {dhcp: true, interfaces: {eth0: {...}}}", n.Value)
 	}
-	return mapping(n, "network", []string{"dhcp", "interfaces"}, func(key string, v *yaml.Node) error {
-		if key == "dhcp" {
+	return mapping(n, "network", []string{"dhcp", "interfaces"}, func(k, v *yaml.Node) error {
+		if k.Value == "dhcp" {
 			nw.DHCP = new(bool)
 			return decode(v, "network.dhcp", nw.DHCP)
 		}
-		return mapping(v, "network.interfaces", nil, func(name string, v *yaml.Node) error {
-			ifc, err := parseInterface(name, v)
+		return mapping(v, "network.interfaces", nil, func(k, v *yaml.Node) error {
+			ifc, err := parseInterface(k.Value, k.Line, v)
 			nw.Interfaces = append(nw.Interfaces, ifc)
 			return err
 		})
 	})
 }
 
-func parseInterface(name string, n *yaml.Node) (Interface, error) {
-	ifc := Interface{Name: name, Lines: map[string]int{"name": n.Line}}
+func parseInterface(name string, line int, n *yaml.Node) (Interface, error) {
+	ifc := Interface{Name: name, Lines: map[string]int{"name": line}}
 	what := "network.interfaces." + name
-	err := mapping(n, what, []string{"dhcp", "address", "gateway", "dns"}, func(key string, v *yaml.Node) error {
-		ifc.Lines[key] = v.Line
-		switch key {
+	err := mapping(n, what, []string{"dhcp", "address", "gateway", "dns"}, func(k, v *yaml.Node) error {
+		ifc.Lines[k.Value] = v.Line
+		switch k.Value {
 		case "dhcp":
 			return decode(v, what+".dhcp", &ifc.DHCP)
 		case "address":
@@ -134,7 +134,7 @@ func (t *Time) UnmarshalYAML(n *yaml.Node) error {
 		}
 		return typeErr(n, "time %q: want off or {servers: [host, host:port]}", n.Value)
 	}
-	return mapping(n, "time", []string{"servers"}, func(_ string, v *yaml.Node) error {
+	return mapping(n, "time", []string{"servers"}, func(_, v *yaml.Node) error {
 		if err := decode(v, "time.servers", &t.Servers); err != nil {
 			return err
 		}
@@ -148,8 +148,8 @@ func (t *Time) UnmarshalYAML(n *yaml.Node) error {
 // UnmarshalYAML reads {authorized_keys: [...], port: N}.
 func (s *SSH) UnmarshalYAML(n *yaml.Node) error {
 	s.Line = n.Line
-	return mapping(n, "ssh", []string{"authorized_keys", "port"}, func(key string, v *yaml.Node) error {
-		if key == "port" {
+	return mapping(n, "ssh", []string{"authorized_keys", "port"}, func(k, v *yaml.Node) error {
+		if k.Value == "port" {
 			s.PortLine = v.Line
 			return decode(v, "ssh.port", &s.Port)
 		}
