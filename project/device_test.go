@@ -14,6 +14,7 @@ import (
 const (
 	edKey  = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIELECXPt5QmHTVmehValMeHuKLAQl/FTVT49R1+sitho me@laptop"
 	edKey2 = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIELECXPt5QmHTVmehValMeHuKLAQl/FTVT49R1+sitho other"
+	rsaKey = "ssh-rsa AAAAB3NzaC1yc2EAAAADAQABAAAAgQDfBMXPqGmnHR5Nnz4n2bq7i3TPVTEA8nzO4Uq3q8ExbBvJ8FmyxRXO8Hy3gwCKXbxBcLt5SrKZWv2jxxNrS4bx0y3VLbD4MV2X6b1gYpNKEyOVL4XbQh2XKpAOlv7WbZ6u5S4JQGbLz4GkJEnRrD3+vZpW7MaW3eJv4HNzxbBkBw== rsa@x"
 )
 
 func TestResolveDevice(t *testing.T) {
@@ -73,9 +74,9 @@ func TestResolveDevice(t *testing.T) {
 			}
 		}},
 		{name: "time bad server", yaml: "time:\n  servers:\n    - ntp.lan\n    - 'ntp lan'\n", wantErr: `{yaml}:4: time.servers "ntp lan"`},
-		{name: "keys from file and inline, deduplicated", yaml: "ssh:\n  port: 2222\n  authorized_keys:\n    - keys/me.pub\n    - " + edKey + "\n    - " + edKey2 + "\n",
+		{name: "keys from file and inline, deduplicated", yaml: "ssh:\n  port: 2222\n  authorized_keys:\n    - keys/me.pub\n    - " + rsaKey + "\n    - " + edKey2 + "\n",
 			check: func(t *testing.T, s *agentsetup.Settings) {
-				if !slices.Equal(s.Keys, []string{edKey, edKey2}) || s.SSH.Port != 2222 {
+				if !slices.Equal(s.Keys, []string{edKey, rsaKey}) || s.SSH.Port != 2222 {
 					t.Errorf("%+v", s)
 				}
 			}},

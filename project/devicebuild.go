@@ -136,12 +136,19 @@ func (r *resolver) ssh(s *agentsetup.Settings) error {
 			return fmt.Errorf("%s: %w", e.where, err)
 		}
 		for _, k := range keys {
-			if !slices.Contains(s.Keys, k) {
+			if !slices.ContainsFunc(s.Keys, func(old string) bool { return sameKey(old, k) }) {
 				s.Keys = append(s.Keys, k)
 			}
 		}
 	}
 	return nil
+}
+
+// sameKey reports whether two normalized key lines hold the same key,
+// whatever their comments: the first one given is kept.
+func sameKey(a, b string) bool {
+	fa, fb := strings.Fields(a), strings.Fields(b)
+	return len(fa) >= 2 && len(fb) >= 2 && fa[0] == fb[0] && fa[1] == fb[1]
 }
 
 // readKeyEntry reads an authorized_keys entry: an inline key, or a file.
