@@ -228,7 +228,7 @@ func TestInstallKeepsUsersResolvConf(t *testing.T) {
 	tr.Add(ResolvConfPath, &rootfs.Node{Type: rootfs.Regular, Perm: 0o644, Content: rootfs.Bytes("nameserver 10.0.0.1\n")})
 	s := Default()
 	notes, err := Install(tr, s, "rfs", []byte("x"), "busybox")
-	if err != nil || len(notes) != 1 || !strings.Contains(notes[0], "keeping the /etc/resolv.conf") {
+	if err != nil || len(notes) != 1 || !strings.Contains(notes[0], "/etc/resolv.conf comes with the files (a file): kept") {
 		t.Fatalf("Install: %q, %v", notes, err)
 	}
 	if tr.Lookup(agentconf.AuthorizedKeysFile) != nil {

@@ -78,7 +78,7 @@ func linkResolvConf(t *rootfs.Tree, s Settings) ([]string, error) {
 		if old.Type == rootfs.Symlink && old.Target == agentconf.ResolvConf {
 			return nil, nil
 		}
-		return []string{fmt.Sprintf("keeping the %s in the files (a %s): DNS servers from DHCP or rfs.yaml are not used", ResolvConfPath, old.Type)}, nil
+		return []string{fmt.Sprintf("%s comes with the files (a %s): kept, so the DNS servers the agent learns (DHCP, network dns:) are not used; leave it out to let the agent manage DNS", ResolvConfPath, old.Type)}, nil
 	}
 	if err := t.MkdirAll(path.Dir(ResolvConfPath), 0o755); err != nil {
 		return nil, err
