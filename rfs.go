@@ -18,6 +18,23 @@ import (
 //go:embed ext4fs/ext4sb/*.go squashfs/sqsb/*.go
 var InitSource embed.FS
 
+// AgentSource is the module's go.mod/go.sum and the packages the on-device
+// agent is built from: cmd/rfs-agent, agent and everything under it (a
+// directory pattern, so a new agent/NAME package is embedded without
+// touching this list; test files and testdata come along, harmlessly), and
+// the shared packages it imports. Its third-party modules come from the Go
+// module cache or proxy, checked against the embedded go.sum. Add a
+// pattern here when the agent imports a new rfs package outside agent/
+// (agent's TestAgentDeps fails until then).
+//
+//go:embed go.mod go.sum cmd/rfs-agent/*.go agent
+//go:embed agentconf/*.go atomicfile/*.go datapart/*.go
+var AgentSource embed.FS
+
+// AgentPackage is the import path, relative to the module root, of the
+// agent.
+const AgentPackage = "./cmd/rfs-agent"
+
 // InitPackage is the import path, relative to the module root, of the init.
 const InitPackage = "./cmd/rfs-init"
 

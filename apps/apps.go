@@ -243,10 +243,21 @@ func (b Builder) Install(ctx context.Context, t *rootfs.Tree, arch, userland str
 // (u-root): the programs go into the init's services list and u-root's
 // /bbin/uinit becomes the rfs init's helper, which supervises them.
 func AddSupervisedServices(t *rootfs.Tree, bins []string) error {
+	return AddSupervised(t, "Apps with service: true (rfs.yaml): started by rfs-init (as u-root's\nuinit) and restarted whenever they exit.", bins)
+}
+
+// AddSupervised appends programs to the init's services list (after a
+// "# " comment, one line or more), creating it and the /bbin/uinit link
+// on first use: apps and the rfs agent share them.
+func AddSupervised(t *rootfs.Tree, comment string, bins []string) error {
 	if len(bins) == 0 {
 		return nil
 	}
-	content := "# Apps with service: true (rfs.yaml): started by rfs-init (as u-root's\n# uinit) and restarted whenever they exit.\n" + strings.Join(bins, "\n") + "\n"
+	old, err := regularContent(t, datapart.ServicesFile)
+	if err != nil {
+		return fmt.Errorf("services: %w", err)
+	}
+	content := string(old) + commentLines(comment) + strings.Join(bins, "\n") + "\n"
 	if err := t.Add(datapart.ServicesFile, &rootfs.Node{Type: rootfs.Regular, Perm: 0o644, MTime: t.MTime, Content: rootfs.Bytes(content)}); err != nil {
 		return fmt.Errorf("services: %w", err)
 	}
@@ -256,35 +267,59 @@ func AddSupervisedServices(t *rootfs.Tree, bins []string) error {
 	return nil
 }
 
+// regularContent returns the content of the regular file at p, nil when
+// there is none.
+func regularContent(t *rootfs.Tree, p string) ([]byte, error) {
+	n := t.Lookup(p)
+	if n == nil {
+		return nil, nil
+	}
+	if n.Type != rootfs.Regular || n.Content == nil {
+		return nil, fmt.Errorf("%s is a %s, not a file", p, n.Type)
+	}
+	r, err := n.Content.Open()
+	if err != nil {
+		return nil, err
+	}
+	defer r.Close()
+	b, err := io.ReadAll(r)
+	if len(b) > 0 && b[len(b)-1] != '\n' {
+		b = append(b, '\n')
+	}
+	return b, err
+}
+
+// commentLines makes "# " lines of a comment.
+func commentLines(c string) string {
+	return "# " + strings.ReplaceAll(c, "\n", "\n# ") + "\n"
+}
+
 // AddServices appends a busybox inittab respawn line per program to
 // /etc/inittab: started after sysinit, output on the console, restarted
 // when it exits.
 func AddServices(t *rootfs.Tree, bins []string) error {
-	if len(bins) == 0 {
+	return AddInittab(t, "Apps with service: true (rfs.yaml): restarted whenever they exit.", bins)
+}
+
+// AddInittab appends a "::respawn:COMMAND" line per command to busybox's
+// /etc/inittab, after a "# " comment.
+func AddInittab(t *rootfs.Tree, comment string, commands []string) error {
+	if len(commands) == 0 {
 		return nil
 	}
-	n := t.Lookup("/etc/inittab")
-	if n == nil || n.Type != rootfs.Regular || n.Content == nil {
+	if n := t.Lookup("/etc/inittab"); n == nil || n.Type != rootfs.Regular || n.Content == nil {
 		return fmt.Errorf("services: no /etc/inittab in the tree")
 	}
-	r, err := n.Content.Open()
+	old, err := regularContent(t, "/etc/inittab")
 	if err != nil {
-		return err
-	}
-	old, err := io.ReadAll(r)
-	r.Close()
-	if err != nil {
-		return err
+		return fmt.Errorf("services: %w", err)
 	}
 	var buf bytes.Buffer
 	buf.Write(old)
-	if len(old) > 0 && old[len(old)-1] != '\n' {
-		buf.WriteByte('\n')
+	buf.WriteString(commentLines(comment))
+	for _, c := range commands {
+		fmt.Fprintf(&buf, "::respawn:%s\n", c)
 	}
-	buf.WriteString("# Apps with service: true (rfs.yaml): restarted whenever they exit.\n")
-	for _, p := range bins {
-		fmt.Fprintf(&buf, "::respawn:%s\n", p)
-	}
-	n.Content = rootfs.Bytes(buf.Bytes())
+	t.Lookup("/etc/inittab").Content = rootfs.Bytes(buf.Bytes())
 	return nil
 }

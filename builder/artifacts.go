@@ -182,8 +182,8 @@ func (c *Config) kernelStep(ctx context.Context) (path, origin string, err error
 }
 
 // baseTree makes the lower: the /etc skeleton, the base userland (from
-// its Source), the apps, the --files dirs, the volume list and the
-// rfs-init link. os-release is added once the build ID is known.
+// its Source), the apps, the --files dirs, the volume list, the agent and
+// the rfs-init link. os-release is added once the build ID is known.
 func (c *Config) baseTree(ctx context.Context, bbPath string) (*rootfs.Tree, *rootfs.Skeleton, string, error) {
 	tree := rootfs.New(c.Epoch)
 	skel := &rootfs.Skeleton{Hostname: c.Hostname, Login: c.Login, RootPasswordHash: c.RootHash, Version: rfs.Version(), Board: c.Board.Name}
@@ -198,6 +198,9 @@ func (c *Config) baseTree(ctx context.Context, bbPath string) (*rootfs.Tree, *ro
 		return nil, nil, "", err
 	}
 	if err := c.addVolumes(tree); err != nil {
+		return nil, nil, "", err
+	}
+	if err := c.installAgent(ctx, tree); err != nil {
 		return nil, nil, "", err
 	}
 	// The init copies itself to /run/rfs/bin at boot; this puts its on-device

@@ -18,6 +18,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/rfsbuild/rfs/agentsetup"
 	"github.com/rfsbuild/rfs/apps"
 	"github.com/rfsbuild/rfs/boards"
 	"github.com/rfsbuild/rfs/datapart"
@@ -134,6 +135,11 @@ type Config struct {
 	// top (rfs build --layer, e.g. made by rfs commit). Each gets its own
 	// partition rfs-layer-N between the root and the data partition.
 	Layers []string
+	// Device is the device's network, time and SSH setup: the on-device
+	// agent is installed when it has any on (agentsetup.Settings.Enabled).
+	// nil: no agent (rfs build always sets it: its default is DHCP and
+	// the NTP pool).
+	Device *agentsetup.Settings
 	// ProjectFile is the rfs.yaml the settings came from, if any: an input
 	// the output must not replace.
 	ProjectFile string

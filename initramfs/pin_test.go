@@ -37,7 +37,7 @@ func TestInitKeyIgnoresHostileSettings(t *testing.T) {
 	key := func(arch string) string {
 		t.Helper()
 		b := Builder{}
-		k, _, err := b.cacheKey(ctx, "go", arch, "v-test", buildEnv(arch))
+		k, _, err := b.cacheKey(ctx, "go", arch, "v-test", buildEnv(arch), Builder{}.initProgram())
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -48,7 +48,7 @@ func TestInitKeyIgnoresHostileSettings(t *testing.T) {
 		t.Fatal("arm64 and amd64 share a cache key")
 	}
 	// The key holds the effective settings: unpinned, GOARM64 changes it.
-	unpinned, _, err := Builder{}.cacheKey(ctx, "go", "arm64", "v-test", append(buildEnv("arm64"), "GOARM64=v8.2"))
+	unpinned, _, err := Builder{}.cacheKey(ctx, "go", "arm64", "v-test", append(buildEnv("arm64"), "GOARM64=v8.2"), Builder{}.initProgram())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -21,8 +21,11 @@ type BuildFlags struct {
 	Cmdline, Upper, Size, DataSize, Output, EFIStub  string
 	Emit                                             string
 	Files, Volumes, Layers                           []string
-	Login                                            bool
-	Epoch                                            int64
+	// Network is --network (off or dhcp); SSHKeys the --ssh-key files.
+	Network string
+	SSHKeys []string
+	Login   bool
+	Epoch   int64
 
 	Changed func(flag string) bool
 	// Getenv reads SOURCE_DATE_EPOCH; nil: os.Getenv.
@@ -83,7 +86,7 @@ func ResolveBuild(f BuildFlags) (*builder.Config, error) {
 		cfg.Login = *p.Login
 	}
 	r.paths(cfg)
-	for _, step := range []func(*builder.Config) error{r.owner, r.size, r.volumes, r.dataSize, r.epoch} {
+	for _, step := range []func(*builder.Config) error{r.owner, r.size, r.volumes, r.dataSize, r.epoch, r.device} {
 		if err := step(cfg); err != nil {
 			return nil, err
 		}

@@ -47,6 +47,10 @@ type File struct {
 	URootCommands []string `yaml:"uroot_commands"`
 	// Apps are Go programs built for the board and put in /usr/bin.
 	Apps []apps.App `yaml:"apps"`
+	// Network, Time and SSH configure the on-device agent; nil: defaults.
+	Network *Network `yaml:"network"`
+	Time    *Time    `yaml:"time"`
+	SSH     *SSH     `yaml:"ssh"`
 
 	// Dir is the directory the file was read from.
 	Dir string `yaml:"-"`
@@ -165,6 +169,30 @@ userland: busybox
 #     service: true
 #   - path: example.com/tool/cmd/x@v1.2.3
 #     name: x
+
+# The device's network, clock and SSH server, run by the rfs agent (a
+# supervised program rfs builds for the board; left out when network and
+# time are off and no SSH key is given). Default: DHCP (and IPv6 SLAAC) on
+# every wired interface, as it appears.
+# network: off                 # loopback only
+# network:
+#   dhcp: true                 # on the interfaces not listed below
+#   interfaces:
+#     eth0:
+#       address: 192.168.1.10/24
+#       gateway: 192.168.1.1
+#       dns: [192.168.1.1]
+#     usb0: {dhcp: true}
+# Clock: NTP from these servers (default: 0-2.pool.ntp.org), or off.
+# time:
+#   servers: [ntp.lan, "10.0.0.1:123"]
+# SSH for root, public keys only; no key: no SSH server. Each entry is a
+# public key file (relative to this file; several keys a file) or a key.
+# ssh:
+#   authorized_keys:
+#     - keys/me.pub
+#     - ssh-ed25519 AAAAC3Nza... me@laptop
+#   port: 22
 
 # Kernel: empty for the board's pinned kernel, or a kernel image file or a
 # directory holding vmlinuz (bring your own).

@@ -49,7 +49,9 @@ replaced as a whole, only if empty or an earlier --emit output.`,
   rfs build --volume /var/lib/app --volume wifi:/etc/wpa_supplicant
   rfs build --layer changes.sqfs             # stack a layer made by rfs commit
   rfs build --emit out/artifacts             # kernel, initramfs, cmdline, root.sqfs, boot/... (no image)
-  rfs build -o out/x.img --emit out/x        # the image and its artifacts`,
+  rfs build -o out/x.img --emit out/x        # the image and its artifacts
+  rfs build --ssh-key ~/.ssh/id_ed25519.pub  # SSH in as root with that key
+  rfs build --network off                    # no networking (loopback only)`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			cfg, err := resolveBuild(cmd, *f)
@@ -107,6 +109,8 @@ func buildFlagSet(cmd *cobra.Command, f *buildFlags, quiet *bool) {
 	fl.Int64Var(&f.Epoch, "epoch", 0, "timestamp of every file, seconds since 1970 (default $SOURCE_DATE_EPOCH or 2026-01-01)")
 	fl.BoolVarP(quiet, "quiet", "q", false, "print only the output paths")
 	fl.StringArrayVar(&f.Layers, "layer", nil, "stack squashfs FILE (e.g. from rfs commit) above the root, in order, bottom to top; repeatable")
+	fl.StringVar(&f.Network, "network", "", "device network: dhcp (on every wired interface: the default) or off; static addresses: network: in rfs.yaml")
+	fl.StringArrayVar(&f.SSHKeys, "ssh-key", nil, "authorize public key FILE (e.g. ~/.ssh/id_ed25519.pub) for root over SSH; repeatable (replaces ssh.authorized_keys of rfs.yaml)")
 	fl.StringVar(&f.EFIStub, "efi-stub", "", "UEFI boards: EFI stub of the unified kernel image (default: systemd-boot-efi's, e.g. /usr/lib/systemd/boot/efi/linuxx64.efi.stub)")
 }
 
