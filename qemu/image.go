@@ -53,6 +53,7 @@ func ForImageOn(path, dir string, persist bool, machine string) (Config, boards.
 		QEMU: board.QEMU, Arch: board.Arch,
 		Kernel: filepath.Join(dir, "kernel"), Initrd: filepath.Join(dir, "initrd"),
 		Append: boot.Cmdline, Disk: path, Persist: persist,
+		Net: Network{MAC: imageMAC(boot.Meta, path)},
 	}
 	if board.QEMU.Console != "" {
 		// The last console= is /dev/console: the one QEMU connects to stdio.
@@ -97,6 +98,21 @@ func ForImageOn(path, dir string, persist bool, machine string) (Config, boards.
 	return c, board, nil
 }
 
+// imageMAC is the guest MAC of the image: from the PARTUUID of its data
+// partition (the device's state, which a rebuild renews), else of its
+// root, else from its path.
+func imageMAC(m image.Meta, path string) string {
+	for _, id := range []string{m.DataGUID, m.RootGUID, m.BootGUID} {
+		if id != "" {
+			return MACFor(id)
+		}
+	}
+	if abs, err := filepath.Abs(path); err == nil {
+		path = abs
+	}
+	return MACFor(path)
+}
+
 // copyPadded copies src to dst and extends dst to size (sparse; 0: as is).
 func copyPadded(src, dst string, size int64) error {
 	in, err := infile.OpenDisk("image", src)
@@ -128,7 +144,8 @@ func (c Config) String() string {
 
 // forUEFI boots a UEFI board's image from its disk through the firmware.
 func forUEFI(board boards.Board, boot *image.Boot, path, dir string, persist bool) (Config, boards.Board, error) {
-	c := Config{QEMU: board.QEMU, Arch: board.Arch, Append: boot.Cmdline, ImageCmdline: boot.Cmdline, Disk: path, Persist: persist}
+	c := Config{QEMU: board.QEMU, Arch: board.Arch, Append: boot.Cmdline, ImageCmdline: boot.Cmdline, Disk: path, Persist: persist,
+		Net: Network{MAC: imageMAC(boot.Meta, path)}}
 	fw, err := findFirmware(board.QEMU.Firmware)
 	if err != nil {
 		return Config{}, board, err
