@@ -186,9 +186,9 @@ func (c Config) NetNote() string {
 	return fmt.Sprintf("QEMU's %s machine has no network device this guest can use, so it has no network (QEMU's Pi 3, --machine raspi3b, has one over USB)", c.QEMU.Machine)
 }
 
-// checkNet refuses a network that cannot be given: forwards without a
+// CheckNet refuses a network that cannot be given: forwards without a
 // network, or on a machine without a NIC; two forwards of one host port.
-func (c Config) checkNet() error {
+func (c Config) CheckNet() error {
 	n := c.Net
 	if _, err := ParseNetMode(string(n.mode())); err != nil {
 		return err

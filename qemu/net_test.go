@@ -112,9 +112,9 @@ func TestCheckNet(t *testing.T) {
 		{"bad MAC", "virt", Network{MAC: "52:54"}, "guest MAC"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			err := Config{QEMU: boards.QEMU{Machine: tc.machine}, Net: tc.net}.checkNet()
+			err := Config{QEMU: boards.QEMU{Machine: tc.machine}, Net: tc.net}.CheckNet()
 			if tc.err == "" && err != nil || tc.err != "" && (err == nil || !strings.Contains(err.Error(), tc.err)) {
-				t.Errorf("checkNet = %v, want %q", err, tc.err)
+				t.Errorf("CheckNet = %v, want %q", err, tc.err)
 			}
 		})
 	}

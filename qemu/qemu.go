@@ -124,7 +124,7 @@ func (c Config) Check() error {
 	if err := checkMachine(c.QEMU); err != nil {
 		return err
 	}
-	if err := c.checkNet(); err != nil {
+	if err := c.CheckNet(); err != nil {
 		return err
 	}
 	if c.KVM && runtime.GOOS != "linux" {
