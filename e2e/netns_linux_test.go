@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"regexp"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -49,8 +50,10 @@ func inPrivateNet(t *testing.T) bool {
 		t.Skip("a private network namespace needs root")
 	}
 	out, err := runInNetns(t)
-	if m := regexp.MustCompile(`(?m)^\s*--- SKIP: ` + regexp.QuoteMeta(t.Name()) + ` .*\n((?:\s{4,}.*\n)*)`).FindStringSubmatch(out); m != nil {
-		t.Skipf("in a private network namespace: %s", strings.TrimSpace(m[1]))
+	if i := strings.Index(out, "--- SKIP: "+t.Name()+" ("); i >= 0 {
+		// go test -v prints the reason just before the SKIP line.
+		lines := strings.Split(strings.TrimSpace(out[:i]), "\n")
+		t.Skipf("in a private network namespace: %s", strings.TrimSpace(lines[len(lines)-1]))
 	}
 	if err != nil {
 		t.Fatalf("in a private network namespace: %v", err)
@@ -164,5 +167,38 @@ func (l *lineLogger) flush() {
 	if len(l.pending) > 0 {
 		l.t.Log("netns| " + string(l.pending))
 		l.pending = nil
+	}
+}
+
+// TestPrivateNet: inPrivateNet runs the test in a network namespace other
+// than its parent's (the test binary that called it), with only a
+// loopback, up.
+func TestPrivateNet(t *testing.T) {
+	if !inPrivateNet(t) {
+		return
+	}
+	self, err1 := os.Readlink("/proc/self/ns/net")
+	parent, err2 := os.Readlink("/proc/" + strconv.Itoa(os.Getppid()) + "/ns/net")
+	if err1 != nil || err2 != nil || self == parent {
+		t.Errorf("network namespace %s, the parent's %s (%v, %v)", self, parent, err1, err2)
+	}
+	lo, err := net.InterfaceByName("lo")
+	if err != nil || lo.Flags&net.FlagUp == 0 {
+		t.Errorf("lo: %+v, %v", lo, err)
+	}
+	if port := serveLine(t, "x"); port == 0 {
+		t.Error("no listener on 127.0.0.1")
+	}
+}
+
+func TestRunPattern(t *testing.T) {
+	for name, want := range map[string]string{
+		"TestA":            "^TestA$",
+		"TestA/sub_one#01": `^TestA$/^sub_one#01$`,
+		"TestA/x.y":        `^TestA$/^x\.y$`,
+	} {
+		if got := runPattern(name); got != want {
+			t.Errorf("runPattern(%q) = %q, want %q", name, got, want)
+		}
 	}
 }
