@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"bytes"
+	"flag"
 	"net"
 	"os"
 	"os/exec"
@@ -71,7 +72,10 @@ func runInNetns(t *testing.T) (string, error) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	args := []string{"-test.run", runPattern(t.Name()), "-test.v", "-test.count=1"}
+	args := []string{"-test.run", runPattern(t.Name(), flagValue("test.run")), "-test.v", "-test.count=1"}
+	if skip := flagValue("test.skip"); skip != "" {
+		args = append(args, "-test.skip", skip)
+	}
 	if testing.Short() {
 		args = append(args, "-test.short")
 	}
@@ -92,13 +96,25 @@ func runInNetns(t *testing.T) (string, error) {
 }
 
 // runPattern is a -test.run pattern matching exactly the test named name
-// (and a subtest's parents, each level anchored).
-func runPattern(name string) string {
+// (each level of a subtest's name anchored), and within it the subtests
+// that run, go test's own pattern, selects (its deeper levels).
+func runPattern(name, run string) string {
 	parts := strings.Split(name, "/")
 	for i, p := range parts {
 		parts[i] = "^" + regexp.QuoteMeta(p) + "$"
 	}
+	if levels := strings.Split(run, "/"); run != "" && len(levels) > len(parts) {
+		parts = append(parts, levels[len(parts):]...)
+	}
 	return strings.Join(parts, "/")
+}
+
+// flagValue is the value of the test binary's flag name, "" if none.
+func flagValue(name string) string {
+	if f := flag.Lookup(name); f != nil {
+		return f.Value.String()
+	}
+	return ""
 }
 
 // enterPrivateNet checks the test runs in a private network namespace
@@ -192,13 +208,16 @@ func TestPrivateNet(t *testing.T) {
 }
 
 func TestRunPattern(t *testing.T) {
-	for name, want := range map[string]string{
-		"TestA":            "^TestA$",
-		"TestA/sub_one#01": `^TestA$/^sub_one#01$`,
-		"TestA/x.y":        `^TestA$/^x\.y$`,
+	for _, tc := range []struct{ name, run, want string }{
+		{"TestA", "", "^TestA$"},
+		{"TestA", "TestA", "^TestA$"},
+		{"TestA", "TestA/pi", "^TestA$/pi"},
+		{"TestA", "Test/pi|x/deep", "^TestA$/pi|x/deep"},
+		{"TestA/sub_one#01", "", `^TestA$/^sub_one#01$`},
+		{"TestA/x.y", "TestA/x", `^TestA$/^x\.y$`},
 	} {
-		if got := runPattern(name); got != want {
-			t.Errorf("runPattern(%q) = %q, want %q", name, got, want)
+		if got := runPattern(tc.name, tc.run); got != tc.want {
+			t.Errorf("runPattern(%q, %q) = %q, want %q", tc.name, tc.run, got, tc.want)
 		}
 	}
 }
