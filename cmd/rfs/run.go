@@ -63,10 +63,11 @@ Interactive by default: the serial console is this terminal; Ctrl-A X quits.
 With --expect, rfs watches the console instead and exits 0 as soon as the
 text appears, or non-zero (2) when --timeout passes first; for scripts and CI.
 
-The device gets one network interface (eth0) on QEMU's user network: it is
-10.0.2.15 by DHCP, the gateway 10.0.2.2. --net picks how far it reaches:
-  restricted  (default) nothing: neither this host nor beyond; only the ports
-              --forward and --ssh open, from this host, connect
+The device gets one network interface (eth0) on QEMU's user network, which
+needs no privileges: DHCP gives it 10.0.2.15, the gateway is 10.0.2.2.
+--net picks how far it reaches:
+  restricted  (default) neither this host nor beyond: only the ports --forward
+              and --ssh open connect, and only from this host
   internet    what this host reaches (10.0.2.2 is this host's loopback)
   none        no network interface
 --forward [tcp:|udp:]HOSTPORT:GUESTPORT makes 127.0.0.1:HOSTPORT on this host
