@@ -21,7 +21,7 @@ func TestGuestNetwork(t *testing.T) {
 		t.Skip("boots QEMU; skipped in -short mode")
 	}
 	img := buildImage(t, "qemu-arm64", nil)
-	pi3 := buildImage(t, "rpi3", nil)
+	pi3, pi4 := buildImage(t, "rpi3", nil), buildImage(t, "rpi4", nil)
 	if !inPrivateNet(t) {
 		return
 	}
@@ -59,18 +59,22 @@ func TestGuestNetwork(t *testing.T) {
 		}
 	})
 
-	// QEMU's Pi 3 has its NIC on USB: the kernel's cdc_ether eth0, whose
+	// QEMU's Pi models have the NIC on USB (dwc2; on the Pi 4 rfs turns
+	// it on in QEMU's device tree): the kernel's cdc_ether eth0, whose
 	// MAC is the image's with QEMU's usb-net first byte, 0x40.
-	t.Run("raspi3b", func(t *testing.T) {
-		hostSrv := serveLine(t, "from-host")
-		vm, cfg := bootNet(t, pi3, qemu.Network{Netdev: []string{qemu.GuestForward("10.0.2.100", 80, "127.0.0.1", hostSrv)}})
-		if mac := strings.TrimSpace(run(t, vm, "cat /sys/class/net/eth0/address")); mac != "40"+cfg.Net.MAC[2:] {
-			t.Errorf("eth0's MAC %s, want the image's %s with 40 first", mac, cfg.Net.MAC)
-		}
-		if out := run(t, vm, "nc -w 10 10.0.2.100 80 </dev/null"); !strings.Contains(out, "from-host") {
-			t.Errorf("guestfwd: the guest read %q, want from-host", out)
-		}
-	})
+	for _, pi := range []struct{ machine, img string }{{"raspi3b", pi3}, {"raspi4b", pi4}} {
+		t.Run(pi.machine, func(t *testing.T) {
+			needMachine(t, "rpi4", pi.machine)
+			hostSrv := serveLine(t, "from-host")
+			vm, cfg := bootNet(t, pi.img, qemu.Network{Netdev: []string{qemu.GuestForward("10.0.2.100", 80, "127.0.0.1", hostSrv)}})
+			if mac := strings.TrimSpace(run(t, vm, "cat /sys/class/net/eth0/address")); mac != "40"+cfg.Net.MAC[2:] {
+				t.Errorf("eth0's MAC %s, want the image's %s with 40 first", mac, cfg.Net.MAC)
+			}
+			if out := run(t, vm, "nc -w 10 10.0.2.100 80 </dev/null"); !strings.Contains(out, "from-host") {
+				t.Errorf("guestfwd: the guest read %q, want from-host", out)
+			}
+		})
+	}
 }
 
 // bootNet boots img with the network n (its MAC the image's) to a shell,

@@ -75,6 +75,11 @@ func ForImageOn(path, dir string, persist bool, machine string) (Config, boards.
 			// Images from before rfs carried this machine's tree lack it.
 			return Config{}, board, fmt.Errorf("%s: QEMU's %s needs its device tree from the image: %w (rebuild the image with this rfs)", path, board.QEMU.Machine, err)
 		}
+		if node := usbNodes[board.QEMU.Machine]; node != "" {
+			// QEMU's copy only; without the controller the guest has
+			// no network (NetNote says so).
+			c.usbOn = enableNode(dtb, node) == nil
+		}
 		c.DTB = filepath.Join(dir, board.QEMU.DTB)
 		if err := os.WriteFile(c.DTB, dtb, 0o644); err != nil {
 			return Config{}, board, err

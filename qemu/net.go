@@ -132,20 +132,29 @@ func MACFor(id string) string {
 	return fmt.Sprintf("52:54:00:%02x:%02x:%02x", h[0], h[1], h[2])
 }
 
-// nicDevice is QEMU's NIC model for machine, "" when rfs knows of none the
-// guest can use: QEMU's Pi 4 (raspi4b) models neither its GENET Ethernet
-// nor the PCIe xHCI behind its USB ports, and the Pi 4 device tree turns
-// off the dwc2 controller QEMU has; the Pi 3 (raspi3b) takes a USB NIC on
-// its dwc2 (the guest sees a cdc_ether eth0).
-func nicDevice(machine string) string {
-	switch machine {
+// nicDevice is QEMU's NIC model for the machine, "" when rfs knows of
+// none the guest can use. The Pi models have no PCI: a USB NIC on their
+// dwc2 controller, which the guest sees as a cdc_ether eth0. QEMU's Pi 4
+// (raspi4b) models neither the board's GENET Ethernet nor the PCIe xHCI
+// behind its USB-A ports, and the Pi 4 device tree keeps the dwc2 off:
+// ForImage turns it on in QEMU's copy (usbNodes), else there is no NIC.
+func (c Config) nicDevice() string {
+	switch c.QEMU.Machine {
 	case "virt", "q35", "pc":
 		return "virtio-net-pci"
 	case "raspi3b":
 		return "usb-net"
 	}
+	if c.usbOn {
+		return "usb-net"
+	}
 	return ""
 }
+
+// usbNodes are the device tree nodes of USB controllers that QEMU models
+// but the machine's device tree turns off: the Pi 4's dwc2 (the real
+// board's USB-C port, off there in favour of the xHCI that QEMU lacks).
+var usbNodes = map[string]string{"raspi4b": "/soc/usb@7e980000"}
 
 // netID is the user-mode netdev's id.
 const netID = "rfsnet0"
@@ -154,7 +163,7 @@ const netID = "rfsnet0"
 // NIC model), else a user-mode netdev and the machine's NIC on it.
 func (c Config) netArgs() []string {
 	n := c.Net
-	dev := nicDevice(c.QEMU.Machine)
+	dev := c.nicDevice()
 	if n.mode() == NetNone || dev == "" {
 		// Without it QEMU would add its default NIC on an unrestricted
 		// user network.
@@ -180,10 +189,10 @@ func (c Config) netArgs() []string {
 // NetNote says why the guest has no network when it was asked for one
 // and the machine has no NIC rfs can give it; empty otherwise.
 func (c Config) NetNote() string {
-	if c.Net.mode() == NetNone || nicDevice(c.QEMU.Machine) != "" {
+	if c.Net.mode() == NetNone || c.nicDevice() != "" {
 		return ""
 	}
-	return fmt.Sprintf("QEMU's %s machine has no network device this guest can use, so it has no network (QEMU's Pi 3, --machine raspi3b, has one over USB)", c.QEMU.Machine)
+	return fmt.Sprintf("QEMU's %s machine has no network device this guest can use, so it has no network (QEMU's virt and Pi 3 machines have one)", c.QEMU.Machine)
 }
 
 // CheckNet refuses a network that cannot be given: forwards without a
@@ -204,7 +213,7 @@ func (c Config) CheckNet() error {
 	if n.mode() == NetNone {
 		return errors.New("--forward and --ssh need a network: not with --net none")
 	}
-	if nicDevice(c.QEMU.Machine) == "" {
+	if c.nicDevice() == "" {
 		return fmt.Errorf("--forward, --ssh: %s", c.NetNote())
 	}
 	seen := map[string]bool{}

@@ -77,9 +77,11 @@ func TestNetArgs(t *testing.T) {
 		{"none", "virt", Network{Mode: NetNone, Forwards: fwd}, "-nic none"},
 		{"pi 3 over USB", "raspi3b", Network{}, "-netdev user,id=rfsnet0,restrict=on -device usb-net,netdev=rfsnet0"},
 		{"pi 4: no NIC", "raspi4b", Network{Mode: NetInternet}, "-nic none"},
+		{"pi 4 with its USB on", "raspi4b+usb", Network{}, "-netdev user,id=rfsnet0,restrict=on -device usb-net,netdev=rfsnet0"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			c := Config{QEMU: boards.QEMU{Machine: tc.machine, Memory: "1G"}, Net: tc.net}
+			machine, usbOn := strings.CutSuffix(tc.machine, "+usb")
+			c := Config{QEMU: boards.QEMU{Machine: machine, Memory: "1G"}, Net: tc.net, usbOn: usbOn}
 			got := strings.Join(c.Args(), " ")
 			if !strings.Contains(got, tc.want) {
 				t.Errorf("args %q lack %q", got, tc.want)
@@ -121,7 +123,7 @@ func TestCheckNet(t *testing.T) {
 }
 
 func TestNetNote(t *testing.T) {
-	if n := (Config{QEMU: boards.QEMU{Machine: "raspi4b"}}).NetNote(); !strings.Contains(n, "raspi4b machine has no network device") || !strings.Contains(n, "--machine raspi3b") {
+	if n := (Config{QEMU: boards.QEMU{Machine: "raspi4b"}}).NetNote(); !strings.Contains(n, "raspi4b machine has no network device") || !strings.Contains(n, "Pi 3") {
 		t.Errorf("raspi4b note %q", n)
 	}
 	for _, c := range []Config{{QEMU: boards.QEMU{Machine: "virt"}}, {QEMU: boards.QEMU{Machine: "raspi4b"}, Net: Network{Mode: NetNone}}} {

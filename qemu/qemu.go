@@ -54,6 +54,9 @@ type Config struct {
 	// Net is the guest's network; the zero value is NetRestricted with no
 	// forwards.
 	Net Network
+	// usbOn: ForImage turned on the USB controller that DTB keeps off
+	// (usbNodes), so a USB NIC works.
+	usbOn bool
 }
 
 // Args returns QEMU's command line (without the binary).

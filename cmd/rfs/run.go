@@ -74,8 +74,8 @@ needs no privileges: DHCP gives it 10.0.2.15, the gateway is 10.0.2.2.
 reach the device's GUESTPORT (TCP unless udp: is given); only this host can
 connect. --ssh forwards a free port to the device's SSH (port 22) and prints
 the ssh command before booting. The device's MAC address comes from the
-image, so a DHCP server sees the same device boot after boot. QEMU's Pi 3
-(raspi3b) has its network over USB; its Pi 4 (raspi4b) has none.`,
+image, so a DHCP server sees the same device boot after boot. On QEMU's Pi
+models the interface is a USB network adapter (QEMU models no Pi Ethernet).`,
 		Example: `  rfs run out/qemu-arm64.img
   rfs run out/x86.img --expect 'rfs: overlay ready' --timeout 60s
   rfs run out/qemu-arm64.img --append rfs.shell     # rescue shell in the initramfs
