@@ -15,7 +15,7 @@ import (
 // By default (restricted) the guest has eth0 with the image's MAC; a host
 // port forwarded from 127.0.0.1 reaches a guest server; a guestfwd
 // reaches a host server; and the host itself (10.0.2.2) is out of reach,
-// which --net internet opens.
+// which --net internet opens, for TCP and UDP (NTP from startSNTP).
 func TestGuestNetwork(t *testing.T) {
 	if testing.Short() {
 		t.Skip("boots QEMU; skipped in -short mode")
@@ -52,10 +52,16 @@ func TestGuestNetwork(t *testing.T) {
 	})
 	t.Run("internet", func(t *testing.T) {
 		hostSrv := serveLine(t, "from-host")
+		when := time.Date(2031, 7, 8, 9, 10, 11, 0, time.UTC)
+		sntp := startSNTP(t, "127.0.0.1:123", func() time.Time { return when })
 		vm, _ := bootNet(t, img, qemu.Network{Mode: qemu.NetInternet})
 		// 10.0.2.2 is the host's loopback: here the namespace's.
 		if out := run(t, vm, "nc -w 10 10.0.2.2 "+strconv.Itoa(hostSrv)+" </dev/null"); !strings.Contains(out, "from-host") {
 			t.Errorf("the guest read %q from the host, want from-host", out)
+		}
+		// UDP too: busybox ntpd sets the guest's clock from startSNTP.
+		if out, err := vm.Run("ntpd -n -q -p 10.0.2.2 2>&1; date -u +%Y", 90*time.Second); err != nil || !strings.HasSuffix(out, "2031\n") {
+			t.Errorf("ntpd from 10.0.2.2: %q, %v (served %d)", out, err, sntp.Served())
 		}
 	})
 

@@ -134,3 +134,17 @@ func TestEnableNodeHostile(t *testing.T) {
 		t.Error("a non-tree was accepted")
 	}
 }
+
+// FuzzEnableNode: a device tree from an image never panics the reader,
+// nor changes the blob's size.
+func FuzzEnableNode(f *testing.F) {
+	f.Add(piTree("disabled"), "/soc/usb@7e980000")
+	f.Add(piTree(""), "/")
+	f.Fuzz(func(t *testing.T, dtb []byte, path string) {
+		n := len(dtb)
+		enableNode(dtb, path)
+		if len(dtb) != n {
+			t.Fatal("size changed")
+		}
+	})
+}
