@@ -53,6 +53,7 @@ func ForImageOn(path, dir string, persist bool, machine string) (Config, boards.
 		QEMU: board.QEMU, Arch: board.Arch,
 		Kernel: filepath.Join(dir, "kernel"), Initrd: filepath.Join(dir, "initrd"),
 		Append: boot.Cmdline, Disk: path, Persist: persist,
+		Net: Network{MAC: imageMAC(boot.Meta, path)},
 	}
 	if board.QEMU.Console != "" {
 		// The last console= is /dev/console: the one QEMU connects to stdio.
@@ -73,6 +74,11 @@ func ForImageOn(path, dir string, persist bool, machine string) (Config, boards.
 		if err != nil {
 			// Images from before rfs carried this machine's tree lack it.
 			return Config{}, board, fmt.Errorf("%s: QEMU's %s needs its device tree from the image: %w (rebuild the image with this rfs)", path, board.QEMU.Machine, err)
+		}
+		if node := usbNodes[board.QEMU.Machine]; node != "" {
+			// QEMU's copy only; without the controller the guest has
+			// no network (NetNote says so).
+			c.usbOn = enableNode(dtb, node) == nil
 		}
 		c.DTB = filepath.Join(dir, board.QEMU.DTB)
 		if err := os.WriteFile(c.DTB, dtb, 0o644); err != nil {
@@ -95,6 +101,21 @@ func ForImageOn(path, dir string, persist bool, machine string) (Config, boards.
 		}
 	}
 	return c, board, nil
+}
+
+// imageMAC is the guest MAC of the image: from the PARTUUID of its data
+// partition (the device's state, which a rebuild renews), else of its
+// root, else from its path.
+func imageMAC(m image.Meta, path string) string {
+	for _, id := range []string{m.DataGUID, m.RootGUID, m.BootGUID} {
+		if id != "" {
+			return MACFor(id)
+		}
+	}
+	if abs, err := filepath.Abs(path); err == nil {
+		path = abs
+	}
+	return MACFor(path)
 }
 
 // copyPadded copies src to dst and extends dst to size (sparse; 0: as is).
@@ -128,7 +149,8 @@ func (c Config) String() string {
 
 // forUEFI boots a UEFI board's image from its disk through the firmware.
 func forUEFI(board boards.Board, boot *image.Boot, path, dir string, persist bool) (Config, boards.Board, error) {
-	c := Config{QEMU: board.QEMU, Arch: board.Arch, Append: boot.Cmdline, ImageCmdline: boot.Cmdline, Disk: path, Persist: persist}
+	c := Config{QEMU: board.QEMU, Arch: board.Arch, Append: boot.Cmdline, ImageCmdline: boot.Cmdline, Disk: path, Persist: persist,
+		Net: Network{MAC: imageMAC(boot.Meta, path)}}
 	fw, err := findFirmware(board.QEMU.Firmware)
 	if err != nil {
 		return Config{}, board, err

@@ -50,6 +50,13 @@ type Config struct {
 
 	// Mounts are host directories shared over virtio-9p (AddMounts).
 	Mounts []HostDir
+
+	// Net is the guest's network; the zero value is NetRestricted with no
+	// forwards.
+	Net Network
+	// usbOn: ForImage turned on the USB controller that DTB keeps off
+	// (usbNodes), so a USB NIC works.
+	usbOn bool
 }
 
 // Args returns QEMU's command line (without the binary).
@@ -107,15 +114,20 @@ func (c Config) Args() []string {
 		args = append(args, "-drive", drive)
 	}
 	args = append(args, c.mountArgs()...)
+	args = append(args, c.netArgs()...)
 	return append(args, q.Extra...)
 }
 
-// Check reports a missing QEMU binary or an impossible accelerator.
+// Check reports a missing QEMU binary, an impossible accelerator or
+// network.
 func (c Config) Check() error {
 	if _, err := exec.LookPath(c.QEMU.Binary); err != nil {
 		return fmt.Errorf("%s not found: install QEMU (%s)", c.QEMU.Binary, installHint(runtime.GOOS))
 	}
 	if err := checkMachine(c.QEMU); err != nil {
+		return err
+	}
+	if err := c.CheckNet(); err != nil {
 		return err
 	}
 	if c.KVM && runtime.GOOS != "linux" {

@@ -65,6 +65,10 @@ func TestForImageUEFI(t *testing.T) {
 	if board.Name != "pc" || c.Kernel != "" || c.FirmwareCode != fw.Code {
 		t.Errorf("config %+v", c)
 	}
+	// The guest MAC is the image's: the same boot after boot.
+	if c2, _, err := ForImage(img, t.TempDir(), false); err != nil || c.Net.MAC == "" || c2.Net.MAC != c.Net.MAC {
+		t.Errorf("guest MAC %q, then %q (%v)", c.Net.MAC, c2.Net.MAC, err)
+	}
 	if filepath.Dir(c.FirmwareVars) != dir || c.FirmwareVars == fw.Vars {
 		t.Errorf("variable store %s is not a private copy in %s", c.FirmwareVars, dir)
 	}

@@ -25,10 +25,20 @@ type runFlags struct {
 	dryRun  bool
 	mounts  []string
 	machine string
+	// The guest's network: --net, --forward, --ssh.
+	net      string
+	forwards []string
+	ssh      bool
 }
 
 func newRunCmd() *cobra.Command {
-	var f runFlags
+	cmd, _ := runCommand()
+	return cmd
+}
+
+// runCommand is rfs run and the flags it parses into.
+func runCommand() (*cobra.Command, *runFlags) {
+	f := new(runFlags)
 	cmd := &cobra.Command{
 		Use:   "run IMAGE",
 		Short: "Boot an image in QEMU with the serial console on this terminal",
@@ -51,17 +61,35 @@ lists each board's machine.
 
 Interactive by default: the serial console is this terminal; Ctrl-A X quits.
 With --expect, rfs watches the console instead and exits 0 as soon as the
-text appears, or non-zero (2) when --timeout passes first; for scripts and CI.`,
+text appears, or non-zero (2) when --timeout passes first; for scripts and CI.
+
+The device gets one network interface (eth0) on QEMU's user network, which
+needs no privileges: DHCP gives it 10.0.2.15, the gateway is 10.0.2.2.
+--net picks how far it reaches:
+  restricted  (default) neither this host nor beyond: only the ports --forward
+              and --ssh open connect, and only from this host
+  internet    what this host reaches (10.0.2.2 is this host's loopback)
+  none        no network interface
+--forward [tcp:|udp:]HOSTPORT:GUESTPORT makes 127.0.0.1:HOSTPORT on this host
+reach the device's GUESTPORT (TCP unless udp: is given); only this host can
+connect. --ssh forwards a free port to the device's SSH (port 22) and prints
+the ssh command before booting. The device's MAC address comes from the
+image, so a DHCP server sees the same device boot after boot. On QEMU's Pi
+models the interface is a USB network adapter (QEMU models no Pi Ethernet).`,
 		Example: `  rfs run out/qemu-arm64.img
   rfs run out/x86.img --expect 'rfs: overlay ready' --timeout 60s
   rfs run out/qemu-arm64.img --append rfs.shell     # rescue shell in the initramfs
   rfs run out/qemu-arm64.img --mount ./src:/srv/src --mount /etc/ssl/certs:/mnt/certs:ro
   rfs run out/rpi4.img                              # a Pi 4 (QEMU raspi4b)
   rfs run out/rpi.img --machine raspi3b             # the universal Pi image as a Pi 3
-  rfs run out/rpi5.img --machine raspi4b            # no Pi 5 in QEMU: smoke-boot as a Pi 4`,
+  rfs run out/rpi5.img --machine raspi4b            # no Pi 5 in QEMU: smoke-boot as a Pi 4
+  rfs run out/qemu-arm64.img --ssh                  # prints: ssh -p PORT ... root@127.0.0.1
+  rfs run out/qemu-arm64.img --forward 8080:80 --forward udp:5353:53
+  rfs run out/qemu-arm64.img --net internet         # the device reaches what this host reaches
+  rfs run out/qemu-arm64.img --net none`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return runRun(cmd, &f, args[0])
+			return runRun(cmd, f, args[0])
 		},
 	}
 	fl := cmd.Flags()
@@ -73,8 +101,11 @@ text appears, or non-zero (2) when --timeout passes first; for scripts and CI.`,
 	fl.StringVar(&f.memory, "memory", "", "guest memory, e.g. 2G (default: the board's)")
 	fl.StringArrayVar(&f.mounts, "mount", nil, "share a host directory with the device: HOSTDIR:/path[:ro] (repeatable)")
 	fl.StringVar(&f.machine, "machine", "", "QEMU machine for a Raspberry Pi image: raspi4b or raspi3b (default: the board's, see rfs boards)")
+	fl.StringVar(&f.net, "net", string(qemu.NetRestricted), "the device's network: restricted (only --forward and --ssh ports, from this host), internet (what this host reaches) or none")
+	fl.StringArrayVar(&f.forwards, "forward", nil, "forward 127.0.0.1:HOSTPORT to the device's GUESTPORT: [tcp:|udp:]HOSTPORT:GUESTPORT (repeatable)")
+	fl.BoolVar(&f.ssh, "ssh", false, "forward a free port on 127.0.0.1 to the device's SSH (port 22) and print the ssh command")
 	fl.BoolVar(&f.dryRun, "dry-run", false, "print the QEMU command instead of running it (the files it uses are kept in a directory it names)")
-	return cmd
+	return cmd, f
 }
 
 // runRun is rfs run: the QEMU configuration from the image and the flags,
@@ -145,6 +176,9 @@ func (f *runFlags) config(cmd *cobra.Command, image, tmp string) (qemu.Config, b
 	if err := f.addMounts(&cfg); err != nil {
 		return cfg, board, err
 	}
+	if err := f.network(cmd, &cfg); err != nil {
+		return cfg, board, err
+	}
 	if f.memory != "" {
 		if cfg.QEMU.Memory, err = qemu.ParseMemory(f.memory, cfg.QEMU.Machine); err != nil {
 			return cfg, board, err
@@ -164,6 +198,50 @@ func (f *runFlags) addMounts(cfg *qemu.Config) error {
 		dirs = append(dirs, d)
 	}
 	return cfg.AddMounts(dirs)
+}
+
+// network applies --net, --forward and --ssh to cfg. With --ssh it prints
+// the ssh command (its port picked now, free on 127.0.0.1) before the boot.
+func (f *runFlags) network(cmd *cobra.Command, cfg *qemu.Config) error {
+	mode, err := qemu.ParseNetMode(f.net)
+	if err != nil {
+		return err
+	}
+	cfg.Net.Mode = mode
+	for _, s := range f.forwards {
+		fw, err := qemu.ParseForward(s)
+		if err != nil {
+			return err
+		}
+		cfg.Net.Forwards = append(cfg.Net.Forwards, fw)
+	}
+	if f.ssh {
+		if mode == qemu.NetNone {
+			return errors.New("--ssh needs a network: not with --net none")
+		}
+		port, err := qemu.FreePort()
+		if err != nil {
+			return fmt.Errorf("--ssh: %w", err)
+		}
+		cfg.Net.Forwards = append(cfg.Net.Forwards, qemu.Forward{Proto: "tcp", HostPort: port, GuestPort: 22})
+	}
+	if err := cfg.CheckNet(); err != nil {
+		return err
+	}
+	if note := cfg.NetNote(); note != "" {
+		fmt.Fprintf(cmd.ErrOrStderr(), "rfs: %s\n", note)
+	}
+	if f.ssh {
+		port := cfg.Net.Forwards[len(cfg.Net.Forwards)-1].HostPort
+		fmt.Fprintf(cmd.ErrOrStderr(), "rfs: ssh into the device with: %s\n", sshCommand(port))
+	}
+	return nil
+}
+
+// sshCommand logs in as root on the device through the --ssh forward. Its
+// host key is not remembered: 127.0.0.1 is another device from run to run.
+func sshCommand(port int) string {
+	return fmt.Sprintf("ssh -p %d -o UserKnownHostsFile=/dev/null -o StrictHostKeyChecking=no root@127.0.0.1", port)
 }
 
 // machineHint adds to a missing-machine error another of the board's
