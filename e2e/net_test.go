@@ -33,13 +33,21 @@ func TestGuestNetwork(t *testing.T) {
 		}
 		vm, cfg := bootNet(t, img, qemu.Network{
 			Forwards: []qemu.Forward{{Proto: "tcp", HostPort: fwdPort, GuestPort: 8080}},
-			Netdev:   []string{qemu.GuestForward("10.0.2.100", 80, "127.0.0.1", hostSrv)},
+			Netdev: []string{
+				qemu.GuestForward("10.0.2.100", 80, "127.0.0.1", hostSrv),
+				qemu.GuestForwardCmd("10.0.2.101", 80, "echo from-cmd"),
+			},
 		})
 		if mac := strings.TrimSpace(run(t, vm, "cat /sys/class/net/eth0/address")); mac != cfg.Net.MAC {
 			t.Errorf("eth0's MAC %s, want the image's %s", mac, cfg.Net.MAC)
 		}
-		if out := run(t, vm, "nc -w 10 10.0.2.100 80 </dev/null"); !strings.Contains(out, "from-host") {
+		// The chardev guestfwd never closes the guest's end: -w ends nc.
+		if out := run(t, vm, "nc -w 3 10.0.2.100 80 </dev/null"); !strings.Contains(out, "from-host") {
 			t.Errorf("guestfwd: the guest read %q, want from-host", out)
+		}
+		// A command per connection.
+		if out := run(t, vm, "nc -w 10 10.0.2.101 80 </dev/null; nc -w 10 10.0.2.101 80 </dev/null"); out != "from-cmd\nfrom-cmd\n" {
+			t.Errorf("guestfwd cmd: the guest read %q, want from-cmd twice", out)
 		}
 		// Under restrict=on the gateway does not lead to the host.
 		if out, err := vm.Run("nc -w 3 10.0.2.2 "+strconv.Itoa(hostSrv)+" </dev/null", 30*time.Second); err == nil || strings.Contains(out, "from-host") {
@@ -76,7 +84,7 @@ func TestGuestNetwork(t *testing.T) {
 			if mac := strings.TrimSpace(run(t, vm, "cat /sys/class/net/eth0/address")); mac != "40"+cfg.Net.MAC[2:] {
 				t.Errorf("eth0's MAC %s, want the image's %s with 40 first", mac, cfg.Net.MAC)
 			}
-			if out := run(t, vm, "nc -w 10 10.0.2.100 80 </dev/null"); !strings.Contains(out, "from-host") {
+			if out := run(t, vm, "nc -w 3 10.0.2.100 80 </dev/null"); !strings.Contains(out, "from-host") {
 				t.Errorf("guestfwd: the guest read %q, want from-host", out)
 			}
 		})

@@ -115,13 +115,22 @@ func (n Network) mode() NetMode {
 	return n.Mode
 }
 
-// GuestForward is a Network.Netdev option (QEMU's guestfwd) that makes the
-// guest's TCP connections to guestAddr:guestPort (an address in 10.0.2.0/24
-// nothing else uses, e.g. 10.0.2.100) reach host:hostPort on the host.
-// QEMU forwards only TCP this way; UDP services (NTP) need --net internet
-// inside a private network namespace instead.
+// GuestForward is a Network.Netdev option (QEMU's guestfwd) that connects
+// the guest's TCP connections to guestAddr:guestPort (an address in
+// 10.0.2.0/24 nothing else uses, e.g. 10.0.2.100) to host:hostPort. QEMU
+// makes that one connection (a chardev), when it starts: the host's
+// server must listen by then, and every guest connection shares it. For a
+// connection each, use GuestForwardCmd. QEMU forwards only TCP this way;
+// UDP services (NTP) need NetInternet inside a private network namespace.
 func GuestForward(guestAddr string, guestPort int, host string, hostPort int) string {
 	return fmt.Sprintf("guestfwd=tcp:%s:%d-tcp:%s:%d", guestAddr, guestPort, host, hostPort)
+}
+
+// GuestForwardCmd is a Network.Netdev option (QEMU's guestfwd) that runs
+// command on the host (by the shell) for each of the guest's TCP
+// connections to guestAddr:guestPort, its stdin and stdout the connection.
+func GuestForwardCmd(guestAddr string, guestPort int, command string) string {
+	return fmt.Sprintf("guestfwd=tcp:%s:%d-cmd:%s", guestAddr, guestPort, driveValue(command))
 }
 
 // MACFor is the guest MAC of an image whose identity is id (e.g. the

@@ -74,6 +74,8 @@ func TestNetArgs(t *testing.T) {
 		{"internet", "q35", Network{Mode: NetInternet}, "-netdev user,id=rfsnet0 -device virtio-net-pci,netdev=rfsnet0"},
 		{"guestfwd", "virt", Network{Netdev: []string{GuestForward("10.0.2.100", 80, "127.0.0.1", 8080)}},
 			"-netdev user,id=rfsnet0,restrict=on,guestfwd=tcp:10.0.2.100:80-tcp:127.0.0.1:8080 -device"},
+		{"guestfwd cmd", "virt", Network{Netdev: []string{GuestForwardCmd("10.0.2.101", 80, "printf a,b")}},
+			"-netdev user,id=rfsnet0,restrict=on,guestfwd=tcp:10.0.2.101:80-cmd:printf a,,b -device"},
 		{"none", "virt", Network{Mode: NetNone, Forwards: fwd}, "-nic none"},
 		{"pi 3 over USB", "raspi3b", Network{}, "-netdev user,id=rfsnet0,restrict=on -device usb-net,netdev=rfsnet0"},
 		{"pi 4: no NIC", "raspi4b", Network{Mode: NetInternet}, "-nic none"},
