@@ -2,6 +2,7 @@ package netconf
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"net"
@@ -29,6 +30,13 @@ type dhcpClient struct {
 // the job stops they stay, so a restarted agent does not cut the
 // device's connections.
 func (m *iface) runDHCP(ctx, jobCtx context.Context) {
+	// The DHCP library draws its transaction ids by polling getrandom
+	// without blocking until the kernel's random pool is ready, and
+	// polling never readies it: early in a boot with no entropy source
+	// (QEMU without virtio-rng, after a boot that made no host key) it
+	// spins for ever. A blocking read makes the kernel gather jitter
+	// entropy and returns within a second or so.
+	rand.Read(make([]byte, 1))
 	d := &dhcpClient{m: m}
 	defer func() {
 		if jobCtx.Err() == nil && d.cur != nil {
