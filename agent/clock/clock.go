@@ -104,7 +104,11 @@ func (j *Job) Run(ctx context.Context, b *agent.Board) error {
 				wait := retryAfter(fails)
 				fails++
 				msg := fmt.Sprintf("%v; retrying in %s", err, wait)
-				b.Logf("clock: %s", msg)
+				if logFailure(fails) {
+					// The console is someone's shell: the first failure and
+					// then one in 16 (about every 17 minutes).
+					b.Logf("clock: %s", msg)
+				}
 				j.publish(func(s *agentconf.ClockStatus) { s.Error = msg })
 				poll.Reset(wait)
 				continue
@@ -156,10 +160,13 @@ func (j *Job) sync(ctx context.Context) error {
 		return nil
 	}
 	if last != nil {
-		j.b.Logf("clock: last error: %v", last)
+		return fmt.Errorf("%w (%v)", errNoAnswer, last)
 	}
 	return errNoAnswer
 }
+
+// logFailure tells whether the n-th failure in a row (from 1) is logged.
+func logFailure(n int) bool { return n == 1 || n%16 == 0 }
 
 // query asks one server and checks its answer. Name lookup and dialing
 // end with ctx; the answer is waited for at most Timeout.
