@@ -8,6 +8,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rfsbuild/rfs/agentconf"
+	"github.com/rfsbuild/rfs/agentsetup"
+	"github.com/rfsbuild/rfs/builder"
 	"github.com/rfsbuild/rfs/qemu"
 )
 
@@ -21,7 +24,8 @@ func TestGuestNetwork(t *testing.T) {
 		t.Skip("boots QEMU; skipped in -short mode")
 	}
 	img := buildImage(t, "qemu-arm64", nil)
-	pi3, pi4 := buildImage(t, "rpi3", nil), buildImage(t, "rpi4", nil)
+	// The Pi images run the agent: their network path is the device's.
+	pi3, pi4 := buildImage(t, "rpi3", dhcpOnly), buildImage(t, "rpi4", dhcpOnly)
 	if !inPrivateNet(t) {
 		return
 	}
@@ -75,12 +79,13 @@ func TestGuestNetwork(t *testing.T) {
 
 	// QEMU's Pi models have the NIC on USB (dwc2; on the Pi 4 rfs turns
 	// it on in QEMU's device tree): the kernel's cdc_ether eth0, whose
-	// MAC is the image's with QEMU's usb-net first byte, 0x40.
+	// MAC is the image's with QEMU's usb-net first byte, 0x40, and which
+	// the agent's DHCP configures.
 	for _, pi := range []struct{ machine, img string }{{"raspi3b", pi3}, {"raspi4b", pi4}} {
 		t.Run(pi.machine, func(t *testing.T) {
 			needMachine(t, "rpi4", pi.machine)
 			hostSrv := serveLine(t, "from-host")
-			vm, cfg := bootNet(t, pi.img, qemu.Network{Netdev: []string{qemu.GuestForward("10.0.2.100", 80, "127.0.0.1", hostSrv)}})
+			vm, cfg := bootAgent(t, pi.img, qemu.Network{Netdev: []string{qemu.GuestForward("10.0.2.100", 80, "127.0.0.1", hostSrv)}})
 			if mac := strings.TrimSpace(run(t, vm, "cat /sys/class/net/eth0/address")); mac != "40"+cfg.Net.MAC[2:] {
 				t.Errorf("eth0's MAC %s, want the image's %s with 40 first", mac, cfg.Net.MAC)
 			}
@@ -106,6 +111,41 @@ func bootNet(t *testing.T, img string, n qemu.Network) (*qemu.VM, qemu.Config) {
 	vm := startVM(t, cfg, dir)
 	waitShell(t, vm)
 	run(t, vm, "ip link set eth0 up && ip addr add 10.0.2.15/24 dev eth0")
+	return vm, cfg
+}
+
+// dhcpOnly: the agent with DHCP and nothing else (no NTP, no SSH).
+func dhcpOnly(c *builder.Config) {
+	c.Device = &agentsetup.Settings{Network: agentconf.Network{DHCP: true}}
+}
+
+// bootAgent boots an image whose agent runs DHCP and waits for its lease
+// from QEMU's DHCP server: 10.0.2.15/24, in the agent's status and on eth0.
+func bootAgent(t *testing.T, img string, n qemu.Network) (*qemu.VM, qemu.Config) {
+	t.Helper()
+	dir := t.TempDir()
+	cfg, _, err := qemu.ForImage(img, dir, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n.MAC = cfg.Net.MAC
+	cfg.Net = n
+	vm := startVM(t, cfg, dir)
+	waitShell(t, vm)
+	deadline := time.Now().Add(90 * time.Second)
+	for {
+		st := run(t, vm, "rfs-init status")
+		if strings.Contains(st, "10.0.2.15/24") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no DHCP lease 10.0.2.15/24 in rfs-init status:\n%s", st)
+		}
+		time.Sleep(2 * time.Second)
+	}
+	if addr := run(t, vm, "ip -4 addr show eth0"); !strings.Contains(addr, "10.0.2.15/24") {
+		t.Errorf("eth0 lacks the lease:\n%s", addr)
+	}
 	return vm, cfg
 }
 
