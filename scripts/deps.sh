@@ -20,6 +20,9 @@ check fsck.vfat dosfstools
 check sfdisk fdisk
 check sgdisk gdisk
 check /usr/lib/systemd/boot/efi/linuxx64.efi.stub systemd-boot-efi
+# The network tests log in with OpenSSH's clients; bench/ssh.sh needs bc.
+check ssh-keygen openssh-client
+check bc bc
 
 if ! command -v go >/dev/null 2>&1; then
 	echo "deps: Go is not installed: get Go 1.26 or newer from https://go.dev/dl/" >&2
