@@ -54,9 +54,9 @@ lint: cross
 	$(GO) mod tidy -diff
 
 # rfs for macOS and Windows: the CLI cross-compiled, and the host packages
-# (all but the init's and the Linux-only test suites) vetted for each.
+# (all but the on-device init and agent and the Linux-only test suites) vetted for each.
 CROSS      ?= darwin/amd64 darwin/arm64 windows/amd64
-CROSS_PKGS  = $$($(GO) list ./... | grep -v -e '/overlay$$' -e '/cmd/rfs-init$$' -e '/e2e$$' -e '/badinput$$')
+CROSS_PKGS  = $$($(GO) list ./... | grep -v -e '/overlay$$' -e '/cmd/rfs-init$$' -e '/agent/' -e '/cmd/rfs-agent$$' -e '/e2e$$' -e '/badinput$$')
 cross:
 	@set -e; for p in $(CROSS); do \
 		echo "GOOS=$${p%/*} GOARCH=$${p#*/} go build ./cmd/rfs && go vet"; \
