@@ -2,10 +2,12 @@ package e2e
 
 import (
 	"bytes"
+	"encoding/json"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -75,6 +77,7 @@ func testDeviceNetwork(t *testing.T, board string) {
 	checkSCP(t, ssh)
 	checkPTY(t, ssh)
 	key1 := hostKey(t, port)
+	checkStatus(t, ssh, hostname)
 	synced := waitClockSynced(t, ssh)
 	if synced.Before(ntpServedTime) {
 		t.Errorf("guest clock %v after NTP sync, want ≥ %v", synced, ntpServedTime)
@@ -115,6 +118,28 @@ func testDeviceNetwork(t *testing.T, board string) {
 	t.Logf("after reset --all: host key %s", keyAfterBoot(t, img, keys))
 	if got := keyAfterBoot(t, second, keys); got == key1 {
 		t.Errorf("two devices from one image share a host key: %s", got)
+	}
+}
+
+// checkStatus: rfs-init status --json and status.json carry the agent's
+// section: the hostname, eth0's lease and the host key's fingerprint.
+func checkStatus(t *testing.T, c sshClient, hostname string) {
+	t.Helper()
+	for _, cmd := range []string{"rfs-init status --json", "cat /run/rfs/status.json"} {
+		var st struct {
+			Agent *agentconf.Status `json:"agent"`
+		}
+		out := c.run(t, cmd)
+		if err := json.Unmarshal([]byte(out), &st); err != nil || st.Agent == nil {
+			t.Errorf("%s: no agent section (%v):\n%s", cmd, err, out)
+			continue
+		}
+		a := st.Agent
+		if a.Hostname != hostname || len(a.Interfaces) == 0 || a.Interfaces[0].Gateway != "10.0.2.2" ||
+			!slices.Contains(a.Interfaces[0].Addresses, "10.0.2.15/24") ||
+			len(a.SSH.HostKeys) != 1 || !strings.HasPrefix(a.SSH.HostKeys[0], "ED25519 SHA256:") || !a.SSH.Persistent {
+			t.Errorf("%s: agent section %+v, want %s, eth0 10.0.2.15/24 via 10.0.2.2, a persistent ed25519 host key", cmd, a, hostname)
+		}
 	}
 }
 
@@ -443,5 +468,9 @@ func TestDeviceStatic(t *testing.T) {
 	}
 	if st := run(t, vm, "rfs-init status"); !strings.Contains(st, "static") {
 		t.Errorf("rfs-init status does not show the static mode:\n%s", st)
+	}
+	// No key configured: no SSH server (nothing listens on port 22).
+	if socks := run(t, vm, "cat /proc/net/tcp /proc/net/tcp6"); regexp.MustCompile(`:0016 \S+ 0A `).MatchString(socks) {
+		t.Errorf("something listens on port 22 without an authorized key:\n%s", socks)
 	}
 }
