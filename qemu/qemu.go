@@ -115,6 +115,7 @@ func (c Config) Args() []string {
 	}
 	args = append(args, c.mountArgs()...)
 	args = append(args, c.netArgs()...)
+	args = append(args, c.rngArgs()...)
 	return append(args, q.Extra...)
 }
 
