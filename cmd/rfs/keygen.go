@@ -28,13 +28,18 @@ PKCS#8), and NAME.pub, the public key (PEM PKIX). NAME defaults to
 public key, which signatures and device status name.
 
 Keep NAME.key secret: whoever holds it can publish updates your devices will
-install. rfs push signs with it. NAME.pub goes into the image: the build puts
-it there from rfs.yaml, and devices then refuse updates signed by any other
-key.
+install. rfs push signs with it:
+
+  rfs push IMAGE REF --sign-key NAME.key
+
+Put NAME.pub in the image through rfs.yaml; devices built with it refuse
+updates that are unsigned or signed by any other key:
+
+  update: {public_key: NAME.pub}
 
 rfs keygen never overwrites: it refuses when NAME.key or NAME.pub exists.`,
 		Example: `  rfs keygen                        # writes rfs-update.key and rfs-update.pub
-  rfs keygen -o keys/prod            # writes keys/prod.key and keys/prod.pub
+  rfs keygen -o keys/prod           # writes keys/prod.key and keys/prod.pub
 
   # then, in rfs.yaml:
   #   update: {public_key: rfs-update.pub}
