@@ -18,8 +18,11 @@ func TestKeygen(t *testing.T) {
 		{name: "key is a dangling symlink", args: []string{"keygen", "-o", "k"}, setup: symlink("gone", "k.key"),
 			want: []string{"k.key " + exists}},
 		{name: "key is a symlink to a file", args: []string{"keygen"},
-			setup: func(t tester, dir string) { writeFile(t, dir, "real.key", "k\n"); symlink("real.key", "rfs-update.key")(t, dir) },
-			want:  []string{"rfs-update.key " + exists}},
+			setup: func(t tester, dir string) {
+				writeFile(t, dir, "real.key", "k\n")
+				symlink("real.key", "rfs-update.key")(t, dir)
+			},
+			want: []string{"rfs-update.key " + exists}},
 		{name: "pub is a fifo", args: []string{"keygen"}, setup: mkfifo("rfs-update.pub"), want: []string{"rfs-update.pub " + exists}},
 		{name: "pub is a directory", args: []string{"keygen", "-o", "x"}, setup: mkdir("x.pub"), want: []string{"x.pub " + exists}},
 		{name: "-o into a missing directory", args: []string{"keygen", "-o", "missing/prod"},
