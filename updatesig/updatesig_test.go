@@ -258,16 +258,13 @@ func TestSignatureText(t *testing.T) {
 		{"embedded newline", text[:100] + "\n" + text[100:], "not canonical"},
 		{"trailing space", text + " ", "signature bytes"},
 		{"leading space", " " + text, "does not start with"},
-		{"url base64", "ed25519:" + id + ":" + strings.NewReplacer("+", "-", "/", "_").Replace(b64), "signature bytes"},
+		{"url base64", "ed25519:" + id + ":-" + b64[1:], "signature bytes"},
 		{"extra field", text + ":x", "key ID"},
 		{"too long", text + strings.Repeat("A", 300), "at most 256"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := ParseSignature(tc.in)
-			if tc.name == "url base64" && !strings.ContainsAny(b64, "+/") {
-				t.Skip("this signature has no + or /")
-			}
 			if !errors.Is(err, ErrMalformed) || !strings.Contains(err.Error(), tc.want) {
 				t.Errorf("err %v, want ErrMalformed with %q", err, tc.want)
 			}
