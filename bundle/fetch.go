@@ -96,7 +96,7 @@ func parseManifest(raw []byte) (*v1.Manifest, error) {
 	case m.SchemaVersion != 2:
 		return nil, fmt.Errorf("manifest schemaVersion %d, want 2", m.SchemaVersion)
 	case m.MediaType != types.OCIManifestSchema1:
-		return nil, fmt.Errorf("manifest media type %q, want %q", m.MediaType, types.OCIManifestSchema1)
+		return nil, fmt.Errorf("manifest media type %q, want %q: not an rfs release", m.MediaType, types.OCIManifestSchema1)
 	case m.ArtifactType != ArtifactType:
 		return nil, fmt.Errorf("artifact type %q, want %q: not an rfs release (pushed by rfs push?)", m.ArtifactType, ArtifactType)
 	case m.Config.MediaType != ConfigMediaType:
