@@ -2,9 +2,9 @@ package fat
 
 import (
 	"bytes"
-	"maps"
 	"encoding/binary"
 	"errors"
+	"maps"
 	"os"
 	"strings"
 	"testing"
