@@ -33,10 +33,11 @@ type blob struct {
 // Close closes the image the release was read from.
 func (r *Release) Close() error { return r.img.Close() }
 
-// ReadImage reads the release held by the rfs image at path: kernel and
-// initramfs from the boot partition, the boot partition's other files as
-// one tar ("boot-files": firmware, DTBs, config.txt, cmdline.txt, rfs.json
-// on a Pi; the UKI and rfs.json on a UEFI PC), the root squashfs and each
+// ReadImage reads the release held by the rfs image at path: kernel (the
+// file rfs.json's kernel_file names: on a UEFI PC the UKI) and initramfs
+// from the boot partition, the boot partition's other files as one tar
+// ("boot-files": firmware, DTBs, overlays, config.txt, cmdline.txt and
+// rfs.json on a Pi; cmdline.txt and rfs.json elsewhere), the root squashfs and each
 // layer squashfs (the bytes the squashfs uses, not the partition's
 // padding). version "" means the build epoch (the root squashfs's mtime,
 // which rfs build sets to it) in decimal seconds.
