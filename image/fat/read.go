@@ -255,3 +255,43 @@ func (fs *FS) ReadFile(path string, limit int64) ([]byte, error) {
 	}
 	return nil, fmt.Errorf("%s: %w", path, ErrNotExist)
 }
+
+// maxWalkDepth bounds the directories Files descends: a hostile FAT can
+// make a directory its own child.
+const maxWalkDepth = 16
+
+// File is a regular file found by Files; Path uses slashes, no leading one.
+type File struct {
+	Path string
+	Size int64
+}
+
+// Files lists every regular file of the file system, directories
+// descended to a depth of 16 ("." and ".." skipped), in directory order.
+func (fs *FS) Files() ([]File, error) {
+	var out []File
+	err := fs.walk(fs.rootClus, "", 0, &out)
+	return out, err
+}
+
+func (fs *FS) walk(c uint32, prefix string, depth int, out *[]File) error {
+	if depth > maxWalkDepth {
+		return fmt.Errorf("directory %s: deeper than %d levels", prefix, maxWalkDepth)
+	}
+	ents, err := fs.readDir(c, "/"+prefix)
+	if err != nil {
+		return err
+	}
+	for _, e := range ents {
+		switch {
+		case e.name == "." || e.name == "..":
+		case e.isDir:
+			if err := fs.walk(e.cluster, prefix+e.name+"/", depth+1, out); err != nil {
+				return err
+			}
+		default:
+			*out = append(*out, File{Path: prefix + e.name, Size: e.size})
+		}
+	}
+	return nil
+}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
+	"maps"
 	"os"
 	"strings"
 	"testing"
@@ -217,4 +218,31 @@ func FuzzRead(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestFiles: Files lists every regular file of readFiles, in
+// subdirectories too, with its size; directories are not listed.
+func TestFiles(t *testing.T) {
+	b, size := fatImage(t)
+	fs, err := Open(zeroExt{b, size}, size)
+	if err != nil {
+		t.Fatal(err)
+	}
+	files, err := fs.Files()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]int64{}
+	for _, f := range files {
+		got[f.Path] = f.Size
+	}
+	want := map[string]int64{}
+	for name, data := range readFiles {
+		if !strings.HasSuffix(name, "/") {
+			want[strings.TrimPrefix(name, "/")] = int64(len(data))
+		}
+	}
+	if !maps.Equal(got, want) {
+		t.Errorf("Files = %v, want %v", got, want)
+	}
 }
