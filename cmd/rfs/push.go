@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/ed25519"
 	"fmt"
 	"io"
 	"text/tabwriter"
@@ -13,10 +14,11 @@ import (
 
 	"github.com/rfsbuild/rfs/bundle"
 	"github.com/rfsbuild/rfs/image"
+	"github.com/rfsbuild/rfs/updatesig"
 )
 
 func newPushCmd() *cobra.Command {
-	var version string
+	var version, signKey string
 	cmd := &cobra.Command{
 		Use:   "push IMAGE REF",
 		Short: "Publish an image's release to an OCI registry or an OCI layout directory",
@@ -35,10 +37,16 @@ docker login (or podman login, oras login) first for a private registry.
 
 The release version defaults to the image's build epoch (seconds since 1970,
 from SOURCE_DATE_EPOCH or the project's epoch at build time); --version sets
-another. Prints the manifest digest and each part's size.`,
+another. Prints the manifest digest and each part's size.
+
+--sign-key signs the release with a private update key from rfs keygen: the
+signature covers the config blob, which lists every part's digest. Devices
+built with the matching public key (update: {public_key: NAME.pub} in
+rfs.yaml) refuse releases that are unsigned or signed by another key.`,
 		Example: `  rfs push out/qemu-arm64.img localhost:5000/rfs/gw:1.4
   rfs push out/rpi4.img ghcr.io/me/gw:1.4 --version 1.4
-  rfs push out/rpi4.img oci-layout:release:1.4     # a directory to copy offline`,
+  rfs push out/rpi4.img oci-layout:release:1.4     # a directory to copy offline
+  rfs keygen -o prod && rfs push out/rpi4.img ghcr.io/me/gw:1.4 --sign-key prod.key`,
 		Args: func(cmd *cobra.Command, args []string) error {
 			if len(args) != 2 {
 				return fmt.Errorf("need IMAGE and REF (registry/repo:tag or oci-layout:DIR[:TAG]), got %d arguments", len(args))
@@ -46,10 +54,21 @@ another. Prints the manifest digest and each part's size.`,
 			return nil
 		},
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return runPush(cmd.Context(), cmd.OutOrStdout(), cmd.ErrOrStderr(), args[0], args[1], bundle.Options{Version: version})
+			opts := bundle.Options{Version: version}
+			if signKey != "" {
+				priv, err := updatesig.ReadPrivateKeyFile(signKey)
+				if err != nil {
+					return fmt.Errorf("--sign-key: %w", err)
+				}
+				opts.Signer = bundle.SignWith(priv)
+				fmt.Fprintf(cmd.ErrOrStderr(), "rfs: signing with key %s\n",
+					updatesig.ShortKeyID(updatesig.KeyID(priv.Public().(ed25519.PublicKey))))
+			}
+			return runPush(cmd.Context(), cmd.OutOrStdout(), cmd.ErrOrStderr(), args[0], args[1], opts)
 		},
 	}
 	cmd.Flags().StringVar(&version, "version", "", "release version (default: the build epoch)")
+	cmd.Flags().StringVar(&signKey, "sign-key", "", "sign the release with this private update key (rfs keygen's NAME.key)")
 	return cmd
 }
 
