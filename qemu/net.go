@@ -195,19 +195,6 @@ func (c Config) netArgs() []string {
 	return []string{"-netdev", netdev, "-device", device}
 }
 
-// rngArgs give PCI machines a virtio RNG, as a real board has its
-// hardware RNG (QEMU's Pi models have the BCM2835's): without an entropy
-// source the guest's random pool is ready only once something blocks on
-// it, so the first boot's SSH host key waited for the kernel's jitter
-// entropy.
-func (c Config) rngArgs() []string {
-	switch c.QEMU.Machine {
-	case "virt", "q35", "pc":
-		return []string{"-device", "virtio-rng-pci"}
-	}
-	return nil
-}
-
 // NetNote says why the guest has no network when it was asked for one
 // and the machine has no NIC rfs can give it; empty otherwise.
 func (c Config) NetNote() string {

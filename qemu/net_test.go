@@ -178,15 +178,3 @@ func TestFreePort(t *testing.T) {
 	}
 	l.Close()
 }
-
-func TestRNGArgs(t *testing.T) {
-	for machine, want := range map[string]string{
-		"virt": "-device virtio-rng-pci", "q35": "-device virtio-rng-pci", "pc": "-device virtio-rng-pci",
-		"raspi3b": "", "raspi4b": "",
-	} {
-		c := Config{QEMU: boards.QEMU{Machine: machine}}
-		if got := strings.Join(c.rngArgs(), " "); got != want {
-			t.Errorf("%s: rngArgs %q, want %q", machine, got, want)
-		}
-	}
-}

@@ -115,7 +115,6 @@ func (c Config) Args() []string {
 	}
 	args = append(args, c.mountArgs()...)
 	args = append(args, c.netArgs()...)
-	args = append(args, c.rngArgs()...)
 	return append(args, q.Extra...)
 }
 
