@@ -158,15 +158,8 @@ func keyAfterBoot(t *testing.T, img string, keys sshKeys) string {
 // bootNet boots img like `rfs run --persist --net ...`.
 func bootDevice(t *testing.T, img string, n qemu.Network) *qemu.VM {
 	t.Helper()
-	dir := t.TempDir()
-	cfg, _, err := qemu.ForImage(img, dir, true)
-	if err != nil {
-		t.Fatal(err)
-	}
-	mac := cfg.Net.MAC
-	cfg.Net = n
-	cfg.Net.MAC = mac
-	return startVM(t, cfg, dir)
+	vm, _ := startNet(t, img, true, n)
+	return vm
 }
 
 // noPrivateKey: the built image holds no private key (host keys are made

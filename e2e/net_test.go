@@ -96,19 +96,26 @@ func TestGuestNetwork(t *testing.T) {
 	}
 }
 
-// bootNet boots img with the network n (its MAC the image's) to a shell,
-// and gives eth0 the address QEMU's DHCP would: the image has no DHCP
-// client yet.
-func bootNet(t *testing.T, img string, n qemu.Network) (*qemu.VM, qemu.Config) {
+// startNet starts QEMU on img as rfs run [--persist] does, on the network
+// n with the image's MAC.
+func startNet(t *testing.T, img string, persist bool, n qemu.Network) (*qemu.VM, qemu.Config) {
 	t.Helper()
 	dir := t.TempDir()
-	cfg, _, err := qemu.ForImage(img, dir, false)
+	cfg, _, err := qemu.ForImage(img, dir, persist)
 	if err != nil {
 		t.Fatal(err)
 	}
 	n.MAC = cfg.Net.MAC
 	cfg.Net = n
-	vm := startVM(t, cfg, dir)
+	return startVM(t, cfg, dir), cfg
+}
+
+// bootNet boots img with the network n (its MAC the image's) to a shell,
+// and gives eth0 the address QEMU's DHCP would: these images are built
+// without the agent, so the test sees QEMU's network alone.
+func bootNet(t *testing.T, img string, n qemu.Network) (*qemu.VM, qemu.Config) {
+	t.Helper()
+	vm, cfg := startNet(t, img, false, n)
 	waitShell(t, vm)
 	run(t, vm, "ip link set eth0 up && ip addr add 10.0.2.15/24 dev eth0")
 	return vm, cfg
@@ -123,14 +130,7 @@ func dhcpOnly(c *builder.Config) {
 // from QEMU's DHCP server: 10.0.2.15/24, in the agent's status and on eth0.
 func bootAgent(t *testing.T, img string, n qemu.Network) (*qemu.VM, qemu.Config) {
 	t.Helper()
-	dir := t.TempDir()
-	cfg, _, err := qemu.ForImage(img, dir, false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	n.MAC = cfg.Net.MAC
-	cfg.Net = n
-	vm := startVM(t, cfg, dir)
+	vm, cfg := startNet(t, img, false, n)
 	waitShell(t, vm)
 	deadline := time.Now().Add(90 * time.Second)
 	for {
