@@ -11,7 +11,7 @@ import (
 // InitSource is the module's go.mod/go.sum and the packages the init is
 // built from: cmd/rfs-init, overlay and the shared format packages it
 // imports. Add a pattern here when the init imports a new package
-// (overlay's TestInitDeps fails until then).
+// (TestInitDeps in embed_test.go fails until then).
 //
 //go:embed go.mod go.sum cmd/rfs-init/*.go overlay/*.go
 //go:embed ptable/*.go bootparam/*.go datapart/*.go atomicfile/*.go agentconf/*.go
@@ -25,7 +25,7 @@ var InitSource embed.FS
 // the shared packages it imports. Its third-party modules come from the Go
 // module cache or proxy, checked against the embedded go.sum. Add a
 // pattern here when the agent imports a new rfs package outside agent/
-// (agent's TestAgentDeps fails until then).
+// (TestAgentDeps in embed_test.go fails until then).
 //
 //go:embed go.mod go.sum cmd/rfs-agent/*.go agent
 //go:embed agentconf/*.go atomicfile/*.go datapart/*.go

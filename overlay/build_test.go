@@ -2,15 +2,10 @@ package overlay
 
 import (
 	"debug/elf"
-	"io/fs"
 	"os"
 	"os/exec"
-	"path"
 	"path/filepath"
-	"strings"
 	"testing"
-
-	"github.com/rfsbuild/rfs"
 )
 
 // TestCrossBuildInit builds cmd/rfs-init the way rfs does, for every
@@ -50,46 +45,5 @@ func TestCrossBuildInit(t *testing.T) {
 				t.Errorf("rfs-init for %s is %d bytes: keep the init lean (< 4 MiB)", arch, st.Size())
 			}
 		})
-	}
-}
-
-// TestInitDeps keeps the init's dependencies to the standard library,
-// golang.org/x/sys and rfs packages built from that alone, and checks that
-// every rfs package the init imports is in rfs.InitSource (the embedded
-// source rfs compiles the init from): a missing //go:embed pattern would
-// break every build made by an installed rfs.
-func TestInitDeps(t *testing.T) {
-	gocmd, err := exec.LookPath("go")
-	if err != nil {
-		t.Skip("go tool not in PATH")
-	}
-	const mod = "github.com/rfsbuild/rfs"
-	for _, arch := range []string{"arm64", "amd64", "arm"} {
-		cmd := exec.Command(gocmd, "list", "-deps", "-f", "{{if not .Standard}}{{.ImportPath}} {{join .GoFiles \" \"}}{{end}}", "../cmd/rfs-init")
-		cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH="+arch)
-		b, err := cmd.CombinedOutput()
-		if err != nil {
-			t.Fatalf("go list: %v\n%s", err, b)
-		}
-		for _, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
-			f := strings.Fields(line)
-			if len(f) == 0 {
-				continue
-			}
-			p := f[0]
-			if strings.HasPrefix(p, "golang.org/x/sys/") {
-				continue
-			}
-			rel, ok := strings.CutPrefix(p, mod+"/")
-			if !ok {
-				t.Errorf("rfs-init depends on %s: only the standard library, golang.org/x/sys and rfs packages are allowed", p)
-				continue
-			}
-			for _, name := range f[1:] {
-				if _, err := fs.Stat(rfs.InitSource, path.Join(rel, name)); err != nil {
-					t.Errorf("GOARCH=%s: rfs-init imports %s but %s/%s is not embedded: add %s/*.go to the //go:embed list of rfs.go", arch, p, rel, name, rel)
-				}
-			}
-		}
 	}
 }
