@@ -101,6 +101,9 @@ type SlotInfo struct {
 	State   string `json:"state"`
 	Version string `json:"version,omitempty"`
 	BuildID string `json:"build_id,omitempty"`
+	// Root is the PARTUUID of the slot's root partition: fixed by the
+	// image's layout, so an update keeps it.
+	Root string `json:"root_partuuid,omitempty"`
 	// Parts are the release's parts in the slot, by digest: an update
 	// does not download what a slot already holds.
 	Parts []Part `json:"parts,omitempty"`
@@ -122,11 +125,12 @@ type Result struct {
 	Time    string `json:"time,omitempty"` // RFC 3339, the device's clock
 }
 
-// New is the state of a new image: slot a committed and good, b empty.
-func New(version, buildID string, parts []Part) State {
+// New is the state of a new image: slot a committed and good, b empty;
+// roots are the slots' root PARTUUIDs (a, b).
+func New(version, buildID string, parts []Part, rootA, rootB string) State {
 	return State{Committed: A, Slots: map[string]SlotInfo{
-		A: {State: Good, Version: version, BuildID: buildID, Parts: parts},
-		B: {State: Empty},
+		A: {State: Good, Version: version, BuildID: buildID, Root: rootA, Parts: parts},
+		B: {State: Empty, Root: rootB},
 	}}
 }
 
@@ -260,7 +264,7 @@ func (s State) Begin(slot string) (State, error) {
 	if s.Trial == slot {
 		s.Trial, s.Tries = "", 0
 	}
-	s.Slots[slot] = SlotInfo{State: Writing}
+	s.Slots[slot] = SlotInfo{State: Writing, Root: s.Slots[slot].Root}
 	return s, nil
 }
 
@@ -268,6 +272,9 @@ func (s State) Begin(slot string) (State, error) {
 func (s State) Ready(slot string, info SlotInfo) State {
 	s = s.clone()
 	info.State = Ready
+	if info.Root == "" {
+		info.Root = s.Slots[slot].Root
+	}
 	s.Slots[slot] = info
 	s.Trial, s.Tries = slot, 0
 	return s
