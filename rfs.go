@@ -15,7 +15,7 @@ import (
 //
 //go:embed go.mod go.sum cmd/rfs-init/*.go overlay/*.go
 //go:embed ptable/*.go bootparam/*.go datapart/*.go atomicfile/*.go agentconf/*.go
-//go:embed ext4fs/ext4sb/*.go squashfs/sqsb/*.go
+//go:embed ext4fs/ext4sb/*.go squashfs/sqsb/*.go slots/*.go
 var InitSource embed.FS
 
 // AgentSource is the module's go.mod/go.sum and the packages the on-device

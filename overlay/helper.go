@@ -45,6 +45,8 @@ func Helper(args []string, stdout, stderr io.Writer) int {
 		return helperServices(stdout, stderr)
 	case "supervise":
 		return helperSupervise(args[1:], stdout, stderr)
+	case "slot-health":
+		return helperSlotHealth(args[1:], stdout, stderr)
 	case "help", "-h", "--help":
 		io.WriteString(stdout, HelperUsage)
 		return 0
@@ -59,7 +61,7 @@ func IsHelperCommand(args []string) bool {
 		return false
 	}
 	switch args[0] {
-	case "status", "reset", "gc", "diff", "services", "supervise", "help", "-h", "--help":
+	case "status", "reset", "gc", "diff", "services", "supervise", "slot-health", "help", "-h", "--help":
 		return true
 	}
 	return false
@@ -102,6 +104,9 @@ func liveStatus(root string) (*Status, error) {
 	}
 	if s.Data != nil && (s.Data.Error == "" || s.Data.Error == "full") {
 		refreshData(root, s)
+	}
+	if st, err := readSlotStatus(root + SlotsStatus); err == nil {
+		s.Slots = st
 	}
 	a, err := readAgentStatus(root + agentconf.StatusFile)
 	switch {
@@ -164,6 +169,9 @@ func writeStatusText(out io.Writer, s *Status) {
 	}
 	for _, x := range s.Warnings {
 		w("warning", x)
+	}
+	if s.Slots != nil {
+		writeSlotsText(w, s.Slots)
 	}
 	if s.Agent != nil {
 		writeAgentText(out, s.Agent)
@@ -295,4 +303,37 @@ func countTree(p string) int {
 		}
 	}
 	return n
+}
+
+// writeSlotsText is the A/B part of `rfs-init status`.
+func writeSlotsText(w func(k, v string), st *SlotStatus) {
+	slot := st.Booted
+	if st.Version != "" {
+		slot += " (version " + st.Version + ")"
+	}
+	switch {
+	case st.Trial == st.Booted && st.Health != "":
+		slot += ", on trial: " + st.Health
+	case st.Committed != "" && st.Committed != st.Booted:
+		slot += ", not committed (slot " + st.Committed + " is)"
+	default:
+		slot += ", committed"
+	}
+	w("slot", slot)
+	if st.Trial != "" && st.Trial != st.Booted {
+		w("update", "slot "+st.Trial+" is armed for a trial boot")
+	}
+	if l := st.Last; l != nil {
+		line := fmt.Sprintf("slot %s version %s %s", l.Slot, l.Version, l.Outcome)
+		if l.Reason != "" {
+			line += ": " + l.Reason
+		}
+		if l.Time != "" {
+			line += " (" + l.Time + ")"
+		}
+		w("last update", line)
+	}
+	if st.Error != "" {
+		w("slot error", st.Error)
+	}
 }

@@ -44,6 +44,9 @@ type Status struct {
 	// Agent is the agent's status (network, clock, SSH), merged in by the
 	// agent itself; the init's writes keep it.
 	Agent *agentconf.Status `json:"agent,omitempty"`
+	// Slots is the A/B state (images with slots): kept current in
+	// /run/rfs/slots.json by the trial's health check.
+	Slots *SlotStatus `json:"slots,omitempty"`
 }
 
 // LayerStatus is one read-only lower layer.
