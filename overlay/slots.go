@@ -21,29 +21,11 @@ import (
 // Paths of the A/B slot handling.
 const (
 	SlotsStaging = "/run/rfs/.slots"     // the boot partition while the init reads or writes the slot record
-	SlotsStatus  = "/run/rfs/slots.json" // SlotStatus, kept current by the trial's health check
+	SlotsStatus  = slots.StatusFile      // SlotStatus, kept current by the trial's health check
 )
 
-// SlotStatus is the A/B state of this boot, in status.json ("slots") and
-// /run/rfs/slots.json.
-type SlotStatus struct {
-	Booted    string `json:"booted"`
-	Committed string `json:"committed,omitempty"`
-	Trial     string `json:"trial,omitempty"`
-	// Action is what the init did: run, trial, failed (a trial that did
-	// not come up was rolled back), or error.
-	Action  string `json:"action"`
-	Version string `json:"version,omitempty"` // of the booted slot
-	// Health is the trial's check: "checking for 30s", "committed" or
-	// "failed: REASON".
-	Health string `json:"health,omitempty"`
-	// BootDevice and Roots are the devices the updater writes: the boot
-	// partition and each slot's root partition.
-	BootDevice string            `json:"boot_device,omitempty"`
-	Roots      map[string]string `json:"roots,omitempty"`
-	Last       *slots.Result     `json:"last,omitempty"`
-	Error      string            `json:"error,omitempty"`
-}
+// SlotStatus is the A/B state of this boot (slots.Status).
+type SlotStatus = slots.Status
 
 // bootFAT is the boot partition mounted for the slot record.
 type bootFAT struct {

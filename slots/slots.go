@@ -48,6 +48,31 @@ const (
 	ConfigFile = "/etc/rfs/update.json"
 )
 
+// StatusFile is the device's A/B status (Status) while it runs.
+const StatusFile = "/run/rfs/slots.json"
+
+// Status is the A/B state of a boot, written by the init to status.json
+// ("slots") and StatusFile, kept current by the trial's health check,
+// read by the updater.
+type Status struct {
+	Booted    string `json:"booted"`
+	Committed string `json:"committed,omitempty"`
+	Trial     string `json:"trial,omitempty"`
+	// Action is what the init did: run, trial, failed (a trial that did
+	// not come up was rolled back), or error.
+	Action  string `json:"action"`
+	Version string `json:"version,omitempty"` // of the booted slot
+	// Health is the trial's check: "checking for 30s", "committed" or
+	// "failed: REASON".
+	Health string `json:"health,omitempty"`
+	// BootDevice and Roots are the devices the updater writes: the boot
+	// partition and each slot's root partition.
+	BootDevice string            `json:"boot_device,omitempty"`
+	Roots      map[string]string `json:"roots,omitempty"`
+	Last       *Result     `json:"last,omitempty"`
+	Error      string            `json:"error,omitempty"`
+}
+
 // MaxStateFile bounds what is read of rfs-slots.json and slot.txt.
 const MaxStateFile = 64 << 10
 
