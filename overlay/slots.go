@@ -20,8 +20,8 @@ import (
 
 // Paths of the A/B slot handling.
 const (
-	SlotsStaging = "/run/rfs/.slots"     // the boot partition while the init reads or writes the slot record
-	SlotsStatus  = slots.StatusFile      // SlotStatus, kept current by the trial's health check
+	SlotsStaging = "/run/rfs/.slots" // the boot partition while the init reads or writes the slot record
+	SlotsStatus  = slots.StatusFile  // SlotStatus, kept current by the trial's health check
 )
 
 // SlotStatus is the A/B state of this boot (slots.Status).

@@ -69,7 +69,7 @@ type Status struct {
 	// partition and each slot's root partition.
 	BootDevice string            `json:"boot_device,omitempty"`
 	Roots      map[string]string `json:"roots,omitempty"`
-	Last       *Result     `json:"last,omitempty"`
+	Last       *Result           `json:"last,omitempty"`
 	Error      string            `json:"error,omitempty"`
 }
 
