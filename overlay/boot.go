@@ -750,6 +750,7 @@ func (b *Boot) Prepare() (err error) {
 	if err := b.MountUpper(); err != nil {
 		return err
 	}
+	b.prepareTrialUpper()
 	if err := b.MountOverlay(); err != nil {
 		return err
 	}

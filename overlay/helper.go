@@ -108,6 +108,13 @@ func liveStatus(root string) (*Status, error) {
 	if st, err := readSlotStatus(root + SlotsStatus); err == nil {
 		s.Slots = st
 	}
+	if s.Data != nil && s.Data.Error == "" {
+		if r, err := readUpdateReport(root + s.Data.Mountpoint); err != nil {
+			s.Warnings = append(s.Warnings, "update report: "+err.Error())
+		} else if r != nil {
+			s.Update = r
+		}
+	}
 	a, err := readAgentStatus(root + agentconf.StatusFile)
 	switch {
 	case err != nil:
@@ -172,6 +179,9 @@ func writeStatusText(out io.Writer, s *Status) {
 	}
 	if s.Slots != nil {
 		writeSlotsText(w, s.Slots)
+	}
+	if r := s.Update; r != nil {
+		writeUpdateReportText(w, r)
 	}
 	if s.Agent != nil {
 		writeAgentText(out, s.Agent)
@@ -335,5 +345,20 @@ func writeSlotsText(w func(k, v string), st *SlotStatus) {
 	}
 	if st.Error != "" {
 		w("slot error", st.Error)
+	}
+}
+
+// writeUpdateReportText lists what the upper hides of the last release.
+func writeUpdateReportText(w func(k, v string), r *UpdateReport) {
+	more := ""
+	if r.Truncated {
+		more = " (truncated)"
+	}
+	w("update report", fmt.Sprintf("slot %s version %s at %s: %d path(s) in the upper shadow the release%s", r.Slot, r.Version, r.Time, len(r.Shadowed), more))
+	for _, sh := range r.Shadowed {
+		w("shadowed", sh.Path+": "+sh.Why)
+	}
+	for _, p := range r.Dropped {
+		w("reset path", p+": the upper's copy was dropped")
 	}
 }
