@@ -97,7 +97,9 @@ func (c *Client) download(ctx context.Context, r Ref, p *partial, progress func(
 	}
 	hdr := http.Header{}
 	if p.n > 0 {
-		hdr.Set("Range", "bytes="+strconv.FormatInt(p.n, 10)+"-")
+		// A closed range: some registries (go-containerregistry's) take
+		// no other form.
+		hdr.Set("Range", fmt.Sprintf("bytes=%d-%d", p.n, p.size-1))
 	}
 	resp, err := c.get(ctx, r, r.url("blobs", p.digest), hdr)
 	if err != nil {
