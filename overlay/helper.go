@@ -20,6 +20,9 @@ const HelperUsage = `usage (on the booted device, not as PID 1):
   rfs-init status [--json]          upper mode, data partition size/free, last reset, degraded reason,
                                     network, clock and SSH (from the agent)
   rfs-init diff [--json]            what changed since the factory state: A added, C changed, D deleted
+  rfs-init update [--force] [--no-reboot] REF
+                                    install the signed release REF (registry/repo:tag, or http://HOST/REPO:TAG)
+                                    into the inactive A/B slot and reboot into it for a trial boot
   rfs-init reset [--all] [--no-reboot]
                                     schedule a factory reset (upper and work; --all: also volumes and SSH host keys)
                                     on the data partition and reboot; the init performs it at boot
@@ -47,6 +50,8 @@ func Helper(args []string, stdout, stderr io.Writer) int {
 		return helperSupervise(args[1:], stdout, stderr)
 	case "slot-health":
 		return helperSlotHealth(args[1:], stdout, stderr)
+	case "update":
+		return helperUpdate(args[1:], stderr)
 	case "help", "-h", "--help":
 		io.WriteString(stdout, HelperUsage)
 		return 0
@@ -61,7 +66,7 @@ func IsHelperCommand(args []string) bool {
 		return false
 	}
 	switch args[0] {
-	case "status", "reset", "gc", "diff", "services", "supervise", "slot-health", "help", "-h", "--help":
+	case "status", "reset", "gc", "diff", "services", "supervise", "slot-health", "update", "help", "-h", "--help":
 		return true
 	}
 	return false
@@ -361,4 +366,13 @@ func writeUpdateReportText(w func(k, v string), r *UpdateReport) {
 	for _, p := range r.Dropped {
 		w("reset path", p+": the upper's copy was dropped")
 	}
+}
+
+// helperUpdate is `rfs-init update`: the agent does it (it has the
+// registry client; the init stays small).
+func helperUpdate(args []string, stderr io.Writer) int {
+	argv := append([]string{agentconf.Binary, "update"}, args...)
+	err := unix.Exec(agentconf.Binary, argv, os.Environ())
+	fmt.Fprintf(stderr, "rfs-init update: %s: %v (is this image built with the agent and A/B slots?)\n", agentconf.Binary, err)
+	return 1
 }

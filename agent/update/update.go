@@ -87,7 +87,7 @@ type Device struct {
 // Install writes rel into the slot that is not booted and marks it ready
 // for a trial; it returns that slot.
 func (d *Device) Install(ctx context.Context, rel Release, fetch Fetcher) (string, error) {
-	s, err := d.state()
+	s, err := d.State()
 	if err != nil {
 		return "", err
 	}
@@ -132,7 +132,7 @@ func (d *Device) Install(ctx context.Context, rel Release, fetch Fetcher) (strin
 // Arm counts the trial's try and sets the firmware's one-shot flag: the
 // next reboot boots the trial slot once.
 func (d *Device) Arm() error {
-	s, err := d.state()
+	s, err := d.State()
 	if err != nil {
 		return err
 	}
@@ -359,7 +359,7 @@ func (d *Device) cmdlineSet(slot string) map[string]string {
 }
 
 func (d *Device) rootPARTUUID(slot string) string {
-	s, err := d.state()
+	s, err := d.State()
 	if err != nil {
 		return ""
 	}
@@ -428,7 +428,8 @@ func checkDigest(h interface{ Sum([]byte) []byte }, n int64, p Part) error {
 	return nil
 }
 
-func (d *Device) state() (slots.State, error) {
+// State reads the slot record from the boot partition.
+func (d *Device) State() (slots.State, error) {
 	b, err := os.ReadFile(filepath.Join(d.BootDir, slots.StateFile))
 	if err != nil {
 		return slots.State{}, fmt.Errorf("the slot record: %w", err)

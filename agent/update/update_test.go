@@ -107,14 +107,14 @@ func TestInstall(t *testing.T) {
 	if b, _ := os.ReadFile(f.rootB); !bytes.HasPrefix(b, []byte("squashfs v2")) {
 		t.Errorf("root b = %q", b[:16])
 	}
-	s, _ := f.dev.state()
+	s, _ := f.dev.State()
 	if s.Trial != "b" || s.Slots["b"].State != slots.Ready || s.Slots["b"].Version != "2" || s.Slots["b"].Root != "22222222-bbbb" {
 		t.Fatalf("state after install: %+v", s)
 	}
 	if err := f.dev.Arm(); err != nil {
 		t.Fatal(err)
 	}
-	if s, _ = f.dev.state(); s.Tries != 1 || read(slots.TrybootFile) != "b\n" {
+	if s, _ = f.dev.State(); s.Tries != 1 || read(slots.TrybootFile) != "b\n" {
 		t.Fatalf("armed: %+v, tryboot %q", s, read(slots.TrybootFile))
 	}
 	if _, err := os.Stat(f.dev.StageDir); !os.IsNotExist(err) {
@@ -139,7 +139,7 @@ func TestInstallRefuses(t *testing.T) {
 			f.blobs[rel.Parts[2].Digest] = []byte("squashfs vX")
 		}, "digest"},
 		{"trial running", func(f *fixture, rel *Release) {
-			s, _ := f.dev.state()
+			s, _ := f.dev.State()
 			s = s.Ready("b", slots.SlotInfo{}).Armed()
 			f.dev.writeState(s)
 			f.dev.Status.Booted = "b"
@@ -162,7 +162,7 @@ func TestInstallRefuses(t *testing.T) {
 			if err == nil || !strings.Contains(err.Error(), tt.want) {
 				t.Fatalf("Install: %v, want an error with %q", err, tt.want)
 			}
-			if s, _ := f.dev.state(); s.Trial != "" && tt.name != "trial running" {
+			if s, _ := f.dev.State(); s.Trial != "" && tt.name != "trial running" {
 				t.Errorf("a refused update armed a trial: %+v", s)
 			}
 		})
