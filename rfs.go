@@ -27,7 +27,7 @@ var InitSource embed.FS
 // pattern here when the agent imports a new rfs package outside agent/
 // (TestAgentDeps in embed_test.go fails until then).
 //
-//go:embed go.mod go.sum cmd/rfs-agent/*.go agent
+//go:embed go.mod go.sum cmd/rfs-agent/*.go agent install/*.go
 //go:embed agentconf/*.go atomicfile/*.go datapart/*.go
 //go:embed slots/*.go bootparam/*.go ptable/*.go release/*.go updatesig/*.go
 var AgentSource embed.FS

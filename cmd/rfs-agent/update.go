@@ -19,7 +19,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/rfsbuild/rfs/agent/regclient"
-	"github.com/rfsbuild/rfs/agent/update"
+	"github.com/rfsbuild/rfs/install"
 	"github.com/rfsbuild/rfs/release"
 	"github.com/rfsbuild/rfs/slots"
 	"github.com/rfsbuild/rfs/updatesig"
@@ -99,7 +99,7 @@ func runUpdate(ctx context.Context, ref string, force, noReboot bool, log io.Wri
 	if err != nil {
 		return err
 	}
-	fetch := func(ctx context.Context, p update.Part, dst string, progress func(done, total int64)) error {
+	fetch := func(ctx context.Context, p install.Part, dst string, progress func(done, total int64)) error {
 		return client.FetchBlob(ctx, ref, p.Digest, p.Size, dst, progress)
 	}
 	slot, err := dev.Install(ctx, rel, fetch)
@@ -122,22 +122,22 @@ func runUpdate(ctx context.Context, ref string, force, noReboot bool, log io.Wri
 
 // verifyRelease checks the release (signature, board, arch, version) and
 // turns it into what the installer writes.
-func verifyRelease(b *release.Bundle, pub ed25519.PublicKey, dev *update.Device, force bool) (update.Release, error) {
+func verifyRelease(b *release.Bundle, pub ed25519.PublicKey, dev *install.Device, force bool) (install.Release, error) {
 	s, err := dev.State()
 	if err != nil {
-		return update.Release{}, err
+		return install.Release{}, err
 	}
 	board, err := osReleaseValue("VARIANT_ID")
 	if err != nil {
-		return update.Release{}, err
+		return install.Release{}, err
 	}
 	current := s.Slots[s.Committed].Version
 	if err := release.Verify(b, pub, board, runtime.GOARCH, current, force); err != nil {
-		return update.Release{}, err
+		return install.Release{}, err
 	}
-	rel := update.Release{Version: b.Config.Version, BuildID: b.Config.BuildID, Config: b.RawConfig}
+	rel := install.Release{Version: b.Config.Version, BuildID: b.Config.BuildID, Config: b.RawConfig}
 	for _, p := range b.Config.Parts {
-		rel.Parts = append(rel.Parts, update.Part{Name: p.Name, Role: p.Role, Digest: p.Digest, Size: p.Size})
+		rel.Parts = append(rel.Parts, install.Part{Name: p.Name, Role: p.Role, Digest: p.Digest, Size: p.Size})
 	}
 	return rel, nil
 }
@@ -179,7 +179,7 @@ func readBootStatus() (slots.Status, error) {
 
 // openDevice mounts the boot partition read-write and describes the
 // device for the installer.
-func openDevice(st slots.Status, log io.Writer) (*update.Device, func(), error) {
+func openDevice(st slots.Status, log io.Writer) (*install.Device, func(), error) {
 	if err := os.MkdirAll(updateBootDir, 0o700); err != nil {
 		return nil, nil, err
 	}
@@ -204,8 +204,9 @@ func openDevice(st slots.Status, log io.Writer) (*update.Device, func(), error) 
 	if _, err := os.Stat(filepath.Join(updateBootDir, slots.Dir(st.Booted), "kernel8.img")); err == nil {
 		kernel = "kernel8.img"
 	}
-	return &update.Device{
-		Status: st, BootDir: updateBootDir, StageDir: stage, Cmdline: strings.TrimSpace(string(cmdline)),
+	return &install.Device{
+		Target: install.DirTarget{Boot: updateBootDir, Roots: st.Roots}, Booted: st.Booted,
+		StageDir: stage, Free: install.StatfsFree, Cmdline: strings.TrimSpace(string(cmdline)),
 		KernelName: kernel, Log: log,
 	}, closeBoot, nil
 }

@@ -1,4 +1,4 @@
-package update
+package install
 
 import (
 	"archive/tar"
@@ -57,8 +57,8 @@ func newFixture(t *testing.T) *fixture {
 	os.WriteFile(filepath.Join(boot, slots.StateFile), st.Marshal(), 0o644)
 	return &fixture{
 		dev: &Device{
-			Status:  slots.Status{Booted: "a", Roots: map[string]string{"a": rootA, "b": rootB}},
-			BootDir: boot, StageDir: filepath.Join(dir, "data", "update"), KernelName: "vmlinuz",
+			Target: DirTarget{Boot: boot, Roots: map[string]string{"a": rootA, "b": rootB}},
+			Booted: "a", StageDir: filepath.Join(dir, "data", "update"), KernelName: "vmlinuz", Free: StatfsFree,
 			Cmdline: "console=ttyAMA0 rfs.root=PARTUUID=11111111-aaaa rfs.slot=a rfs.data=PARTUUID=dd rfs.boot=PARTUUID=bb",
 		},
 		blobs: map[string][]byte{}, rootB: rootB,
@@ -94,7 +94,10 @@ func TestInstall(t *testing.T) {
 	if strings.Join(fetched, ",") != "initramfs,boot-files,root" {
 		t.Errorf("fetched %v; the kernel the running slot has must not be", fetched)
 	}
-	read := func(p string) string { b, _ := os.ReadFile(filepath.Join(f.dev.BootDir, p)); return string(b) }
+	read := func(p string) string {
+		b, _ := os.ReadFile(filepath.Join(f.dev.Target.(DirTarget).Boot, p))
+		return string(b)
+	}
 	if got := read("slot-b/vmlinuz"); got != "kernel v1" {
 		t.Errorf("slot-b/vmlinuz = %q", got)
 	}
@@ -133,7 +136,7 @@ func TestInstallRefuses(t *testing.T) {
 		}, "no layers"},
 		{"root too big", func(f *fixture, rel *Release) {
 			rel.Parts[2] = f.part("root", RoleRoot, make([]byte, 8192))
-		}, "holds 4096"},
+		}, "holds 4.0 KiB"},
 		{"no kernel", func(f *fixture, rel *Release) { rel.Parts = rel.Parts[1:] }, "no kernel"},
 		{"bad bytes", func(f *fixture, rel *Release) {
 			f.blobs[rel.Parts[2].Digest] = []byte("squashfs vX")
@@ -142,7 +145,7 @@ func TestInstallRefuses(t *testing.T) {
 			s, _ := f.dev.State()
 			s = s.Ready("b", slots.SlotInfo{}).Armed()
 			f.dev.writeState(s)
-			f.dev.Status.Booted = "b"
+			f.dev.Booted = "b"
 		}, "on trial"},
 		{"boot file escaping", func(f *fixture, rel *Release) {
 			rel.Parts = append(rel.Parts, f.part("boot-files", RoleBootFiles, tarOf(t, map[string]string{"../x": "y"})))

@@ -1,15 +1,16 @@
-// Package update installs a verified release into the inactive A/B slot
-// of the running device: each part is taken from the committed slot when
-// it already holds those bytes, else downloaded (resumably) onto the data
-// partition; every byte is checked against the part's digest before it is
+// Package install writes a verified release into the inactive A/B slot
+// of a device (on the device itself, or an image or card on a host,
+// through a Target): each part is taken from the committed slot when it
+// already holds those bytes, else downloaded (resumably) into a staging
+// directory; every byte is checked against the part's digest before it is
 // used, then written to the slot (kernel, initramfs and boot files into
 // the boot partition's slot-X/, the root squashfs onto the slot's root
 // partition, read back and checked again). The slot record moves from
 // writing to ready only when everything is durable, and the trial is
 // armed last: a power cut at any step leaves a device that boots its
-// committed slot. On-device code: standard library, x/sys and rfs's
-// contract packages only.
-package update
+// committed slot. Used on the device: standard library and rfs's contract
+// packages only.
+package install
 
 import (
 	"archive/tar"
@@ -25,9 +26,13 @@ import (
 	"path/filepath"
 	"strings"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/rfsbuild/rfs/slots"
+)
+
+// Names of a slot's files.
+const (
+	InitrdFile  = "initramfs.img"
+	CmdlineFile = "cmdline.txt"
 )
 
 // Roles of a release's parts (bundle's).
@@ -66,18 +71,45 @@ const (
 	maxBootFileSize = 256 << 20
 )
 
-// Device is the running device's side of an update.
+// Target is where a slot is written: a boot partition (files by
+// slash-separated path from its top) and the slots' root partitions.
+type Target interface {
+	// ReadFile reads a file of the boot partition, at most max bytes.
+	ReadFile(name string, max int64) ([]byte, error)
+	// Open opens a file of the boot partition.
+	Open(name string) (io.ReadCloser, error)
+	// WriteFile replaces a file of the boot partition (making its
+	// directory) with what fill writes, atomically: an error from fill
+	// leaves the old file.
+	WriteFile(name string, fill func(io.Writer) error) error
+	// Root opens the root partition of a slot.
+	Root(slot string) (Partition, error)
+}
+
+// Partition is a slot's root partition.
+type Partition interface {
+	io.ReaderAt
+	io.WriterAt
+	Size() int64
+	// Sync makes the writes durable; reads after it come from the medium.
+	Sync() error
+	Close() error
+}
+
+// Device is the side of an update that is written: a device, an image
+// or a card.
 type Device struct {
-	// Status is the boot's A/B status (slots.StatusFile): the booted
-	// slot and the devices of the slots' roots.
-	Status slots.Status
-	// BootDir is the boot partition, mounted read-write.
-	BootDir string
-	// StageDir holds downloads until they are written (on the data
-	// partition, so a download resumes after a reboot).
+	Target Target
+	// Booted is the slot the device runs (on a host: the committed one).
+	Booted string
+	// StageDir holds downloads until they are written (on a device, the
+	// data partition, so a download resumes after a reboot).
 	StageDir string
+	// Free says how many bytes StageDir can take (nil: unchecked).
+	Free func(dir string) (int64, error)
 	// Cmdline is the running kernel's command line: the new slot's line
-	// keeps its rfs.data and rfs.boot.
+	// keeps its rfs.data and rfs.boot ("": the committed slot's
+	// cmdline.txt).
 	Cmdline string
 	// KernelName is the kernel's file name in a slot's directory.
 	KernelName string
@@ -91,7 +123,7 @@ func (d *Device) Install(ctx context.Context, rel Release, fetch Fetcher) (strin
 	if err != nil {
 		return "", err
 	}
-	booted := d.Status.Booted
+	booted := d.Booted
 	if s.Trial == booted {
 		return "", fmt.Errorf("slot %s is on trial: wait until it is committed (rfs-init status) before the next update", booted)
 	}
@@ -168,17 +200,15 @@ func (d *Device) plan(rel Release, target string, s slots.State) error {
 			return fmt.Errorf("the release has no %s", r)
 		}
 	}
-	dev := d.Status.Roots[target]
-	if dev == "" {
-		return fmt.Errorf("slot %s's root partition was not found at boot (rfs-init status)", target)
-	}
-	size, err := deviceSize(dev)
+	root, err := d.Target.Root(target)
 	if err != nil {
-		return err
+		return fmt.Errorf("slot %s's root partition: %w", target, err)
 	}
+	size := root.Size()
+	root.Close()
 	for _, p := range rel.Parts {
 		if p.Role == RoleRoot && p.Size > size {
-			return fmt.Errorf("the release's root is %d bytes; slot %s's partition %s holds %d", p.Size, target, dev, size)
+			return fmt.Errorf("the release's root is %s; slot %s's partition holds %s", human(p.Size), target, human(size))
 		}
 	}
 	return nil
@@ -195,11 +225,11 @@ func (d *Device) installPart(ctx context.Context, p Part, target string, committ
 	case RoleKernel:
 		return d.copyFile(target, d.KernelName, src, p)
 	case RoleInitramfs:
-		return d.copyFile(target, "initramfs.img", src, p)
+		return d.copyFile(target, InitrdFile, src, p)
 	case RoleBootFiles:
 		return d.bootFiles(target, src, p)
 	}
-	return d.writeRoot(d.Status.Roots[target], src, p)
+	return d.writeRoot(target, src, p)
 }
 
 // source opens the part's bytes: from the committed slot when it holds
@@ -209,15 +239,21 @@ func (d *Device) source(ctx context.Context, p Part, committed slots.SlotInfo, f
 		if c.Digest != p.Digest || c.Size != p.Size || p.Role == RoleBootFiles {
 			continue
 		}
-		var f *os.File
+		var f io.ReadCloser
 		var err error
 		switch p.Role {
 		case RoleKernel:
-			f, err = os.Open(filepath.Join(d.BootDir, slots.Dir(d.Status.Booted), d.KernelName))
+			f, err = d.Target.Open(slots.Dir(d.Booted) + d.KernelName)
 		case RoleInitramfs:
-			f, err = os.Open(filepath.Join(d.BootDir, slots.Dir(d.Status.Booted), "initramfs.img"))
+			f, err = d.Target.Open(slots.Dir(d.Booted) + InitrdFile)
 		case RoleRoot:
-			f, err = os.Open(d.Status.Roots[d.Status.Booted])
+			var root Partition
+			if root, err = d.Target.Root(d.Booted); err == nil {
+				f = struct {
+					io.Reader
+					io.Closer
+				}{io.NewSectionReader(root, 0, root.Size()), root}
+			}
 		}
 		if err == nil {
 			d.logf("%s: the running slot has it (%s), not downloaded", p.Name, short(p.Digest))
@@ -248,11 +284,13 @@ func (d *Device) checkSpace(p Part, dst string) error {
 	if st, err := os.Stat(dst + ".partial"); err == nil {
 		have = st.Size()
 	}
-	var fs unix.Statfs_t
-	if err := unix.Statfs(d.StageDir, &fs); err != nil {
+	if d.Free == nil {
 		return nil
 	}
-	free := int64(fs.Bavail) * int64(fs.Bsize)
+	free, err := d.Free(d.StageDir)
+	if err != nil {
+		return nil
+	}
 	if need := p.Size - have; need > free {
 		return fmt.Errorf("the data partition has %s free; downloading it needs %s", human(free), human(need))
 	}
@@ -276,11 +314,7 @@ func (d *Device) progress(p Part) func(done, total int64) {
 // copyFile writes a part into the slot's directory on the boot partition,
 // verifying it on the way.
 func (d *Device) copyFile(slot, name string, src io.Reader, p Part) error {
-	dir := filepath.Join(d.BootDir, slots.Dir(slot))
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return err
-	}
-	return writeAtomicFrom(dir, name, func(w io.Writer) error { return verifyCopy(w, src, p) })
+	return d.Target.WriteFile(slots.Dir(slot)+name, func(w io.Writer) error { return verifyCopy(w, src, p) })
 }
 
 // bootFiles writes the release's other boot files into the slot's
@@ -346,7 +380,12 @@ func bootFileName(h *tar.Header) (string, error) {
 // cmdlineSet is what a slot's command line must say on this device.
 func (d *Device) cmdlineSet(slot string) map[string]string {
 	set := map[string]string{"rfs.slot": slot}
-	for _, tok := range strings.Fields(d.Cmdline) {
+	line := d.Cmdline
+	if line == "" {
+		b, _ := d.Target.ReadFile(slots.Dir(d.Booted)+CmdlineFile, 64<<10)
+		line = string(b)
+	}
+	for _, tok := range strings.Fields(line) {
 		k, v, _ := strings.Cut(tok, "=")
 		if k == "rfs.data" || k == "rfs.boot" {
 			set[k] = v
@@ -368,43 +407,30 @@ func (d *Device) rootPARTUUID(slot string) string {
 
 // writeRoot writes the root squashfs onto the slot's partition, syncs
 // it, and reads it back to check the digest.
-func (d *Device) writeRoot(dev string, src io.Reader, p Part) error {
-	f, err := os.OpenFile(dev, os.O_WRONLY, 0)
+func (d *Device) writeRoot(slot string, src io.Reader, p Part) error {
+	root, err := d.Target.Root(slot)
 	if err != nil {
 		return err
 	}
+	defer root.Close()
 	h := sha256.New()
-	n, err := io.Copy(io.MultiWriter(f, h), io.LimitReader(src, p.Size+1))
-	if serr := f.Sync(); err == nil {
-		err = serr
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
+	n, err := io.Copy(io.MultiWriter(io.NewOffsetWriter(root, 0), h), io.LimitReader(src, p.Size+1))
+	if err == nil {
+		err = root.Sync()
 	}
 	if err != nil {
-		return fmt.Errorf("write %s: %w", dev, err)
+		return fmt.Errorf("write slot %s's root: %w", slot, err)
 	}
 	if err := checkDigest(h, n, p); err != nil {
 		return err
 	}
-	return verifyDevice(dev, p)
-}
-
-// verifyDevice reads the part back from the device (past the page cache).
-func verifyDevice(dev string, p Part) error {
-	f, err := os.Open(dev)
+	h.Reset()
+	n, err = io.Copy(h, io.NewSectionReader(root, 0, p.Size))
 	if err != nil {
-		return err
-	}
-	defer f.Close()
-	unix.Fadvise(int(f.Fd()), 0, p.Size, unix.FADV_DONTNEED)
-	h := sha256.New()
-	n, err := io.Copy(h, io.LimitReader(f, p.Size))
-	if err != nil {
-		return fmt.Errorf("read back %s: %w", dev, err)
+		return fmt.Errorf("read back slot %s's root: %w", slot, err)
 	}
 	if err := checkDigest(h, n, p); err != nil {
-		return fmt.Errorf("read back %s: %w", dev, err)
+		return fmt.Errorf("read back slot %s's root: %w", slot, err)
 	}
 	return nil
 }
@@ -430,7 +456,7 @@ func checkDigest(h interface{ Sum([]byte) []byte }, n int64, p Part) error {
 
 // State reads the slot record from the boot partition.
 func (d *Device) State() (slots.State, error) {
-	b, err := os.ReadFile(filepath.Join(d.BootDir, slots.StateFile))
+	b, err := d.Target.ReadFile(slots.StateFile, slots.MaxStateFile)
 	if err != nil {
 		return slots.State{}, fmt.Errorf("the slot record: %w", err)
 	}
@@ -440,67 +466,18 @@ func (d *Device) State() (slots.State, error) {
 func (d *Device) writeState(s slots.State) error { return d.writeTop(slots.StateFile, s.Marshal()) }
 
 func (d *Device) writeTop(name string, data []byte) error {
-	return writeAtomic(d.BootDir, name, data)
+	return d.Target.WriteFile(name, writeBytes(data))
 }
 
 func (d *Device) writeFile(slot, name string, data []byte) error {
-	dir := filepath.Join(d.BootDir, slots.Dir(slot))
-	if err := os.MkdirAll(filepath.Dir(filepath.Join(dir, name)), 0o755); err != nil {
-		return err
-	}
-	return writeAtomic(dir, name, data)
+	return d.Target.WriteFile(slots.Dir(slot)+name, writeBytes(data))
 }
 
-// writeAtomic replaces dir/name with data: a synced temporary file
-// renamed over it, then the directory synced.
-func writeAtomic(dir, name string, data []byte) error {
-	return writeAtomicFrom(dir, name, func(w io.Writer) error {
+func writeBytes(data []byte) func(io.Writer) error {
+	return func(w io.Writer) error {
 		_, err := w.Write(data)
 		return err
-	})
-}
-
-// writeAtomicFrom is writeAtomic of what fill writes; an error from fill
-// (a digest that does not match) leaves dir/name as it was.
-func writeAtomicFrom(dir, name string, fill func(io.Writer) error) error {
-	p := filepath.Join(dir, name)
-	tmp := p + ".new"
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
-	if err != nil {
-		return fmt.Errorf("write %s: %w", name, err)
 	}
-	err = fill(f)
-	if serr := f.Sync(); err == nil {
-		err = serr
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, p)
-	}
-	if err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("write %s: %w", name, err)
-	}
-	if df, err := os.Open(filepath.Dir(p)); err == nil {
-		df.Sync()
-		df.Close()
-	}
-	return nil
-}
-
-func deviceSize(dev string) (int64, error) {
-	f, err := os.Open(dev)
-	if err != nil {
-		return 0, err
-	}
-	defer f.Close()
-	n, err := f.Seek(0, io.SeekEnd)
-	if err != nil {
-		return 0, fmt.Errorf("size of %s: %w", dev, err)
-	}
-	return n, nil
 }
 
 func (d *Device) logf(format string, args ...any) {
