@@ -46,6 +46,9 @@ func run(ctx context.Context) error {
 	board := &agent.Board{StatusPath: agentconf.StatusFile, InitStatusPath: agentconf.InitStatusFile, Log: os.Stderr}
 	board.Update(func(s *agentconf.Status) { s.Hostname = cfg.Hostname })
 	jobs := agentJobs(cfg)
+	if j := updatePoller(); j != nil {
+		jobs = append(jobs, j)
+	}
 	board.Logf("started (%d jobs)", len(jobs))
 	err = agent.Run(ctx, board, jobs)
 	if errors.Is(err, context.Canceled) || ctx.Err() != nil {

@@ -18,6 +18,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/rfsbuild/rfs/agent"
 	"github.com/rfsbuild/rfs/agent/regclient"
 	"github.com/rfsbuild/rfs/install"
 	"github.com/rfsbuild/rfs/release"
@@ -256,3 +257,71 @@ func writeProgress(line string) {
 type writerFunc func([]byte) (int, error)
 
 func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
+
+// pollJob checks update: {ref} every interval and installs a newer
+// release; one that was rolled back is not tried again.
+type pollJob struct {
+	ref      string
+	interval time.Duration
+}
+
+func (j *pollJob) Name() string { return "update" }
+
+func (j *pollJob) Run(ctx context.Context, b *agent.Board) error {
+	b.Logf("update: polling %s every %s", j.ref, j.interval)
+	first := time.After(time.Minute) // let the network come up first
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-first:
+		case <-time.After(j.interval):
+		}
+		first = nil
+		if err := j.poll(ctx, b); err != nil {
+			b.Logf("update: %v", err)
+		}
+	}
+}
+
+// poll installs the release at the ref when it is newer than the running
+// one and not the one a trial just rolled back.
+func (j *pollJob) poll(ctx context.Context, b *agent.Board) error {
+	st, err := readBootStatus()
+	if err != nil {
+		return err
+	}
+	if st.Trial != "" || st.Booted != st.Committed {
+		return nil // a trial is under way
+	}
+	b2, err := regclient.New(regclient.Options{}).Resolve(ctx, j.ref)
+	if err != nil {
+		return err
+	}
+	v := b2.Config.Version
+	if last := st.Last; last != nil && last.Outcome == slots.RolledBack && last.Version == v {
+		return nil
+	}
+	if c, err := release.CompareVersions(v, st.Version); err != nil || c <= 0 {
+		return err
+	}
+	b.Logf("update: version %s is available (running %s): installing", v, st.Version)
+	return runUpdate(ctx, j.ref, false, false, progressLog(os.Stdout))
+}
+
+// updatePoller is the polling job when the image names an update ref.
+func updatePoller() agent.Job {
+	data, err := os.ReadFile(slots.ConfigFile)
+	if err != nil {
+		return nil
+	}
+	cfg, err := slots.ParseConfig(data)
+	if err != nil || cfg.Ref == "" {
+		return nil
+	}
+	every := time.Duration(cfg.IntervalSeconds) * time.Second
+	if every <= 0 {
+		every = 6 * time.Hour
+	}
+	return &pollJob{ref: cfg.Ref, interval: every}
+}
