@@ -285,9 +285,11 @@ func (fs *Editor) op(f func() error) error {
 	return err
 }
 
-// end writes the exact free count once an operation is complete.
+// end writes the exact free count once an operation is complete and
+// durable (a count written beside the last entry write could count a
+// cluster that the entry, lost in a cut, no longer references).
 func (fs *Editor) end() error {
-	if err := fs.flushFAT(); err != nil {
+	if err := fs.commitFAT(); err != nil {
 		return err
 	}
 	if err := fs.writeFSInfo(uint32(fs.freeN)); err != nil {

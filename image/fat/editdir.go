@@ -245,11 +245,20 @@ func (fs *Editor) addEntry(d *editDir, name string, body entryBody) error {
 	if err := fs.growDir(d, i+n); err != nil {
 		return err
 	}
-	// Last slot first: the first one, written last, makes the entry
-	// visible when it replaces the end marker.
-	for k := n - 1; k >= 0; k-- {
-		if _, err := fs.rw.WriteAt(slots[k*slotSize:(k+1)*slotSize], d.slotOff[i+k]); err != nil {
+	// Last sector first: the one holding the first slot, written last,
+	// makes the entry whole (it replaces the end marker, or the long name
+	// before an already visible short entry).
+	offs := d.slotOff[i : i+n]
+	groups := fs.sectorGroups(offs)
+	for g := len(groups) - 1; g >= 0; g-- {
+		lo, hi := groups[g][0], groups[g][1]
+		if _, err := fs.rw.WriteAt(slots[lo*slotSize:hi*slotSize], offs[lo]); err != nil {
 			return fmt.Errorf("directory %s: write entry: %w", dirName(d.path), err)
+		}
+		if g > 0 {
+			if err := fs.sync(); err != nil {
+				return err
+			}
 		}
 	}
 	// Appended at the end: the slot after must read as the end.
@@ -339,15 +348,46 @@ func (fs *Editor) growDir(d *editDir, slots int) error {
 	return fs.commitFAT()
 }
 
-// deleteEntry marks e's slots deleted: the long-name slots first, so that
-// at every step the entry is whole or a plain short-name entry.
+// deleteEntry marks e's slots deleted, a sector at a time in order (with
+// syncs between): the long-name slots go first, so that at every step the
+// entry is whole or a plain short-name entry.
 func (fs *Editor) deleteEntry(e *editEntry) error {
-	for _, off := range append(append([]int64(nil), e.slots...), e.off) {
-		if _, err := fs.rw.WriteAt([]byte{0xe5}, off); err != nil {
+	offs := append(append([]int64(nil), e.slots...), e.off)
+	groups := fs.sectorGroups(offs)
+	for g, r := range groups {
+		b := make([]byte, (r[1]-r[0])*slotSize)
+		if _, err := fs.rw.ReadAt(b, offs[r[0]]); err != nil {
 			return fmt.Errorf("delete %s: %w", e.name, err)
+		}
+		for i := 0; i < len(b); i += slotSize {
+			b[i] = 0xe5
+		}
+		if _, err := fs.rw.WriteAt(b, offs[r[0]]); err != nil {
+			return fmt.Errorf("delete %s: %w", e.name, err)
+		}
+		if g+1 < len(groups) {
+			if err := fs.sync(); err != nil {
+				return err
+			}
 		}
 	}
 	return nil
+}
+
+// sectorGroups splits slots (absolute offsets, in directory order) into
+// index ranges [lo,hi) of slots adjacent on disk within one sector: each
+// is one write, which a disk does whole.
+func (fs *Editor) sectorGroups(offs []int64) [][2]int {
+	var out [][2]int
+	for i := 0; i < len(offs); {
+		j := i + 1
+		for j < len(offs) && offs[j] == offs[j-1]+slotSize && offs[j]/fs.bps == offs[i]/fs.bps {
+			j++
+		}
+		out = append(out, [2]int{i, j})
+		i = j
+	}
+	return out
 }
 
 // setBody rewrites bytes 11..31 of e's short entry: the one write that
