@@ -118,13 +118,17 @@ func cutCases() []cutCase {
 	}
 	return []cutCase{
 		{"replace", nil,
-			func(ed *Editor) error { return ed.WriteFile("slot-a/vmlinuz", bytes.NewReader(newK), int64(len(newK)), editAt) },
+			func(ed *Editor) error {
+				return ed.WriteFile("slot-a/vmlinuz", bytes.NewReader(newK), int64(len(newK)), editAt)
+			},
 			func(fs *FS) error { return oneOf(fs, "slot-a/vmlinuz", false, oldK, newK) }},
 		{"rename over", func(ed *Editor) error { return ed.WriteSmall("rfs-slots.json.tmp", newS, editAt) },
 			func(ed *Editor) error { return ed.Rename("rfs-slots.json.tmp", "rfs-slots.json") },
 			func(fs *FS) error { return oneOf(fs, "rfs-slots.json", false, oldS, newS) }},
 		{"new file growing its directory", filler,
-			func(ed *Editor) error { return ed.WriteFile("slot-a/initramfs.img", bytes.NewReader(newK), int64(len(newK)), editAt) },
+			func(ed *Editor) error {
+				return ed.WriteFile("slot-a/initramfs.img", bytes.NewReader(newK), int64(len(newK)), editAt)
+			},
 			func(fs *FS) error { return oneOf(fs, "slot-a/initramfs.img", true, newK) }},
 		{"remove all", filler,
 			func(ed *Editor) error { return ed.RemoveAll("slot-a") },
