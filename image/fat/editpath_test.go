@@ -2,6 +2,7 @@ package fat
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"maps"
@@ -266,4 +267,135 @@ func TestEditorFull(t *testing.T) {
 	}
 	checkFsck(t, img)
 	checkMtype(t, img, "slot-b/vmlinuz", old)
+}
+
+// memDisk is a fixed-size in-memory disk.
+type memDisk struct{ b []byte }
+
+func (m *memDisk) ReadAt(p []byte, off int64) (int, error) {
+	if off < 0 || off+int64(len(p)) > int64(len(m.b)) {
+		return 0, errors.New("read past the end")
+	}
+	return copy(p, m.b[off:]), nil
+}
+
+func (m *memDisk) WriteAt(p []byte, off int64) (int, error) {
+	if off < 0 || off+int64(len(p)) > int64(len(m.b)) {
+		return 0, errors.New("write past the end")
+	}
+	return copy(m.b[off:], p), nil
+}
+
+// TestEditorHostile: damaged chains, directories inside themselves and
+// impossible boot sectors are errors (never panics or endless walks), and
+// a refused RemoveAll changes nothing.
+func TestEditorHostile(t *testing.T) {
+	b, size := fatImage(t)
+	base := make([]byte, size)
+	copy(base, b)
+	ed, err := OpenEditor(&memDisk{bytes.Clone(base)}, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	le := binary.LittleEndian
+	_, boot, _, _ := ed.lookup("EFI/BOOT")
+	_, efi, _, _ := ed.lookup("EFI/BOOT/BOOTX64.EFI")
+	bootDir, _ := ed.readDir(boot.cluster, "EFI/BOOT")
+	fatAt := func(c uint32) int { return int(ed.fatStart) + int(c)*4 }
+	dirAt := func(c uint32) int { return int(ed.dataStart) + int(c-2)*int(ed.clusterSz) }
+	for _, c := range []struct {
+		name  string
+		patch func(b []byte)
+		open  string
+		op    func(ed *Editor) error
+		want  string
+	}{
+		{"too many clusters", func(b []byte) { le.PutUint32(b[36:], 1<<26); le.PutUint32(b[32:], 1<<31) }, "more than", nil, ""},
+		{"larger than the device", func(b []byte) { le.PutUint32(b[32:], uint32(size/512+100)) }, "does not fit", nil, ""},
+		{"bad geometry", func(b []byte) { b[13] = 3 }, "impossible geometry", nil, ""},
+		{"file chain loops", func(b []byte) { le.PutUint32(b[fatAt(efi.cluster+1):], efi.cluster) }, "",
+			func(ed *Editor) error { _, _, err := ed.ReadFile("EFI/BOOT/BOOTX64.EFI"); return err }, "loops"},
+		{"file chain out of range", func(b []byte) { le.PutUint32(b[fatAt(efi.cluster):], 0x0ffffff0) }, "",
+			func(ed *Editor) error { _, _, err := ed.ReadFile("EFI/BOOT/BOOTX64.EFI"); return err }, "chain ends"},
+		{"remove a looping file", func(b []byte) { le.PutUint32(b[fatAt(efi.cluster+9):], efi.cluster) }, "",
+			func(ed *Editor) error { _, err := ed.Remove("EFI/BOOT/BOOTX64.EFI"); return err }, "loops"},
+		{"directory chain loops", func(b []byte) {
+			for i := dirAt(boot.cluster); i < dirAt(boot.cluster)+int(ed.clusterSz); i += 32 {
+				if b[i] == 0 {
+					b[i] = 0xe5
+				}
+			}
+			le.PutUint32(b[fatAt(boot.cluster):], boot.cluster)
+		}, "", func(ed *Editor) error { return ed.WriteSmall("EFI/BOOT/x", nil, editAt) }, "loops"},
+		{"directory inside itself", func(b []byte) {
+			// BOOTX64.EFI becomes a directory whose cluster is EFI/BOOT's.
+			off := int(bootDir.ents[len(bootDir.ents)-1].off)
+			b[off+11] = attrDir
+			le.PutUint16(b[off+26:], uint16(boot.cluster))
+			le.PutUint16(b[off+20:], uint16(boot.cluster>>16))
+		}, "", func(ed *Editor) error { return ed.RemoveAll("EFI") }, "contains itself"},
+		{"deep path", nil, "", func(ed *Editor) error {
+			_, _, err := ed.ReadFile(strings.Repeat("EFI/BOOT/BOOTX64.EFI/", 10))
+			return err
+		}, "deeper than"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			img := bytes.Clone(base)
+			if c.patch != nil {
+				c.patch(img)
+			}
+			d := &memDisk{img}
+			ed, err := OpenEditor(d, 0)
+			if c.open != "" {
+				if err == nil || !strings.Contains(err.Error(), c.open) {
+					t.Fatalf("OpenEditor: %v, want %q", err, c.open)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			before := bytes.Clone(img)
+			if err := c.op(ed); err == nil || !strings.Contains(err.Error(), c.want) {
+				t.Fatalf("got %v, want %q", err, c.want)
+			}
+			if !bytes.Equal(before, d.b) {
+				t.Error("a refused operation changed the file system")
+			}
+		})
+	}
+}
+
+// FuzzEditor: an editor opened on a hostile file system gives errors or
+// bytes, never a panic or a hang; what it writes it reads back.
+func FuzzEditor(f *testing.F) {
+	b, _ := fatImage(f)
+	tiny := tinyFAT(f, b)
+	f.Add(tiny, uint16(130*512-len(tiny)))
+	f.Add(b[:1024], uint16(0))
+	f.Fuzz(func(t *testing.T, b []byte, extra uint16) {
+		tm := time.AfterFunc(10*time.Second, func() { panic("FuzzEditor: one input ran 10 s (a hang)") })
+		defer tm.Stop()
+		d := &memDisk{make([]byte, len(b)+int(extra))}
+		copy(d.b, b)
+		ed, err := OpenEditor(d, 0)
+		if err != nil {
+			return
+		}
+		for _, p := range []string{"rfs.json", "EFI/BOOT/BOOTX64.EFI", "overlays/a-long-name-with-case.dtbo", "empty"} {
+			if data, _, err := ed.ReadFile(p); err == nil && len(data) > len(d.b) {
+				t.Fatalf("%s: %d bytes from a %d-byte file system", p, len(data), len(d.b))
+			}
+		}
+		ed.ReadDir("EFI")
+		content := []byte("new content that spans two clusters of 512 bytes ... " + strings.Repeat("x", 600))
+		if err := ed.WriteSmall("EFI/BOOT/new.txt", content, editAt); err == nil {
+			if got, ok, err := ed.ReadFile("efi/boot/NEW.TXT"); err != nil || !ok || !bytes.Equal(got, content) {
+				t.Fatalf("wrote %d bytes, read back %d, %v %v", len(content), len(got), ok, err)
+			}
+		}
+		ed.Rename("rfs.json", "cmdline.txt")
+		ed.RemoveAll("EFI")
+		ed.MkdirAll("a/b", editAt)
+	})
 }
