@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
+	"slices"
 )
 
 // Editor edits a FAT32 file system in place, without a kernel mount: what
@@ -196,19 +198,25 @@ func (fs *Editor) set(c, v uint32) {
 	fs.dirty[int64(c)*4/fs.bps] = true
 }
 
-// flushFAT writes the changed FAT sectors to every FAT copy, in order.
+// flushFAT writes the changed FAT sectors to every FAT copy, in order,
+// each run of adjacent sectors in one write.
 func (fs *Editor) flushFAT() error {
 	if len(fs.dirty) == 0 {
 		return nil
 	}
+	secs := slices.Sorted(maps.Keys(fs.dirty))
 	for _, copyN := range fs.fats {
 		base := fs.start + fs.fatStart + int64(copyN)*fs.fatSize
-		for sec := range fs.dirty {
-			lo := sec * fs.bps
-			hi := min(lo+fs.bps, int64(len(fs.fat)))
+		for i := 0; i < len(secs); {
+			j := i + 1
+			for j < len(secs) && secs[j] == secs[j-1]+1 {
+				j++
+			}
+			lo, hi := secs[i]*fs.bps, min((secs[j-1]+1)*fs.bps, int64(len(fs.fat)))
 			if _, err := fs.rw.WriteAt(fs.fat[lo:hi], base+lo); err != nil {
 				return fmt.Errorf("write FAT %d: %w", copyN, err)
 			}
+			i = j
 		}
 	}
 	clear(fs.dirty)

@@ -276,11 +276,10 @@ func (fs *Editor) entryBytes(d *editDir, name string, body entryBody) ([]byte, e
 	for _, e := range d.ents {
 		namer.reserve(e.short)
 	}
-	short, ok := asShort(name)
-	long := needsLFN(name)
-	if !long && !ok {
-		return nil, fmt.Errorf("%s: no short name", name)
-	}
+	short, _ := asShort(name)
+	// An upper-case 8.3 name is its own short name, unless another entry
+	// (a long name's generated one) has it: then it gets a long name too.
+	long := needsLFN(name) || !namer.reserve(short)
 	if long {
 		var err error
 		if short, err = namer.generate(name); err != nil {
