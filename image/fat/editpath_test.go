@@ -107,7 +107,8 @@ func updateSteps() []editStep {
 // TestEditorUpdate runs updateSteps on a partition written by this
 // package and on one made by mkfs.vfat -F 32 (4 KiB clusters); after each
 // step fsck.fat finds nothing to fix and mtools, the package's reader and
-// the editor read back exactly the expected tree.
+// the editor read back exactly the expected tree (and go-diskfs at the
+// end).
 func TestEditorUpdate(t *testing.T) {
 	for _, c := range []struct {
 		name string
@@ -146,6 +147,11 @@ func TestEditorUpdate(t *testing.T) {
 				s.want(want)
 				checkEdited(t, img, ed, want, true)
 			}
+			fi, err := f.Stat()
+			if err != nil {
+				t.Fatal(err)
+			}
+			checkDiskfs(t, img, fi.Size(), want, "BOOT")
 		})
 	}
 }
