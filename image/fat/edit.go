@@ -38,6 +38,8 @@ import (
 // other entries in it. Renames and removals delete the directory entry
 // before its clusters are freed, for the same reason.
 //
+// The FAT is read once, at OpenEditor: nothing else may write the file
+// system while an Editor is open on it (never edit a mounted partition).
 // Timestamps follow the writer's rule: UTC, clamped to FAT's range.
 type Editor struct {
 	rw        ReaderWriterAt
