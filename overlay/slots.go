@@ -215,14 +215,15 @@ func (b *Boot) findSlotRoots(s slots.State, st *SlotStatus) {
 	}
 }
 
-// failTrial ends a trial boot that cannot mount its root: the record
+// failTrial ends a trial boot whose init fails (its root cannot be
+// mounted, its init program is missing, ...): the record
 // says why, and the reboot returns to the committed slot (the firmware's
 // one-shot flag is spent).
 func (b *Boot) failTrial(err error) {
 	if b.trial == nil {
 		return
 	}
-	reason := "the init could not mount slot " + b.Params.Slot + "'s root: " + err.Error()
+	reason := "the init failed on slot " + b.Params.Slot + ": " + err.Error()
 	f, merr := mountBootFAT(b.trial.node, b.P(SlotsStaging), b.BootFSType)
 	if merr != nil {
 		b.Logf("warning: %v: the rollback is not recorded", merr)
