@@ -85,8 +85,13 @@ func New(opts Options) *Client {
 
 // checkRedirect follows a registry's redirects (blobs often live in
 // object storage) to http and https only, never from https down to http.
-// net/http drops Authorization when the redirect leaves the host.
+// Credentials go to the registry only: net/http keeps Authorization
+// for the same host name on another port, so it is dropped here for any
+// other host:port.
 func checkRedirect(req *http.Request, via []*http.Request) error {
+	if req.URL.Host != via[0].URL.Host {
+		req.Header.Del("Authorization")
+	}
 	switch {
 	case len(via) >= maxRedirect:
 		return &redirectError{fmt.Sprintf("more than %d redirects", maxRedirect)}

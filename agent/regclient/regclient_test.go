@@ -309,3 +309,73 @@ func (w *digestWriter) WriteHeader(code int) {
 	w.Header().Set("Docker-Content-Digest", w.digest)
 	w.ResponseWriter.WriteHeader(code)
 }
+
+// stallWriter passes on left bytes, then stalls until the client gives
+// up (a link that went silent, no FIN).
+type stallWriter struct {
+	http.ResponseWriter
+	left int
+	done <-chan struct{}
+}
+
+func (s *stallWriter) Write(p []byte) (int, error) {
+	if len(p) <= s.left {
+		s.left -= len(p)
+		return s.ResponseWriter.Write(p)
+	}
+	s.ResponseWriter.Write(p[:s.left])
+	s.ResponseWriter.(http.Flusher).Flush()
+	<-s.done
+	panic(http.ErrAbortHandler)
+}
+
+// A server that goes silent mid-blob is given up on after IdleTimeout
+// and the download resumes.
+func TestStallResumes(t *testing.T) {
+	tr := startRegistry(t)
+	s := pushSynthetic(t, tr, "rfs/dev:v7", 1<<20)
+	root := s.config.Parts[1]
+	var n atomic.Int32
+	tr.setHook(func(w http.ResponseWriter, r *http.Request) bool {
+		if isBlob(r, root.Digest) && n.Add(1) == 1 {
+			tr.reg.ServeHTTP(&stallWriter{ResponseWriter: w, left: 100000, done: r.Context().Done()}, r)
+			return true
+		}
+		return false
+	})
+	dst := filepath.Join(t.TempDir(), "root")
+	c := testClient(Options{IdleTimeout: 200e6})
+	if err := c.FetchBlob(context.Background(), s.ref, root.Digest, root.Size, dst, nil); err != nil {
+		t.Fatal(err)
+	}
+	if reqs := tr.requests("blobs"); len(reqs) != 2 || reqs[1].Header.Get("Range") == "" {
+		t.Errorf("%d requests, want 2, the second with a Range", len(reqs))
+	}
+}
+
+// A cancelled context stops the download and keeps the partial file.
+func TestCancelKeepsPartial(t *testing.T) {
+	tr := startRegistry(t)
+	s := pushSynthetic(t, tr, "rfs/dev:v7", 3<<20)
+	root := s.config.Parts[1]
+	ctx, cancel := context.WithCancel(context.Background())
+	dst := filepath.Join(t.TempDir(), "root")
+	err := testClient(Options{}).FetchBlob(ctx, s.ref, root.Digest, root.Size, dst, func(done, total int64) {
+		if done >= 1<<20 {
+			cancel()
+		}
+	})
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("err %v, want context.Canceled", err)
+	}
+	st, err := os.Stat(dst + ".partial")
+	if err != nil || st.Size() < 1<<20 {
+		t.Fatalf("partial file: %v", err)
+	}
+	if err := testClient(Options{}).FetchBlob(context.Background(), s.ref, root.Digest, root.Size, dst, nil); err != nil {
+		t.Fatal(err)
+	}
+	if reqs := tr.requests("blobs"); len(reqs) < 2 || !strings.HasPrefix(reqs[len(reqs)-1].Header.Get("Range"), fmt.Sprintf("bytes=%d-", st.Size())) {
+		t.Errorf("the rerun did not resume from byte %d", st.Size())
+	}
+}
