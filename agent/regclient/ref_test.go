@@ -1,6 +1,7 @@
 package regclient
 
 import (
+	"regexp"
 	"strings"
 	"testing"
 )
@@ -82,6 +83,28 @@ func FuzzParseRef(f *testing.F) {
 		}
 		if u := r.url("manifests", r.Reference()); strings.ContainsAny(u, "?#% \\") || strings.Contains(u, "..") {
 			t.Fatalf("%q: URL %q", s, u)
+		}
+	})
+}
+
+// FuzzValidators: the hand-written checks are the regular expressions
+// they stand for.
+func FuzzValidators(f *testing.F) {
+	hostRE := regexp.MustCompile(`^(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?(?:\.[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)*|\[[0-9a-fA-F:.]+\])(?::[0-9]{1,5})?$`)
+	componentRE := regexp.MustCompile(`^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$`)
+	tagRE := regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$`)
+	for _, s := range []string{"a.b-c:5000", "[::1]:80", "a__b", "a---b", "a._b", "v1.2_x", "-a", "a-", "x:"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		for _, c := range []struct {
+			name string
+			fn   func(string) bool
+			re   *regexp.Regexp
+		}{{"validHost", validHost, hostRE}, {"validComponent", validComponent, componentRE}, {"validTag", validTag, tagRE}} {
+			if c.fn(s) != c.re.MatchString(s) {
+				t.Fatalf("%s(%q) = %v, the regexp says %v", c.name, s, c.fn(s), !c.fn(s))
+			}
 		}
 	})
 }
