@@ -150,7 +150,7 @@ func checkContentRange(cr string, start, size int64) error {
 	if !ok || !ok2 || !ok3 || err1 != nil || err2 != nil {
 		return fmt.Errorf("Content-Range %q: not bytes START-END/TOTAL", clean(cr))
 	}
-	if a != start || b != size-1 || (total != "*" && total != strconv.FormatInt(size, 10)) {
+	if a != start || a < 0 || a > b || b != size-1 || (total != "*" && total != strconv.FormatInt(size, 10)) {
 		return fmt.Errorf("Content-Range %q, asked for bytes %d-%d/%d", clean(cr), start, size-1, size)
 	}
 	return nil

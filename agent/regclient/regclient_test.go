@@ -257,6 +257,14 @@ func TestResolveRefuses(t *testing.T) {
 		}
 		return false
 	}
+	hugeAnnounced := func(w http.ResponseWriter, r *http.Request) bool {
+		if strings.Contains(r.URL.Path, "/manifests/") {
+			w.Header().Set("Content-Length", fmt.Sprint(release.MaxManifest+1))
+			w.Write(bytes.Repeat([]byte(" "), release.MaxManifest+1))
+			return true
+		}
+		return false
+	}
 	wrongDigest := func(w http.ResponseWriter, r *http.Request) bool {
 		tr.reg.ServeHTTP(&digestWriter{ResponseWriter: w, digest: release.Digest([]byte("other"))}, r)
 		return true
@@ -269,6 +277,7 @@ func TestResolveRefuses(t *testing.T) {
 		{"index", "http://" + tr.host + "/rfs/multi:1", nil, "image index"},
 		{"container image", "http://" + tr.host + "/rfs/app:1", nil, "not an rfs release"},
 		{"huge manifest", s.ref, huge, "more than the"},
+		{"huge manifest announced", s.ref, hugeAnnounced, fmt.Sprintf("%d bytes: more than the", release.MaxManifest+1)},
 		{"wrong Docker-Content-Digest", s.ref, wrongDigest, "the registry says"},
 		{"wrong @digest", s.ref + "@" + release.Digest([]byte("x")), func(w http.ResponseWriter, r *http.Request) bool {
 			r.URL.Path = strings.Replace(r.URL.Path, "/manifests/"+release.Digest([]byte("x")), "/manifests/v7", 1)
