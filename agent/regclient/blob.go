@@ -71,7 +71,7 @@ func (c *Client) fetchBlob(ctx context.Context, r Ref, digest string, size int64
 	resumed := p.n > 0
 	for {
 		progress(p.n, size)
-		err := c.retry(ctx, func() error { return c.download(ctx, r, p, progress) })
+		err := c.retry(ctx, func() int64 { return p.n }, func() error { return c.download(ctx, r, p, progress) })
 		if err == nil {
 			err = p.finish(dst)
 		}

@@ -388,3 +388,36 @@ func TestCancelKeepsPartial(t *testing.T) {
 		t.Errorf("the rerun did not resume from byte %d", st.Size())
 	}
 }
+
+// Drops that each get further do not use up the retries; drops at the
+// same place do.
+func TestRetriesWhileAdvancing(t *testing.T) {
+	tr := startRegistry(t)
+	s := pushSynthetic(t, tr, "rfs/dev:v7", 1<<20)
+	root := s.config.Parts[1]
+	for _, c := range []struct {
+		name    string
+		advance bool
+		ok      bool
+	}{{"advancing", true, true}, {"stuck", false, false}} {
+		t.Run(c.name, func(t *testing.T) {
+			var n atomic.Int32
+			tr.setHook(func(w http.ResponseWriter, r *http.Request) bool {
+				if !isBlob(r, root.Digest) || n.Add(1) > 4 {
+					return false
+				}
+				left := 1000 // bytes of this response
+				if !c.advance && r.Header.Get("Range") != "" {
+					left = 0
+				}
+				tr.reg.ServeHTTP(&cutWriter{ResponseWriter: w, left: left}, r)
+				return true
+			})
+			dst := filepath.Join(t.TempDir(), "root")
+			err := testClient(Options{Retries: 1}).FetchBlob(context.Background(), s.ref, root.Digest, root.Size, dst, nil)
+			if (err == nil) != c.ok {
+				t.Errorf("err %v after %d requests", err, n.Load())
+			}
+		})
+	}
+}
