@@ -28,7 +28,7 @@ var InitSource embed.FS
 // (TestAgentDeps in embed_test.go fails until then).
 //
 //go:embed go.mod go.sum cmd/rfs-agent/*.go agent
-//go:embed agentconf/*.go atomicfile/*.go datapart/*.go release/*.go updatesig/*.go
+//go:embed agentconf/*.go atomicfile/*.go datapart/*.go
 var AgentSource embed.FS
 
 // AgentPackage is the import path, relative to the module root, of the
