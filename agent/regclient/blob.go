@@ -127,7 +127,7 @@ func (c *Client) download(ctx context.Context, r Ref, p *partial, progress func(
 	if want := p.size - p.n; resp.ContentLength >= 0 && resp.ContentLength != want {
 		return fmt.Errorf("%w: the server announces %d bytes, want %d", ErrDigest, resp.ContentLength, want)
 	}
-	return p.fill(resp.Body, progress)
+	return p.fill(ctx, resp.Body, progress)
 }
 
 // resetAfter starts p over and makes err transient: the next attempt
@@ -201,10 +201,14 @@ func (p *partial) reset() error {
 
 // fill appends body to the file until size bytes are there; a body
 // ending short is a transient error, one going past size a permanent one.
-func (p *partial) fill(body io.Reader, progress func(done, total int64)) error {
+// It stops when ctx ends (bytes already buffered are not waited for).
+func (p *partial) fill(ctx context.Context, body io.Reader, progress func(done, total int64)) error {
 	buf := make([]byte, copyBuf)
 	last := p.n
 	for p.n < p.size {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
 		n, err := body.Read(buf[:min(int64(len(buf)), p.size-p.n+1)])
 		if p.n+int64(n) > p.size {
 			return fmt.Errorf("%w (%d)", errTooLong, p.size)
