@@ -9,7 +9,7 @@ package release
 import (
 	"encoding/json"
 	"fmt"
-	"regexp"
+	"strings"
 )
 
 // Media types of a release.
@@ -101,14 +101,19 @@ func (c Config) Marshal() []byte {
 	return b
 }
 
-var (
-	partName = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,63}$`)
-	digestRE = regexp.MustCompile(`^sha256:[0-9a-f]{64}$`)
-)
-
 // ValidDigest reports whether d is "sha256:" and 64 lowercase hex
-// digits: the only digests a release uses, safe in a URL path.
-func ValidDigest(d string) bool { return digestRE.MatchString(d) }
+// digits: the only digests a release uses, safe in a URL path. (No
+// regexp here or in validPartName: the device binary goes without
+// package regexp.)
+func ValidDigest(d string) bool {
+	h, ok := strings.CutPrefix(d, "sha256:")
+	return ok && len(h) == 64 && strings.Trim(h, "0123456789abcdef") == ""
+}
+
+// validPartName: ^[a-z0-9][a-z0-9-]{0,63}$.
+func validPartName(s string) bool {
+	return len(s) >= 1 && len(s) <= 64 && s[0] != '-' && strings.Trim(s, "abcdefghijklmnopqrstuvwxyz0123456789-") == ""
+}
 
 // Check says what is wrong with a config read from a release.
 func (c Config) Check() error {
@@ -134,7 +139,7 @@ func (c Config) Check() error {
 func (p Part) check() error {
 	media := RoleMediaType(p.Role)
 	switch {
-	case !partName.MatchString(p.Name):
+	case !validPartName(p.Name):
 		return fmt.Errorf("part name %q: want lower-case letters, digits and dashes", p.Name)
 	case media == "":
 		return fmt.Errorf("part %s: unknown role %q", p.Name, p.Role)

@@ -4,6 +4,7 @@ import (
 	"crypto/ed25519"
 	"encoding/json"
 	"errors"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -226,6 +227,24 @@ func FuzzCompareVersions(f *testing.F) {
 		ba, err2 := CompareVersions(b, a)
 		if (err1 == nil) != (err2 == nil) || ab != -ba {
 			t.Fatalf("%q vs %q: %d %v, reversed %d %v", a, b, ab, err1, ba, err2)
+		}
+	})
+}
+
+// FuzzValidators: the hand-written checks are the regular expressions
+// they stand for.
+func FuzzValidators(f *testing.F) {
+	partRE := regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,63}$`)
+	digestRE := regexp.MustCompile(`^sha256:[0-9a-f]{64}$`)
+	f.Add("layer-1")
+	f.Add("sha256:" + strings.Repeat("0a", 32))
+	f.Add("-x")
+	f.Fuzz(func(t *testing.T, s string) {
+		if validPartName(s) != partRE.MatchString(s) {
+			t.Fatalf("validPartName(%q) = %v", s, validPartName(s))
+		}
+		if ValidDigest(s) != digestRE.MatchString(s) {
+			t.Fatalf("ValidDigest(%q) = %v", s, ValidDigest(s))
 		}
 	})
 }

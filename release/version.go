@@ -8,12 +8,12 @@ import (
 
 // The ways Accept refuses a release (test with errors.Is).
 var (
-	ErrWrongBoard = errors.New("release is for another board")
-	ErrWrongArch  = errors.New("release is for another architecture")
-	ErrOlder      = errors.New("release is older than the running one")
+	ErrWrongBoard = errors.New("wrong board")
+	ErrWrongArch  = errors.New("wrong architecture")
+	ErrOlder      = errors.New("older release")
 	// ErrUnordered: one of the versions is not of the form CompareVersions
 	// orders, so "older" cannot be told; forcing installs it anyway.
-	ErrUnordered = errors.New("release versions cannot be compared")
+	ErrUnordered = errors.New("versions not comparable")
 )
 
 // Accept says whether a device of board and arch, running release
@@ -24,20 +24,20 @@ var (
 func (c Config) Accept(board, arch, currentVersion string, force bool) error {
 	switch {
 	case c.Board != board:
-		return fmt.Errorf("%w: release is for board %s, this device is %s", ErrWrongBoard, c.Board, board)
+		return fmt.Errorf("release is for board %s, this device is %s: %w", c.Board, board, ErrWrongBoard)
 	case c.Arch != arch:
-		return fmt.Errorf("%w: release is for arch %s, this device is %s", ErrWrongArch, c.Arch, arch)
+		return fmt.Errorf("release is for arch %s, this device is %s: %w", c.Arch, arch, ErrWrongArch)
 	case force || currentVersion == "" || c.Version == currentVersion:
 		return nil
 	}
 	cmp, err := CompareVersions(c.Version, currentVersion)
 	switch {
 	case err != nil:
-		return fmt.Errorf("%w: release version %q, this device runs %q: %v (force to install it anyway)",
-			ErrUnordered, c.Version, currentVersion, err)
+		return fmt.Errorf("release version %q, this device runs %q: %w: %v (force to install it anyway)",
+			c.Version, currentVersion, ErrUnordered, err)
 	case cmp < 0:
-		return fmt.Errorf("%w: release version %s is older than this device's %s (force to install it anyway)",
-			ErrOlder, c.Version, currentVersion)
+		return fmt.Errorf("release version %s is older than this device's %s: %w (force to install it anyway)",
+			c.Version, currentVersion, ErrOlder)
 	}
 	return nil
 }

@@ -71,7 +71,7 @@ func (c *Client) fetchBlob(ctx context.Context, r Ref, digest string, size int64
 	resumed := p.n > 0
 	for {
 		progress(p.n, size)
-		err := c.retry(ctx, func() error { return c.download(ctx, r, p, progress) })
+		err := c.retry(ctx, func() int64 { return p.n }, func() error { return c.download(ctx, r, p, progress) })
 		if err == nil {
 			err = p.finish(dst)
 		}
@@ -127,7 +127,7 @@ func (c *Client) download(ctx context.Context, r Ref, p *partial, progress func(
 	if want := p.size - p.n; resp.ContentLength >= 0 && resp.ContentLength != want {
 		return fmt.Errorf("%w: the server announces %d bytes, want %d", ErrDigest, resp.ContentLength, want)
 	}
-	return p.fill(resp.Body, progress)
+	return p.fill(ctx, resp.Body, progress)
 }
 
 // resetAfter starts p over and makes err transient: the next attempt
@@ -150,7 +150,7 @@ func checkContentRange(cr string, start, size int64) error {
 	if !ok || !ok2 || !ok3 || err1 != nil || err2 != nil {
 		return fmt.Errorf("Content-Range %q: not bytes START-END/TOTAL", clean(cr))
 	}
-	if a != start || b != size-1 || (total != "*" && total != strconv.FormatInt(size, 10)) {
+	if a != start || a < 0 || a > b || b != size-1 || (total != "*" && total != strconv.FormatInt(size, 10)) {
 		return fmt.Errorf("Content-Range %q, asked for bytes %d-%d/%d", clean(cr), start, size-1, size)
 	}
 	return nil
@@ -201,10 +201,14 @@ func (p *partial) reset() error {
 
 // fill appends body to the file until size bytes are there; a body
 // ending short is a transient error, one going past size a permanent one.
-func (p *partial) fill(body io.Reader, progress func(done, total int64)) error {
+// It stops when ctx ends (bytes already buffered are not waited for).
+func (p *partial) fill(ctx context.Context, body io.Reader, progress func(done, total int64)) error {
 	buf := make([]byte, copyBuf)
 	last := p.n
 	for p.n < p.size {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
 		n, err := body.Read(buf[:min(int64(len(buf)), p.size-p.n+1)])
 		if p.n+int64(n) > p.size {
 			return fmt.Errorf("%w (%d)", errTooLong, p.size)

@@ -85,8 +85,13 @@ func New(opts Options) *Client {
 
 // checkRedirect follows a registry's redirects (blobs often live in
 // object storage) to http and https only, never from https down to http.
-// net/http drops Authorization when the redirect leaves the host.
+// Credentials go to the registry only: net/http keeps Authorization
+// for the same host name on another port, so it is dropped here for any
+// other host:port.
 func checkRedirect(req *http.Request, via []*http.Request) error {
+	if req.URL.Host != via[0].URL.Host {
+		req.Header.Del("Authorization")
+	}
 	switch {
 	case len(via) >= maxRedirect:
 		return &redirectError{fmt.Sprintf("more than %d redirects", maxRedirect)}
@@ -112,13 +117,26 @@ func isTransient(err error) bool {
 }
 
 // retry runs step until it succeeds, fails for good, or has failed
-// transiently more than Retries times; it waits Backoff, 2×Backoff, ...
-// between attempts and stops when ctx ends.
-func (c *Client) retry(ctx context.Context, step func() error) error {
-	wait := c.opts.Backoff
-	for attempt := 0; ; attempt++ {
+// transiently more than Retries times in a row; it waits Backoff,
+// 2×Backoff, ... between attempts and stops when ctx ends. mark, if not
+// nil, tells how far a download got: an attempt that took it further
+// than ever before starts the count (and the wait) afresh, so a long
+// download on a flaky link is not given up on while it advances (and,
+// the blob being finite, a server cannot keep it going for ever).
+func (c *Client) retry(ctx context.Context, mark func() int64, step func() error) error {
+	wait, failures, best := c.opts.Backoff, 0, int64(0)
+	if mark != nil {
+		best = mark()
+	}
+	for {
 		err := step()
-		if err == nil || !isTransient(err) || attempt >= c.opts.Retries {
+		if err == nil || !isTransient(err) {
+			return err
+		}
+		if mark != nil && mark() > best {
+			wait, failures, best = c.opts.Backoff, 0, mark()
+		}
+		if failures++; failures > c.opts.Retries {
 			return err
 		}
 		t := time.NewTimer(wait)

@@ -2,7 +2,6 @@ package regclient
 
 import (
 	"fmt"
-	"regexp"
 	"strconv"
 	"strings"
 
@@ -34,13 +33,6 @@ const (
 	dockerHubAPI = "registry-1.docker.io"
 	maxRef       = 1024
 	maxRepo      = 255
-)
-
-var (
-	hostRE = regexp.MustCompile(`^(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?(?:\.[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)*|\[[0-9a-fA-F:.]+\])(?::[0-9]{1,5})?$`)
-	// Docker's path component and tag grammars.
-	componentRE = regexp.MustCompile(`^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$`)
-	tagRE       = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$`)
 )
 
 // ParseRef reads HOST[:PORT]/REPO[:TAG][@sha256:HEX] (HTTPS) or
@@ -75,7 +67,7 @@ func (r *Ref) parse(s string, hostRequired bool) error {
 		r.Digest = digest
 	}
 	if i := strings.LastIndexByte(name, ':'); i > strings.LastIndexByte(name, '/') {
-		if r.Tag = name[i+1:]; !tagRE.MatchString(r.Tag) {
+		if r.Tag = name[i+1:]; !validTag(r.Tag) {
 			return fmt.Errorf("tag %q: want letters, digits, _ . - (at most 128, not starting with . or -)", r.Tag)
 		}
 		name = name[:i]
@@ -93,7 +85,7 @@ func (r *Ref) parse(s string, hostRequired bool) error {
 }
 
 func (r *Ref) setName(host, repo string) error {
-	if !hostRE.MatchString(host) {
+	if !validHost(host) {
 		return fmt.Errorf("registry %q is not a host name or address with an optional :port", host)
 	}
 	if i := strings.LastIndexByte(host, ':'); i > strings.LastIndexByte(host, ']') {
@@ -116,7 +108,7 @@ func (r *Ref) setName(host, repo string) error {
 		return fmt.Errorf("repository %q: want 1 to %d bytes", repo, maxRepo)
 	}
 	for c := range strings.SplitSeq(repo, "/") {
-		if !componentRE.MatchString(c) {
+		if !validComponent(c) {
 			return fmt.Errorf("repository %q: component %q: want lowercase letters and digits, separated by . _ __ or -", repo, c)
 		}
 	}
@@ -152,4 +144,67 @@ func (r Ref) String() string {
 // url is the address of an API path under the repository.
 func (r Ref) url(kind, ref string) string {
 	return r.Scheme + "://" + r.Host + "/v2/" + r.Repo + "/" + kind + "/" + ref
+}
+
+// The validators below stand for regular expressions (see
+// FuzzValidators), hand-written so the device binary goes without
+// package regexp.
+
+const (
+	lowerDigits = "abcdefghijklmnopqrstuvwxyz0123456789"
+	alnum       = lowerDigits + "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+)
+
+// validTag: ^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$ (Docker's tag).
+func validTag(s string) bool {
+	return len(s) >= 1 && len(s) <= 128 && s[0] != '.' && s[0] != '-' && strings.Trim(s, alnum+"_.-") == ""
+}
+
+// validComponent: ^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$ (Docker's
+// path component): alphanumeric runs joined by ".", "_", "__" or dashes.
+func validComponent(s string) bool {
+	for i := 0; i < len(s); {
+		j := i
+		for j < len(s) && strings.IndexByte(lowerDigits, s[j]) >= 0 {
+			j++
+		}
+		if j == i {
+			return false // a run is missing: at the start, the end, or between separators
+		}
+		if j == len(s) {
+			return true
+		}
+		k := j
+		for k < len(s) && strings.IndexByte(lowerDigits, s[k]) < 0 {
+			k++
+		}
+		if sep := s[j:k]; sep != "." && sep != "_" && sep != "__" && strings.Trim(sep, "-") != "" {
+			return false
+		}
+		i = k
+	}
+	return false
+}
+
+// validHost: a DNS name (labels of letters, digits and inner dashes) or
+// an IPv6 address in brackets, then an optional :PORT of 1 to 5 digits:
+// ^(?:LABEL(?:\.LABEL)*|\[[0-9a-fA-F:.]+\])(?::[0-9]{1,5})?$.
+func validHost(s string) bool {
+	name, port := s, ""
+	if i := strings.LastIndexByte(s, ':'); i >= 0 && i > strings.LastIndexByte(s, ']') {
+		name, port = s[:i], s[i+1:]
+		if len(port) < 1 || len(port) > 5 || strings.Trim(port, "0123456789") != "" {
+			return false
+		}
+	}
+	if inner, ok := strings.CutPrefix(name, "["); ok {
+		inner, ok = strings.CutSuffix(inner, "]")
+		return ok && inner != "" && strings.Trim(inner, "0123456789abcdefABCDEF:.") == ""
+	}
+	for label := range strings.SplitSeq(name, ".") {
+		if label == "" || label[0] == '-' || label[len(label)-1] == '-' || strings.Trim(label, alnum+"-") != "" {
+			return false
+		}
+	}
+	return true
 }

@@ -257,6 +257,14 @@ func TestResolveRefuses(t *testing.T) {
 		}
 		return false
 	}
+	hugeAnnounced := func(w http.ResponseWriter, r *http.Request) bool {
+		if strings.Contains(r.URL.Path, "/manifests/") {
+			w.Header().Set("Content-Length", fmt.Sprint(release.MaxManifest+1))
+			w.Write(bytes.Repeat([]byte(" "), release.MaxManifest+1))
+			return true
+		}
+		return false
+	}
 	wrongDigest := func(w http.ResponseWriter, r *http.Request) bool {
 		tr.reg.ServeHTTP(&digestWriter{ResponseWriter: w, digest: release.Digest([]byte("other"))}, r)
 		return true
@@ -269,6 +277,7 @@ func TestResolveRefuses(t *testing.T) {
 		{"index", "http://" + tr.host + "/rfs/multi:1", nil, "image index"},
 		{"container image", "http://" + tr.host + "/rfs/app:1", nil, "not an rfs release"},
 		{"huge manifest", s.ref, huge, "more than the"},
+		{"huge manifest announced", s.ref, hugeAnnounced, fmt.Sprintf("%d bytes: more than the", release.MaxManifest+1)},
 		{"wrong Docker-Content-Digest", s.ref, wrongDigest, "the registry says"},
 		{"wrong @digest", s.ref + "@" + release.Digest([]byte("x")), func(w http.ResponseWriter, r *http.Request) bool {
 			r.URL.Path = strings.Replace(r.URL.Path, "/manifests/"+release.Digest([]byte("x")), "/manifests/v7", 1)
@@ -308,4 +317,107 @@ type digestWriter struct {
 func (w *digestWriter) WriteHeader(code int) {
 	w.Header().Set("Docker-Content-Digest", w.digest)
 	w.ResponseWriter.WriteHeader(code)
+}
+
+// stallWriter passes on left bytes, then stalls until the client gives
+// up (a link that went silent, no FIN).
+type stallWriter struct {
+	http.ResponseWriter
+	left int
+	done <-chan struct{}
+}
+
+func (s *stallWriter) Write(p []byte) (int, error) {
+	if len(p) <= s.left {
+		s.left -= len(p)
+		return s.ResponseWriter.Write(p)
+	}
+	s.ResponseWriter.Write(p[:s.left])
+	s.ResponseWriter.(http.Flusher).Flush()
+	<-s.done
+	panic(http.ErrAbortHandler)
+}
+
+// A server that goes silent mid-blob is given up on after IdleTimeout
+// and the download resumes.
+func TestStallResumes(t *testing.T) {
+	tr := startRegistry(t)
+	s := pushSynthetic(t, tr, "rfs/dev:v7", 1<<20)
+	root := s.config.Parts[1]
+	var n atomic.Int32
+	tr.setHook(func(w http.ResponseWriter, r *http.Request) bool {
+		if isBlob(r, root.Digest) && n.Add(1) == 1 {
+			tr.reg.ServeHTTP(&stallWriter{ResponseWriter: w, left: 100000, done: r.Context().Done()}, r)
+			return true
+		}
+		return false
+	})
+	dst := filepath.Join(t.TempDir(), "root")
+	c := testClient(Options{IdleTimeout: 200e6})
+	if err := c.FetchBlob(context.Background(), s.ref, root.Digest, root.Size, dst, nil); err != nil {
+		t.Fatal(err)
+	}
+	if reqs := tr.requests("blobs"); len(reqs) != 2 || reqs[1].Header.Get("Range") == "" {
+		t.Errorf("%d requests, want 2, the second with a Range", len(reqs))
+	}
+}
+
+// A cancelled context stops the download and keeps the partial file.
+func TestCancelKeepsPartial(t *testing.T) {
+	tr := startRegistry(t)
+	s := pushSynthetic(t, tr, "rfs/dev:v7", 3<<20)
+	root := s.config.Parts[1]
+	ctx, cancel := context.WithCancel(context.Background())
+	dst := filepath.Join(t.TempDir(), "root")
+	err := testClient(Options{}).FetchBlob(ctx, s.ref, root.Digest, root.Size, dst, func(done, total int64) {
+		if done >= 1<<20 {
+			cancel()
+		}
+	})
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("err %v, want context.Canceled", err)
+	}
+	st, err := os.Stat(dst + ".partial")
+	if err != nil || st.Size() < 1<<20 {
+		t.Fatalf("partial file: %v", err)
+	}
+	if err := testClient(Options{}).FetchBlob(context.Background(), s.ref, root.Digest, root.Size, dst, nil); err != nil {
+		t.Fatal(err)
+	}
+	if reqs := tr.requests("blobs"); len(reqs) < 2 || !strings.HasPrefix(reqs[len(reqs)-1].Header.Get("Range"), fmt.Sprintf("bytes=%d-", st.Size())) {
+		t.Errorf("the rerun did not resume from byte %d", st.Size())
+	}
+}
+
+// Drops that each get further do not use up the retries; drops at the
+// same place do.
+func TestRetriesWhileAdvancing(t *testing.T) {
+	tr := startRegistry(t)
+	s := pushSynthetic(t, tr, "rfs/dev:v7", 1<<20)
+	root := s.config.Parts[1]
+	for _, c := range []struct {
+		name    string
+		advance bool
+		ok      bool
+	}{{"advancing", true, true}, {"stuck", false, false}} {
+		t.Run(c.name, func(t *testing.T) {
+			var n atomic.Int32
+			tr.setHook(func(w http.ResponseWriter, r *http.Request) bool {
+				if !isBlob(r, root.Digest) || n.Add(1) > 4 {
+					return false
+				}
+				left := 1000 // bytes of this response
+				if !c.advance && r.Header.Get("Range") != "" {
+					left = 0
+				}
+				tr.reg.ServeHTTP(&cutWriter{ResponseWriter: w, left: left}, r)
+				return true
+			})
+			dst := filepath.Join(t.TempDir(), "root")
+			err := testClient(Options{Retries: 1}).FetchBlob(context.Background(), s.ref, root.Digest, root.Size, dst, nil)
+			if (err == nil) != c.ok {
+				t.Errorf("err %v after %d requests", err, n.Load())
+			}
+		})
+	}
 }

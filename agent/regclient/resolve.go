@@ -36,7 +36,7 @@ func (c *Client) Resolve(ctx context.Context, ref string) (*release.Bundle, erro
 		return nil, err
 	}
 	var raw, cfg []byte
-	err = c.retry(ctx, func() (err error) {
+	err = c.retry(ctx, nil, func() (err error) {
 		raw, err = c.manifest(ctx, r)
 		return err
 	})
@@ -47,7 +47,7 @@ func (c *Client) Resolve(ctx context.Context, ref string) (*release.Bundle, erro
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", r, err)
 	}
-	err = c.retry(ctx, func() (err error) {
+	err = c.retry(ctx, nil, func() (err error) {
 		cfg, err = c.blobBytes(ctx, r, m.Config.Digest, m.Config.Size)
 		return err
 	})
