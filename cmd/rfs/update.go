@@ -212,9 +212,10 @@ func fetchFromBundle(b *bundle.Bundle, stderr io.Writer) install.Fetcher {
 		if isTerminal(stderr) {
 			pg = mpb.NewWithContext(ctx, mpb.WithOutput(stderr), mpb.WithWidth(40))
 			bar = pg.AddBar(p.Size, mpb.PrependDecorators(decor.Name(fmt.Sprintf("%-10s ", p.Name)), decor.CountersKibiByte("% .1f / % .1f")))
-			rc2 := bar.ProxyReader(rc)
-			defer rc2.Close()
-			rc = rc2
+			if rc2, err := bar.ProxyReader(rc); err == nil {
+				defer rc2.Close()
+				rc = rc2
+			}
 		}
 		err = writeNew(dst, rc, p.Size)
 		if pg != nil {
