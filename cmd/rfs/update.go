@@ -17,6 +17,7 @@ import (
 	"github.com/rfsbuild/rfs/bundle"
 	"github.com/rfsbuild/rfs/image"
 	"github.com/rfsbuild/rfs/install"
+	"github.com/rfsbuild/rfs/install/imagetarget"
 	"github.com/rfsbuild/rfs/release"
 	"github.com/rfsbuild/rfs/reset"
 	"github.com/rfsbuild/rfs/slots"
@@ -128,13 +129,13 @@ func openUpdateTarget(target string, log io.Writer) (*install.Device, func(), im
 	if err != nil {
 		return nil, nil, meta, err
 	}
-	t := &install.ImageTarget{Boot: install.Region{Start: boot.Start, Size: boot.Size}, Roots: map[string]install.Region{}}
+	t := &imagetarget.ImageTarget{Boot: imagetarget.Region{Start: boot.Start, Size: boot.Size}, Roots: map[string]imagetarget.Region{}}
 	for _, s := range []string{slots.A, slots.B} {
 		p, err := img.RootOf(s)
 		if err != nil {
 			return nil, nil, meta, err
 		}
-		t.Roots[s] = install.Region{Start: p.Start, Size: p.Size}
+		t.Roots[s] = imagetarget.Region{Start: p.Start, Size: p.Size}
 	}
 	f, err := os.OpenFile(target, os.O_RDWR, 0)
 	if err != nil {

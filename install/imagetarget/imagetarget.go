@@ -1,4 +1,8 @@
-package install
+// Package imagetarget is install's Target for an image file or a card on
+// the host: the boot partition edited in place with image/fat's Editor
+// (no mount, no root needed), the slots' roots as byte ranges of the same
+// file. Host-only (the device's installer must not import image/fat).
+package imagetarget
 
 import (
 	"bytes"
@@ -9,6 +13,7 @@ import (
 	"time"
 
 	"github.com/rfsbuild/rfs/image/fat"
+	"github.com/rfsbuild/rfs/install"
 )
 
 // Region is a partition of an image file or a card: its byte range.
@@ -16,9 +21,7 @@ type Region struct {
 	Start, Size int64
 }
 
-// ImageTarget is an image file or a card on the host: its boot
-// partition edited in place through image/fat's Editor (no mount, no
-// root needed), the slots' roots as byte ranges of the same file.
+// ImageTarget is an image file or a card on the host.
 type ImageTarget struct {
 	File  *os.File
 	Boot  Region
@@ -30,7 +33,7 @@ type ImageTarget struct {
 	ed *fat.Editor
 }
 
-var _ Target = (*ImageTarget)(nil)
+var _ install.Target = (*ImageTarget)(nil)
 
 func (t *ImageTarget) editor() (*fat.Editor, error) {
 	if t.ed == nil {
@@ -114,7 +117,7 @@ func (t *ImageTarget) mtime() time.Time {
 }
 
 // Root is a slot's root partition as a byte range of the file.
-func (t *ImageTarget) Root(slot string) (Partition, error) {
+func (t *ImageTarget) Root(slot string) (install.Partition, error) {
 	r, ok := t.Roots[slot]
 	if !ok {
 		return nil, fmt.Errorf("the image has no root partition for slot %s", slot)
@@ -168,11 +171,7 @@ func (p *regionPartition) WriteAt(b []byte, off int64) (int, error) {
 func (p *regionPartition) Size() int64 { return p.r.Size }
 
 func (p *regionPartition) Sync() error {
-	if err := p.f.Sync(); err != nil {
-		return err
-	}
-	dropCache(p.f)
-	return nil
+	return p.f.Sync()
 }
 
 func (p *regionPartition) Close() error { return nil }
