@@ -136,6 +136,9 @@ func runRun(cmd *cobra.Command, f *runFlags, image string) error {
 	case f.dryRun:
 		keep = true
 		fmt.Fprintln(cmd.OutOrStdout(), shellQuote(append([]string{cfg.QEMU.Binary}, cfg.Args()...)))
+		if fw := cfg.Firmware; fw != nil {
+			fmt.Fprintf(cmd.ErrOrStderr(), "rfs: the command boots slot %s, as the firmware would now (the tryboot flag, if set, is left in place); it does not follow reboots as rfs run does\n", fw.Choice)
+		}
 		fmt.Fprintf(cmd.ErrOrStderr(), "rfs: the files this command uses (kernel, initramfs, disk copy, firmware variables) are kept in %s: remove it when done\n", tmp)
 		return nil
 	case f.expect == "":
@@ -143,9 +146,7 @@ func runRun(cmd *cobra.Command, f *runFlags, image string) error {
 			return machineHint(board, image, err)
 		}
 		fmt.Fprintf(cmd.ErrOrStderr(), "rfs: booting %s (%s) in %s; Ctrl-A X quits\n", image, board.Name, cfg.QEMU.Binary)
-		q := cfg.Command(cmd.Context())
-		q.Stdin, q.Stdout, q.Stderr = os.Stdin, os.Stdout, os.Stderr
-		return qemu.Run(q)
+		return qemu.Interactive(cmd.Context(), cfg, os.Stdin, os.Stdout, os.Stderr)
 	}
 	return machineHint(board, image, f.runExpect(cmd, cfg))
 }
@@ -167,6 +168,13 @@ func (f *runFlags) config(cmd *cobra.Command, image, tmp string) (qemu.Config, b
 		return cfg, board, err
 	}
 	cfg.KVM = f.kvm
+	if cfg.Firmware != nil {
+		// rfs plays the firmware: one line per boot, and its notes.
+		cfg.Firmware.Log = cmd.ErrOrStderr()
+		if cfg.Firmware.Choice.Note != "" && f.dryRun {
+			fmt.Fprintf(cmd.ErrOrStderr(), "rfs: %s\n", cfg.Firmware.Choice.Note)
+		}
+	}
 	if f.appendC != "" {
 		cfg.Append += " " + f.appendC
 	}
