@@ -412,6 +412,28 @@ func (vm *VM) Output() string {
 	return string(vm.out)
 }
 
+// Wait waits up to timeout for the run to end (the guest powered off,
+// QEMU exited) and returns why it ended: nil for a power-off, QEMU's
+// error, or the firmware's (a boot loop stopped); ErrTimeout if it goes
+// on.
+func (vm *VM) Wait(timeout time.Duration) error {
+	deadline := time.NewTimer(timeout)
+	defer deadline.Stop()
+	for {
+		vm.mu.Lock()
+		done, err := vm.done, vm.waitEr
+		vm.mu.Unlock()
+		if done {
+			return err
+		}
+		select {
+		case <-vm.notify:
+		case <-deadline.C:
+			return fmt.Errorf("waiting for QEMU to exit: %w after %s", ErrTimeout, timeout)
+		}
+	}
+}
+
 // Close stops QEMU (the guest gets no shutdown: its disk is a snapshot or a
 // test image), and the run, and waits for it.
 func (vm *VM) Close() error {
