@@ -16,6 +16,7 @@ import (
 	"github.com/rfsbuild/rfs/boards"
 	"github.com/rfsbuild/rfs/builder"
 	"github.com/rfsbuild/rfs/image"
+	"github.com/rfsbuild/rfs/image/imagetest"
 	"github.com/rfsbuild/rfs/rootfs"
 	"github.com/rfsbuild/rfs/slots"
 )
@@ -65,7 +66,7 @@ func slottedARM64(t *testing.T, trial bool) string {
 	if trial {
 		edit[slots.TrybootFile] = []byte{}
 	}
-	editBoot(t, path, edit)
+	imagetest.EditBoot(t, path, edit)
 	return path
 }
 

@@ -80,6 +80,10 @@ func (c Config) Args() []string {
 			args = append(args, "-serial", "null")
 		}
 		args = append(args, "-serial", "mon:stdio")
+	} else if c.qmp != "" {
+		// -nographic muxes the monitor (Ctrl-A X) onto the console only
+		// when no other monitor is given, and QMP is one.
+		args = append(args, "-serial", "mon:stdio")
 	}
 	if c.KVM {
 		args = append(args, "-accel", "kvm")

@@ -5,6 +5,8 @@ import (
 	"bytes"
 	"strings"
 	"testing"
+
+	"github.com/rfsbuild/rfs/boards"
 )
 
 func TestShutdownReason(t *testing.T) {
@@ -56,5 +58,23 @@ func TestQMPStart(t *testing.T) {
 		if err := qmpStart(&sent, bufio.NewReader(strings.NewReader(bad.in))); err == nil || !strings.Contains(err.Error(), bad.err) {
 			t.Errorf("qmpStart(%q) = %v, want %q", bad.in, err, bad.err)
 		}
+	}
+}
+
+// TestArgsQMP: a boot the firmware watches listens on QMP, starts paused,
+// and keeps the monitor on the console (Ctrl-A X), which -nographic drops
+// once another monitor is given.
+func TestArgsQMP(t *testing.T) {
+	b, _ := boards.Lookup("qemu-arm64")
+	c := Config{QEMU: b.QEMU, Kernel: "/k", qmp: "/run,x/qmp.sock"}
+	got := strings.Join(c.Args(), " ")
+	for _, want := range []string{"-qmp unix:/run,,x/qmp.sock,server=on,wait=off -S", "-serial mon:stdio"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("args %q lack %q", got, want)
+		}
+	}
+	c.qmp = ""
+	if got := strings.Join(c.Args(), " "); strings.Contains(got, "-qmp") || strings.Contains(got, "-S") || strings.Contains(got, "-serial") {
+		t.Errorf("args without QMP: %q", got)
 	}
 }
