@@ -127,6 +127,11 @@ func (b *Boot) CheckSlots() {
 	}
 	st := &SlotStatus{Booted: booted, Action: "run"}
 	b.slotStatus = st
+	defer func() {
+		if err := writeSlotStatus(b.P(SlotsStatus), st); err != nil {
+			b.Logf("warning: %v", err)
+		}
+	}()
 	if b.Params.BootPart.Kind == bootparam.RootNone {
 		st.Action, st.Error = "error", "no rfs.boot: the slot record is not read"
 		return
@@ -275,6 +280,9 @@ func (b *Boot) startHealthCheck() {
 }
 
 func writeSlotStatus(p string, st *SlotStatus) error {
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		return err
+	}
 	data, _ := json.MarshalIndent(st, "", "  ")
 	return atomicfile.WriteFile(p, append(data, '\n'), 0o644)
 }
