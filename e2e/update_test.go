@@ -108,7 +108,7 @@ func TestUpdate(t *testing.T) {
 		c.Update.Config.HealthCommand = "test -e /etc/not-there"
 	})
 	v3panic := releaseImage(t, board, "3", key, func(c *builder.Config) { c.Cmdline = "rdinit=/not-there" })
-	v0 := releaseImage(t, board, "0", key, nil)
+	v0 := releaseImage(t, board, "0.9", key, nil)
 	amd := releaseImage(t, "qemu-amd64", "9", key, nil)
 	dev := copyFile(t, v1)
 	if !inPrivateNet(t) {
