@@ -90,6 +90,18 @@ func (t DirTarget) WriteFile(name string, fill func(io.Writer) error) error {
 	return nil
 }
 
+// RemoveAll removes a boot partition directory.
+func (t DirTarget) RemoveAll(name string) error {
+	p, err := t.path(name)
+	if err != nil {
+		return err
+	}
+	if p == filepath.Clean(t.Boot) {
+		return fmt.Errorf("%q is the whole boot partition", name)
+	}
+	return os.RemoveAll(p)
+}
+
 // Root opens a slot's root partition read-write.
 func (t DirTarget) Root(slot string) (Partition, error) {
 	dev := t.Roots[slot]

@@ -82,6 +82,9 @@ type Target interface {
 	// directory) with what fill writes, atomically: an error from fill
 	// leaves the old file.
 	WriteFile(name string, fill func(io.Writer) error) error
+	// RemoveAll removes a directory of the boot partition and what it
+	// holds (nothing there: nil).
+	RemoveAll(name string) error
 	// Root opens the root partition of a slot.
 	Root(slot string) (Partition, error)
 }
@@ -140,6 +143,11 @@ func (d *Device) Install(ctx context.Context, rel Release, fetch Fetcher) (strin
 	}
 	if err := d.writeState(begun); err != nil {
 		return "", err
+	}
+	// The old release's files go first: the boot partition has room for
+	// two slots, not three.
+	if err := d.Target.RemoveAll(strings.TrimSuffix(slots.Dir(target), "/")); err != nil {
+		return "", fmt.Errorf("clear slot %s: %w", target, err)
 	}
 	for _, p := range rel.Parts {
 		if err := d.installPart(ctx, p, target, s.Slots[booted], fetch); err != nil {

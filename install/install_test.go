@@ -44,6 +44,8 @@ func newFixture(t *testing.T) *fixture {
 	dir := t.TempDir()
 	boot := filepath.Join(dir, "boot")
 	os.MkdirAll(filepath.Join(boot, "slot-a"), 0o755)
+	os.MkdirAll(filepath.Join(boot, "slot-b"), 0o755)
+	os.WriteFile(filepath.Join(boot, "slot-b", "stale"), []byte("an older release's file"), 0o644)
 	kernel, initrd := []byte("kernel v1"), []byte("initrd v1")
 	os.WriteFile(filepath.Join(boot, "slot-a", "vmlinuz"), kernel, 0o644)
 	os.WriteFile(filepath.Join(boot, "slot-a", "initramfs.img"), initrd, 0o644)
@@ -103,6 +105,9 @@ func TestInstall(t *testing.T) {
 	}
 	if got := read("slot-b/cmdline.txt"); got != "console=ttyAMA0 rfs.root=PARTUUID=22222222-bbbb rfs.slot=b rfs.data=PARTUUID=dd panic=5 rfs.boot=PARTUUID=bb\n" {
 		t.Errorf("slot-b/cmdline.txt = %q", got)
+	}
+	if _, err := os.Stat(filepath.Join(f.dev.Target.(DirTarget).Boot, "slot-b", "stale")); err == nil {
+		t.Error("the slot's old files were not cleared")
 	}
 	if read("slot-b/rfs.json") != "" || read("slot-b/release.json") != `{"version":"2"}` {
 		t.Error("slot-b: rfs.json must not be taken from the release; release.json must be its config")

@@ -109,6 +109,18 @@ func (t *ImageTarget) WriteFile(name string, fill func(io.Writer) error) error {
 	return nil
 }
 
+// RemoveAll removes a boot partition directory.
+func (t *ImageTarget) RemoveAll(name string) error {
+	ed, err := t.editor()
+	if err != nil {
+		return err
+	}
+	if path.Clean("/"+name) == "/" {
+		return fmt.Errorf("%q is the whole boot partition", name)
+	}
+	return ed.RemoveAll(name)
+}
+
 func (t *ImageTarget) mtime() time.Time {
 	if t.MTime.IsZero() {
 		return time.Now()
