@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"crypto/ed25519"
+	"math/rand"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -12,6 +13,8 @@ import (
 
 	"github.com/rfsbuild/rfs/builder"
 	"github.com/rfsbuild/rfs/bundle"
+	"github.com/rfsbuild/rfs/image"
+	"github.com/rfsbuild/rfs/ptable"
 	"github.com/rfsbuild/rfs/qemu"
 	"github.com/rfsbuild/rfs/slots"
 	"github.com/rfsbuild/rfs/updatesig"
@@ -198,4 +201,102 @@ func checkFile(t *testing.T, vm *qemu.VM, path, want string) {
 	if got := strings.TrimSpace(run(t, vm, "cat "+path)); got != want {
 		t.Errorf("%s = %q, want %q", path, got, want)
 	}
+}
+
+// TestUpdatePowerCut cuts the power (kills QEMU) at seeded random moments
+// of an update from v1 to v2 — during the download, the slot write, the
+// switch and the trial — at least 20 times. After every cut the device
+// must boot v1 or v2, its data partition e2fsck-clean; an update that was
+// cut is run again until it completes, and then the device starts over
+// from a fresh v1.
+func TestUpdatePowerCut(t *testing.T) {
+	if testing.Short() {
+		t.Skip("boots QEMU; skipped in -short mode")
+	}
+	key := newUpdateKey(t)
+	const board = "qemu-arm64"
+	v1 := releaseImage(t, board, "1", key, nil)
+	v2 := releaseImage(t, board, "2", key, func(c *builder.Config) {
+		c.Files = append(c.Files, filesDir(t, map[string]string{"etc/new-in-2": "new in 2\n"}))
+	})
+	if !inPrivateNet(t) {
+		return
+	}
+	ref := pushRelease(t, v2, startRegistry(t), "v2", key.priv)
+	seed := time.Now().UnixNano()
+	t.Logf("seed %d (a failure's cut times follow from it)", seed)
+	rnd := rand.New(rand.NewSource(seed))
+	dev := copyFile(t, v1)
+	cuts, completed := 0, 0
+	for round := 0; cuts < 20 && round < 60; round++ {
+		vm, _ := startNet(t, dev, true, qemu.Network{Mode: qemu.NetInternet})
+		waitShell(t, vm)
+		version := committedVersion(t, vm)
+		if version == "2" {
+			checkFile(t, vm, "/etc/new-in-2", "new in 2")
+			checkFile(t, vm, "/root/mine", "mine")
+			vm.Close()
+			completed++
+			dev = copyFile(t, v1)
+			continue
+		}
+		if version != "1" {
+			t.Fatalf("round %d: the device runs version %q, want 1 or 2", round, version)
+		}
+		run(t, vm, "test -e /root/mine || echo mine > /root/mine")
+		vm.Send("rfs-init update " + ref + "\n")
+		// Updates from here take ~15-25 s to commit under TCG: cut
+		// anywhere in the first 30 s, or (one round in four) let it run.
+		if rnd.Intn(4) == 0 {
+			expectLine(t, vm, `is healthy: committed`, 3*bootTimeout)
+			vm.Close()
+			continue
+		}
+		cut := time.Duration(rnd.Int63n(int64(30 * time.Second)))
+		time.Sleep(cut)
+		t.Logf("round %d: power cut %s after the update started, at: %s", round, cut.Round(time.Millisecond), lastUpdateLine(vm.Output()))
+		vm.Close()
+		cuts++
+		fsckData(t, &dataDisk{path: dev, data: dataPartition(t, dev)})
+	}
+	if cuts < 20 || completed == 0 {
+		t.Fatalf("%d power cuts and %d completed updates, want at least 20 and 1", cuts, completed)
+	}
+	t.Logf("%d power cuts, %d updates completed", cuts, completed)
+}
+
+// committedVersion is the version rfs-init status says the booted slot
+// holds, once it is committed ("" when not).
+func committedVersion(t *testing.T, vm *qemu.VM) string {
+	t.Helper()
+	st := run(t, vm, "rfs-init status")
+	m := regexp.MustCompile(`slot:\s+[ab] \(version ([^)]*)\), committed`).FindStringSubmatch(st)
+	if m == nil {
+		t.Fatalf("rfs-init status names no committed slot:\n%s", st)
+	}
+	return m[1]
+}
+
+// lastUpdateLine is the last "rfs: update:" or boot line on the console.
+func lastUpdateLine(out string) string {
+	lines := regexp.MustCompile(`rfs: (update: [^\r\n]*|overlay ready[^\r\n]*|rfs-init [^\r\n]* starting)`).FindAllString(out, -1)
+	if len(lines) == 0 {
+		return "(before the update's first line)"
+	}
+	return lines[len(lines)-1]
+}
+
+// dataPartition is the data partition of the image at path.
+func dataPartition(t *testing.T, path string) ptable.Partition {
+	t.Helper()
+	img, err := image.OpenImage(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer img.Close()
+	p, ok := img.Data()
+	if !ok {
+		t.Fatal("no data partition")
+	}
+	return ptable.Partition{Number: p.Index, PARTUUID: p.GUID, Start: p.Start, Size: p.Size}
 }
