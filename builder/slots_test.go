@@ -2,6 +2,8 @@ package builder
 
 import (
 	"bytes"
+	"context"
+	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -13,6 +15,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/rfsbuild/rfs/boards"
 	"github.com/rfsbuild/rfs/image"
 	"github.com/rfsbuild/rfs/image/fat"
 	"github.com/rfsbuild/rfs/rootfs"
@@ -38,8 +41,16 @@ func TestBuildSlots(t *testing.T) {
 	checkSlotTable(t, res)
 	boot := partOf(t, res, image.BootPartition)
 	checkSlotFAT(t, res.Path, boot)
-	if out, err := exec.Command("fsck.vfat", "-n", extract(t, res.Path, boot)).CombinedOutput(); err != nil {
+	bootFile := extract(t, res.Path, boot)
+	if out, err := exec.Command("fsck.vfat", "-n", bootFile).CombinedOutput(); err != nil {
 		t.Errorf("fsck.vfat: %v\n%s", err, out)
+	}
+	if _, err := exec.LookPath("mdir"); err == nil {
+		// Files lists regular files: mtools shows the empty slot-b/.
+		out, err := exec.Command("mdir", "-b", "-i", bootFile, "::/").CombinedOutput()
+		if err != nil || !strings.Contains(string(out), "::/slot-b/") {
+			t.Errorf("mdir: %v\n%s", err, out)
+		}
 	}
 	if out, err := exec.Command("unsquashfs", "-s", extract(t, res.Path, partOf(t, res, "rfs-root-a"))).CombinedOutput(); err != nil {
 		t.Errorf("unsquashfs -s root-a: %v\n%s", err, out)
@@ -215,4 +226,50 @@ func openSlotLower(t *testing.T, path string) *rootfs.Tree {
 		t.Fatal(err)
 	}
 	return tree
+}
+
+func TestBuildSlotsRefused(t *testing.T) {
+	layer := writeLayer(t, "site", "x", "gzip")
+	tests := []struct {
+		name, board string
+		edit        func(*Config)
+		want        string
+	}{
+		{"pi", "rpi4", nil, "A/B slots on rpi4 are not supported yet (qemu-arm64, qemu-amd64)"},
+		{"pc", "pc", nil, "A/B slots on pc are not supported yet"},
+		{"layers", "qemu-arm64", func(c *Config) { c.Layers = []string{layer} }, "layers with A/B slots are not supported yet"},
+		{"emit", "qemu-arm64", func(c *Config) { c.Emit = t.TempDir() }, "--emit with A/B slots is not supported yet"},
+		{"small slot", "qemu-arm64", func(c *Config) {
+			c.Update.SlotSize = image.MiB
+			c.Files = []Files{{Src: noise(t, 2*image.MiB), Dest: "/"}}
+		}, "more than the slot's 1.0 MiB: give a bigger slot size"},
+		{"version", "qemu-arm64", func(c *Config) { c.Version = "1 0" }, `version "1 0": character ' '`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			b, err := boards.Lookup(tt.board)
+			if err != nil {
+				t.Fatal(err)
+			}
+			c := Config{Board: b, Output: filepath.Join(t.TempDir(), "x.img"), Epoch: DefaultEpoch, Owner: &rootfs.Owner{}, Update: &UpdateSettings{}}
+			if tt.edit != nil {
+				tt.edit(&c)
+			}
+			_, err = Build(context.Background(), c)
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("error %v, want %q", err, tt.want)
+			}
+		})
+	}
+}
+
+// noise is a directory holding n incompressible bytes.
+func noise(t *testing.T, n int) string {
+	dir := t.TempDir()
+	b := make([]byte, n)
+	rand.Read(b)
+	if err := os.WriteFile(filepath.Join(dir, "noise"), b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return dir
 }
