@@ -15,7 +15,7 @@ import (
 //
 //go:embed go.mod go.sum cmd/rfs-init/*.go overlay/*.go
 //go:embed ptable/*.go bootparam/*.go datapart/*.go atomicfile/*.go agentconf/*.go
-//go:embed ext4fs/ext4sb/*.go squashfs/sqsb/*.go
+//go:embed ext4fs/ext4sb/*.go squashfs/sqsb/*.go slots/*.go
 var InitSource embed.FS
 
 // AgentSource is the module's go.mod/go.sum and the packages the on-device
@@ -27,8 +27,9 @@ var InitSource embed.FS
 // pattern here when the agent imports a new rfs package outside agent/
 // (TestAgentDeps in embed_test.go fails until then).
 //
-//go:embed go.mod go.sum cmd/rfs-agent/*.go agent
+//go:embed go.mod go.sum cmd/rfs-agent/*.go agent install/*.go
 //go:embed agentconf/*.go atomicfile/*.go datapart/*.go
+//go:embed slots/*.go bootparam/*.go ptable/*.go release/*.go updatesig/*.go
 var AgentSource embed.FS
 
 // AgentPackage is the import path, relative to the module root, of the

@@ -53,6 +53,7 @@ func TestSettingsUpdate(t *testing.T) {
 		{name: "slots with layers", args: []string{"build", "--slots", "--layer", "{dir}/x.sqfs"}, setup: func(t tester, dir string) { writeFile(t, dir, "x.sqfs", "x") },
 			want: []string{"layers with A/B slots are not supported yet"}},
 		{name: "version with space", args: []string{"build", "--slots", "--version", "1 2"}, want: []string{`--version "1 2": character ' '`}},
+		{name: "version not orderable", args: []string{"build", "--slots", "--version", "abc"}, want: []string{`--version "abc": want numbers separated by dots`}},
 		{name: "version in rfs.yaml", args: yamlArgs, setup: project("version: \"1.0/evil\"", "update: {}"), want: []string{`{dir}/rfs.yaml:1: version "1.0/evil": character '/'`}},
 	})
 }

@@ -91,6 +91,9 @@ type Params struct {
 	// then (a merged view without a layer would be wrong).
 	LayersErr string
 	BootPart  RootSpec // rfs.boot: the FAT boot partition (reset flag file)
+	// Slot is the A/B slot this boot's kernel came from (rfs.slot=a|b);
+	// "" on images without slots.
+	Slot string
 	Reset     string   // ResetNone, ResetUpper or ResetAll (rfs.reset)
 	Init      string   // absolute path in the new root
 	InitArgs  []string // arguments after "--" on the command line
@@ -221,6 +224,12 @@ func ParseCmdline(cmdline string) Params {
 				p.RootWait = DefaultRootWait
 			} else {
 				p.RootWait = time.Duration(secs * float64(time.Second))
+			}
+		case "rfs.slot":
+			if val != "a" && val != "b" {
+				warn("rfs.slot=" + val + ": expected a or b, ignored")
+			} else {
+				p.Slot = val
 			}
 		case "rfs.debug":
 			p.Debug = val == "" || (val != "0" && val != "no" && val != "off")

@@ -342,7 +342,7 @@ func (a *Artifacts) bootFor(plan image.Plan, sizes []int64, root slots.Part) (*B
 	if plan.Slotted() {
 		b.Meta.Slots = true
 		b.Cmdline = slotCmdline(b.Cmdline)
-		files, err := a.slotFiles(b.Cmdline, root)
+		files, err := a.slotFiles(plan, b.Cmdline, root)
 		if err != nil {
 			return nil, err
 		}

@@ -18,6 +18,7 @@ import (
 	"github.com/rfsbuild/rfs/boards"
 	"github.com/rfsbuild/rfs/image"
 	"github.com/rfsbuild/rfs/image/fat"
+	"github.com/rfsbuild/rfs/release"
 	"github.com/rfsbuild/rfs/rootfs"
 	"github.com/rfsbuild/rfs/slots"
 	"github.com/rfsbuild/rfs/squashfs"
@@ -174,12 +175,19 @@ func checkSlotFAT(t *testing.T, img string, boot image.Placed) {
 	if a.Parts[0].Name != "kernel" || a.Parts[0].Digest != "sha256:"+hex.EncodeToString(kernel[:]) {
 		t.Errorf("kernel part %+v", a.Parts[0])
 	}
-	var rel Release
-	if err := json.Unmarshal(read("slot-a/release.json"), &rel); err != nil {
+	rel, err := release.ParseConfig(read("slot-a/release.json"))
+	if err != nil {
 		t.Fatal(err)
 	}
-	if rel.Version != "1.0.0" || rel.Board != "qemu-arm64" || rel.Arch != "arm64" || !slices.Equal(rel.Parts, a.Parts) || rel.BuildID != a.BuildID {
+	var relParts []slots.Part
+	for _, p := range rel.Parts {
+		relParts = append(relParts, slots.Part{Name: p.Name, Digest: p.Digest, Size: p.Size})
+	}
+	if rel.Version != "1.0.0" || rel.Board != "qemu-arm64" || rel.Arch != "arm64" || !slices.Equal(relParts, a.Parts) || rel.BuildID != a.BuildID {
 		t.Errorf("release.json %+v, slot a %+v", rel, a)
+	}
+	if a.Root == "" || st.Slots[slots.B].Root == "" || !strings.Contains(cmdline, "rfs.root=PARTUUID="+a.Root) {
+		t.Errorf("slot roots %q, %q; command line %q", a.Root, st.Slots[slots.B].Root, cmdline)
 	}
 	var meta image.Meta
 	if err := json.Unmarshal(read("rfs.json"), &meta); err != nil || !meta.Slots {

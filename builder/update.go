@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -15,6 +14,7 @@ import (
 	"time"
 
 	"github.com/rfsbuild/rfs/image"
+	"github.com/rfsbuild/rfs/release"
 	"github.com/rfsbuild/rfs/rootfs"
 	"github.com/rfsbuild/rfs/slots"
 	"github.com/rfsbuild/rfs/squashfs"
@@ -75,7 +75,8 @@ func (c *Config) validateSlots() error {
 }
 
 // ValidVersion checks a release version: 1 to 64 letters, digits and
-// . _ + - (it goes into os-release, release.json and registry tags).
+// . _ + - (it goes into os-release, release.json and registry tags), one
+// a device can order (release.CompareVersions: [v]N[.N]...[-PRE][+BUILD]).
 func ValidVersion(v string) error {
 	if v == "" || len(v) > 64 {
 		return errors.New("want 1 to 64 characters")
@@ -84,6 +85,9 @@ func ValidVersion(v string) error {
 		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("._+-", r)) {
 			return fmt.Errorf("character %q: want letters, digits and . _ + -", r)
 		}
+	}
+	if _, err := release.CompareVersions(v, v); err != nil {
+		return errors.New("want numbers separated by dots (1.4, v2.0.1-rc1, an epoch): devices refuse older releases by it")
 	}
 	return nil
 }
@@ -143,23 +147,6 @@ func (c *Config) slotLayout(tree *rootfs.Tree, kernelPath string, initrd []byte)
 	return image.Slotted(c.Board.Table, size, c.DataSize, files), nil
 }
 
-// Release is a slot's release.json as rfs build writes it: what the
-// slot holds, with the fields of an update bundle's config.
-type Release struct {
-	Board   string       `json:"board"`
-	Arch    string       `json:"arch"`
-	Version string       `json:"version"`
-	BuildID string       `json:"build_id"`
-	Created string       `json:"created"` // RFC 3339, UTC: the build epoch
-	Parts   []slots.Part `json:"parts"`
-}
-
-// Marshal encodes r as compact JSON, as a bundle's config is.
-func (r Release) Marshal() []byte {
-	b, _ := json.Marshal(r)
-	return b
-}
-
 // slotParts are slot a's parts as bundle.ReadImage names and digests
 // them: the kernel's and the initramfs's bytes, and the root squashfs's.
 func (a *Artifacts) slotParts(root slots.Part) ([]slots.Part, error) {
@@ -193,15 +180,20 @@ var measureRoot = slots.Part{Name: "root", Digest: "sha256:" + strings.Repeat("0
 
 // slotFiles are the boot partition's files of a slotted image but for
 // rfs.json: slot.txt, rfs-slots.json, slot a's kernel, initramfs,
-// command line and release.json, and an empty slot-b/.
-func (a *Artifacts) slotFiles(cmdline string, root slots.Part) ([]BootFile, error) {
+// command line and release.json, and an empty slot-b/. release.json is
+// a release.Config of the kernel, initramfs and root parts (the names
+// are the roles); an update replaces it with its bundle's config.
+func (a *Artifacts) slotFiles(plan image.Plan, cmdline string, root slots.Part) ([]BootFile, error) {
 	parts, err := a.slotParts(root)
 	if err != nil {
 		return nil, err
 	}
-	state := slots.New(a.Version, a.BuildID, parts)
-	rel := Release{Board: a.Board.Name, Arch: a.Board.Arch, Version: a.Version, BuildID: a.BuildID,
-		Created: time.Unix(a.Epoch, 0).UTC().Format(time.RFC3339), Parts: parts}
+	state := slots.New(a.Version, a.BuildID, parts, plan.FindSlot(slots.A).PARTUUID, plan.FindSlot(slots.B).PARTUUID)
+	rel := release.Config{Board: a.Board.Name, Arch: a.Board.Arch, Version: a.Version, BuildID: a.BuildID,
+		Created: time.Unix(a.Epoch, 0).UTC().Format(time.RFC3339)}
+	for _, p := range parts {
+		rel.Parts = append(rel.Parts, release.Part{Name: p.Name, Role: p.Name, MediaType: release.RoleMediaType(p.Name), Digest: p.Digest, Size: p.Size})
+	}
 	dir := slots.Dir(slots.A)
 	files := []BootFile{
 		{slots.FirmwareFile, rootfs.Bytes(slots.FirmwareContent(slots.A))},

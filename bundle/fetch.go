@@ -5,7 +5,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"hash"
@@ -14,19 +13,16 @@ import (
 	"path/filepath"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/types"
+
+	"github.com/rfsbuild/rfs/release"
 )
 
 // Bundle is a bundle read back from a registry or a layout: its manifest
-// and config, checked against each other; parts are read with Open.
+// and config, checked against each other (release.Bundle); parts are
+// read with Open.
 type Bundle struct {
-	Ref       string
-	Digest    string // the manifest's, sha256:HEX
-	Manifest  []byte // as stored
-	Config    Config
-	RawConfig []byte // the bytes a Signer signed
-	Signature string // "" when unsigned
-	src       source
+	release.Bundle
+	src source
 }
 
 // source is where a bundle's manifest and blobs come from.
@@ -63,97 +59,41 @@ func inspect(ctx context.Context, src source) (*Bundle, error) {
 	if got := sha256Hash(raw); got != want {
 		return nil, fmt.Errorf("manifest digest %s, want %s", got, want)
 	}
-	m, err := parseManifest(raw)
+	m, err := release.ParseManifest(raw)
 	if err != nil {
 		return nil, err
 	}
-	cfgRaw, err := readVerified(ctx, src, m.Config, MaxConfig)
+	h, err := v1.NewHash(m.Config.Digest)
 	if err != nil {
 		return nil, fmt.Errorf("config: %w", err)
 	}
-	var cfg Config
-	if err := json.Unmarshal(cfgRaw, &cfg); err != nil {
+	cfgRaw, err := readVerified(ctx, src, h, m.Config.Size, MaxConfig)
+	if err != nil {
 		return nil, fmt.Errorf("config: %w", err)
 	}
-	if err := cfg.check(); err != nil {
-		return nil, fmt.Errorf("config: %w", err)
-	}
-	if err := matchLayers(cfg, m); err != nil {
+	rb, err := release.Decode("", raw, cfgRaw)
+	if err != nil {
 		return nil, err
 	}
-	return &Bundle{Digest: want.String(), Manifest: raw, Config: cfg, RawConfig: cfgRaw,
-		Signature: m.Annotations[AnnotationSignature], src: src}, nil
+	return &Bundle{Bundle: *rb, src: src}, nil
 }
 
-// parseManifest decodes a manifest and refuses anything but an rfs
-// release.
-func parseManifest(raw []byte) (*v1.Manifest, error) {
-	var m v1.Manifest
-	if err := json.Unmarshal(raw, &m); err != nil {
-		return nil, fmt.Errorf("manifest: %w", err)
+// readVerified reads the blob h of size bytes (at most limit) and checks
+// its size and digest.
+func readVerified(ctx context.Context, src source, h v1.Hash, size, limit int64) ([]byte, error) {
+	if size > limit {
+		return nil, fmt.Errorf("%d bytes: more than the %d accepted", size, limit)
 	}
-	switch {
-	case m.SchemaVersion != 2:
-		return nil, fmt.Errorf("manifest schemaVersion %d, want 2", m.SchemaVersion)
-	case m.MediaType != types.OCIManifestSchema1:
-		return nil, fmt.Errorf("manifest media type %q, want %q: not an rfs release", m.MediaType, types.OCIManifestSchema1)
-	case m.ArtifactType != ArtifactType:
-		return nil, fmt.Errorf("artifact type %q, want %q: not an rfs release (pushed by rfs push?)", m.ArtifactType, ArtifactType)
-	case m.Config.MediaType != ConfigMediaType:
-		return nil, fmt.Errorf("config media type %q, want %q", m.Config.MediaType, ConfigMediaType)
-	case m.Config.Size < 0 || m.Config.Size > MaxConfig:
-		return nil, fmt.Errorf("config of %d bytes: more than the %d accepted", m.Config.Size, MaxConfig)
-	}
-	return &m, nil
-}
-
-// matchLayers checks that cfg's parts are m's layers, in order, and that
-// the manifest's annotations say the same release.
-func matchLayers(cfg Config, m *v1.Manifest) error {
-	if len(cfg.Parts) != len(m.Layers) {
-		return fmt.Errorf("config lists %d parts, the manifest %d layers", len(cfg.Parts), len(m.Layers))
-	}
-	for i, p := range cfg.Parts {
-		l := m.Layers[i]
-		if l.Digest.String() != p.Digest || l.Size != p.Size || string(l.MediaType) != p.MediaType {
-			return fmt.Errorf("part %s: config says %s %s (%d bytes), manifest layer %d says %s %s (%d bytes)",
-				p.Name, p.MediaType, p.Digest, p.Size, i, l.MediaType, l.Digest, l.Size)
-		}
-	}
-	for key, want := range map[string]string{AnnotationBoard: cfg.Board, AnnotationBuildID: cfg.BuildID, AnnotationVersion: cfg.Version} {
-		if got := m.Annotations[key]; got != want {
-			return fmt.Errorf("manifest annotation %s %q, config says %q", key, got, want)
-		}
-	}
-	return nil
-}
-
-// readVerified reads the blob d (at most limit bytes) and checks its
-// size and digest.
-func readVerified(ctx context.Context, src source, d v1.Descriptor, limit int64) ([]byte, error) {
-	if d.Size > limit {
-		return nil, fmt.Errorf("%d bytes: more than the %d accepted", d.Size, limit)
-	}
-	rc, err := src.blob(ctx, d.Digest)
+	rc, err := src.blob(ctx, h)
 	if err != nil {
 		return nil, err
 	}
 	defer rc.Close()
 	var buf bytes.Buffer
-	if _, err := io.Copy(&buf, newVerifier(rc, d.Digest, d.Size)); err != nil {
+	if _, err := io.Copy(&buf, newVerifier(rc, h, size)); err != nil {
 		return nil, err
 	}
 	return buf.Bytes(), nil
-}
-
-// Part returns the part named name.
-func (b *Bundle) Part(name string) (Part, bool) {
-	for _, p := range b.Config.Parts {
-		if p.Name == name {
-			return p, true
-		}
-	}
-	return Part{}, false
 }
 
 // Open reads part name. The reader returns an error, never io.EOF, if the

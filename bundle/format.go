@@ -4,117 +4,50 @@
 // config, in an OCI image manifest that any registry (or an OCI layout
 // directory) stores. Blobs are content-addressed, so a registry that has
 // a part already is not sent it again, and a device that has it need not
-// download it again.
+// download it again. The format itself (media types, config, checks,
+// signature and policy) is package release, which the device shares.
 package bundle
 
-import (
-	"encoding/json"
-	"fmt"
-	"regexp"
-)
+import "github.com/rfsbuild/rfs/release"
 
 // Media types of a bundle.
 const (
-	ArtifactType    = "application/vnd.rfs.release.v1"
-	ConfigMediaType = "application/vnd.rfs.release.config.v1+json"
+	ArtifactType    = release.ArtifactType
+	ConfigMediaType = release.ConfigMediaType
 
-	MediaKernel    = "application/vnd.rfs.part.kernel"
-	MediaInitramfs = "application/vnd.rfs.part.initramfs"
-	MediaSquashfs  = "application/vnd.rfs.part.squashfs"
-	MediaBootFiles = "application/vnd.rfs.part.boot-files.tar"
+	MediaKernel    = release.MediaKernel
+	MediaInitramfs = release.MediaInitramfs
+	MediaSquashfs  = release.MediaSquashfs
+	MediaBootFiles = release.MediaBootFiles
 )
 
 // Annotations on a bundle's manifest.
 const (
-	AnnotationVersion   = "org.opencontainers.image.version"
-	AnnotationCreated   = "org.opencontainers.image.created"
-	AnnotationBoard     = "org.rfsbuild.board"
-	AnnotationBuildID   = "org.rfsbuild.build-id"
-	AnnotationSignature = "org.rfsbuild.signature"
-	// AnnotationTitle names a part's blob (oras pulls it under that name).
-	AnnotationTitle = "org.opencontainers.image.title"
+	AnnotationVersion   = release.AnnotationVersion
+	AnnotationCreated   = release.AnnotationCreated
+	AnnotationBoard     = release.AnnotationBoard
+	AnnotationBuildID   = release.AnnotationBuildID
+	AnnotationSignature = release.AnnotationSignature
+	AnnotationTitle     = release.AnnotationTitle
 )
 
 // Roles of a release's parts.
 const (
-	RoleKernel    = "kernel"
-	RoleInitramfs = "initramfs"
-	RoleBootFiles = "boot-files"
-	RoleRoot      = "root"
-	RoleLayer     = "layer"
+	RoleKernel    = release.RoleKernel
+	RoleInitramfs = release.RoleInitramfs
+	RoleBootFiles = release.RoleBootFiles
+	RoleRoot      = release.RoleRoot
+	RoleLayer     = release.RoleLayer
 )
 
 // Bounds on what Inspect reads before it trusts anything.
 const (
-	MaxManifest = 4 << 20
-	MaxConfig   = 1 << 20
-	maxParts    = 64
+	MaxManifest = release.MaxManifest
+	MaxConfig   = release.MaxConfig
 )
 
-// roleMedia is the media type each role's blob has.
-var roleMedia = map[string]string{
-	RoleKernel: MediaKernel, RoleInitramfs: MediaInitramfs, RoleBootFiles: MediaBootFiles,
-	RoleRoot: MediaSquashfs, RoleLayer: MediaSquashfs,
-}
+// Config is the bundle's config blob (release.Config).
+type Config = release.Config
 
-// Config is the bundle's config blob: what the release is, and its parts
-// in manifest layer order.
-type Config struct {
-	Board   string `json:"board"`
-	Arch    string `json:"arch"`
-	Version string `json:"version"`
-	BuildID string `json:"build_id"`
-	Created string `json:"created"` // RFC 3339, UTC: the build epoch
-	Parts   []Part `json:"parts"`
-}
-
-// Part is one blob of a release. Name is unique in a bundle and safe as a
-// file name: kernel, initramfs, boot-files, root, layer-1, layer-2, ...
-type Part struct {
-	Name      string `json:"name"`
-	Role      string `json:"role"`
-	MediaType string `json:"media_type"`
-	Digest    string `json:"digest"` // sha256:HEX
-	Size      int64  `json:"size"`
-}
-
-// Marshal encodes c as compact JSON: struct fields in a fixed order, so
-// identical releases give identical bytes (and digests).
-func (c Config) Marshal() []byte {
-	b, _ := json.Marshal(c)
-	return b
-}
-
-var (
-	partName = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,63}$`)
-	digestRE = regexp.MustCompile(`^sha256:[0-9a-f]{64}$`)
-)
-
-// check says what is wrong with a config read from a bundle.
-func (c Config) check() error {
-	switch {
-	case c.Board == "" || c.Arch == "":
-		return fmt.Errorf("config names no board or arch")
-	case len(c.Parts) == 0 || len(c.Parts) > maxParts:
-		return fmt.Errorf("config lists %d parts, want 1 to %d", len(c.Parts), maxParts)
-	}
-	seen := map[string]bool{}
-	for _, p := range c.Parts {
-		switch {
-		case !partName.MatchString(p.Name):
-			return fmt.Errorf("part name %q: want lower-case letters, digits and dashes", p.Name)
-		case seen[p.Name]:
-			return fmt.Errorf("part %s listed twice", p.Name)
-		case roleMedia[p.Role] == "":
-			return fmt.Errorf("part %s: unknown role %q", p.Name, p.Role)
-		case roleMedia[p.Role] != p.MediaType:
-			return fmt.Errorf("part %s: media type %q, want %q for role %s", p.Name, p.MediaType, roleMedia[p.Role], p.Role)
-		case !digestRE.MatchString(p.Digest):
-			return fmt.Errorf("part %s: digest %q is not sha256:HEX", p.Name, p.Digest)
-		case p.Size < 0:
-			return fmt.Errorf("part %s: negative size", p.Name)
-		}
-		seen[p.Name] = true
-	}
-	return nil
-}
+// Part is one blob of a release (release.Part).
+type Part = release.Part

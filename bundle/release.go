@@ -15,6 +15,7 @@ import (
 
 	"github.com/rfsbuild/rfs/image"
 	"github.com/rfsbuild/rfs/image/fat"
+	"github.com/rfsbuild/rfs/release"
 	"github.com/rfsbuild/rfs/slots"
 	"github.com/rfsbuild/rfs/squashfs/sqsb"
 )
@@ -113,7 +114,7 @@ func (r *Release) add(p Part, b blob) {
 // addBytes adds a part held in memory.
 func (r *Release) addBytes(name, role string, data []byte) {
 	sum := sha256.Sum256(data)
-	r.add(Part{Name: name, Role: role, MediaType: roleMedia[role], Digest: "sha256:" + hex.EncodeToString(sum[:]), Size: int64(len(data))},
+	r.add(Part{Name: name, Role: role, MediaType: release.RoleMediaType(role), Digest: "sha256:" + hex.EncodeToString(sum[:]), Size: int64(len(data))},
 		blob{open: func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(data)), nil }})
 }
 

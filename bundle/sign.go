@@ -2,14 +2,14 @@ package bundle
 
 import (
 	"crypto/ed25519"
-	"errors"
 	"fmt"
 
+	"github.com/rfsbuild/rfs/release"
 	"github.com/rfsbuild/rfs/updatesig"
 )
 
 // ErrUnsigned is a release without a signature.
-var ErrUnsigned = errors.New("the release is not signed")
+var ErrUnsigned = release.ErrUnsigned
 
 // SignWith is the Signer for a private update key (rfs keygen): an
 // updatesig signature over the config blob, which lists every part's
@@ -27,16 +27,4 @@ func SignWith(priv ed25519.PrivateKey) Signer {
 // Verify checks b's signature over its config with pub. Inspect has
 // already tied the config to every part's digest; a device uses no byte
 // of a release before this returns nil.
-func (b *Bundle) Verify(pub ed25519.PublicKey) error {
-	if b.Signature == "" {
-		return ErrUnsigned
-	}
-	sig, err := updatesig.ParseSignature(b.Signature)
-	if err != nil {
-		return fmt.Errorf("release %s: signature: %w", b.Ref, err)
-	}
-	if err := updatesig.Verify(pub, b.RawConfig, sig); err != nil {
-		return fmt.Errorf("release %s: %w", b.Ref, err)
-	}
-	return nil
-}
+func (b *Bundle) Verify(pub ed25519.PublicKey) error { return b.VerifySignature(pub) }

@@ -52,6 +52,8 @@ type Boot struct {
 	// SetClock sets the wall clock (default settimeofday); tests
 	// override it, as a test must never set the host's clock.
 	SetClock func(time.Time) error
+	// Reboot restarts the machine (default reboot(2)); tests override it.
+	Reboot func()
 
 	start time.Time
 	undo  []func() // reverse-order cleanup of the current attempt
@@ -72,6 +74,10 @@ type Boot struct {
 	data     *dataMount // the data partition, if mounted
 	upperRW  string     // real path of the overlay's upper dir (rw)
 	workRW   string     // real path of the overlay's work dir
+	// slotStatus is the A/B decision of this boot (rfs.slot), trial set
+	// on a trial boot.
+	slotStatus *SlotStatus
+	trial      *slotTrial
 }
 
 // NewBoot returns a Boot for the given root directory and console.
@@ -727,7 +733,7 @@ func (b *Boot) Prepare() (err error) {
 			b.Undo()
 		}
 	}()
-	b.Status = Status{Timings: Timings{Mounts: b.Status.Timings.Mounts}}
+	b.Status = Status{Timings: Timings{Mounts: b.Status.Timings.Mounts}, Slots: b.slotStatus}
 	b.degraded, b.data, b.lastScan, b.layers, b.lowerBuildID, b.lowerBuilt = "", nil, nil, nil, "", time.Time{}
 	m, err := b.WaitRoot()
 	if err != nil {
@@ -744,6 +750,7 @@ func (b *Boot) Prepare() (err error) {
 	if err := b.MountUpper(); err != nil {
 		return err
 	}
+	b.prepareTrialUpper()
 	if err := b.MountOverlay(); err != nil {
 		return err
 	}
@@ -794,8 +801,12 @@ func (b *Boot) Run() {
 		if attempt == 1 && b.Params.Shell == bootparam.ShellBefore {
 			b.Rescue("rfs.shell given: rescue shell before mounting the root; exit the shell to continue booting")
 		}
+		if attempt == 1 {
+			b.CheckSlots()
+		}
 		if err := b.Prepare(); err != nil {
 			b.Report(err)
+			b.failTrial(err)
 			b.Rescue("boot failed")
 			b.Logf("retrying boot")
 			continue
@@ -818,6 +829,7 @@ func (b *Boot) Run() {
 		}
 		b.Logf("%s", b.ReadyLine())
 		b.StartGC()
+		b.startHealthCheck()
 		err := b.ExecInit()
 		// Only reachable if exec failed; the initramfs is gone by now,
 		// so the rescue shell has to come from the new root, and there is

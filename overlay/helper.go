@@ -20,6 +20,9 @@ const HelperUsage = `usage (on the booted device, not as PID 1):
   rfs-init status [--json]          upper mode, data partition size/free, last reset, degraded reason,
                                     network, clock and SSH (from the agent)
   rfs-init diff [--json]            what changed since the factory state: A added, C changed, D deleted
+  rfs-init update [--force] [--no-reboot] REF
+                                    install the signed release REF (registry/repo:tag, or http://HOST/REPO:TAG)
+                                    into the inactive A/B slot and reboot into it for a trial boot
   rfs-init reset [--all] [--no-reboot]
                                     schedule a factory reset (upper and work; --all: also volumes and SSH host keys)
                                     on the data partition and reboot; the init performs it at boot
@@ -45,6 +48,10 @@ func Helper(args []string, stdout, stderr io.Writer) int {
 		return helperServices(stdout, stderr)
 	case "supervise":
 		return helperSupervise(args[1:], stdout, stderr)
+	case "slot-health":
+		return helperSlotHealth(args[1:], stdout, stderr)
+	case "update":
+		return helperUpdate(args[1:], stderr)
 	case "help", "-h", "--help":
 		io.WriteString(stdout, HelperUsage)
 		return 0
@@ -59,7 +66,7 @@ func IsHelperCommand(args []string) bool {
 		return false
 	}
 	switch args[0] {
-	case "status", "reset", "gc", "diff", "services", "supervise", "help", "-h", "--help":
+	case "status", "reset", "gc", "diff", "services", "supervise", "slot-health", "update", "help", "-h", "--help":
 		return true
 	}
 	return false
@@ -102,6 +109,16 @@ func liveStatus(root string) (*Status, error) {
 	}
 	if s.Data != nil && (s.Data.Error == "" || s.Data.Error == "full") {
 		refreshData(root, s)
+	}
+	if st, err := readSlotStatus(root + SlotsStatus); err == nil {
+		s.Slots = st
+	}
+	if s.Data != nil && s.Data.Error == "" {
+		if r, err := readUpdateReport(root + s.Data.Mountpoint); err != nil {
+			s.Warnings = append(s.Warnings, "update report: "+err.Error())
+		} else if r != nil {
+			s.Update = r
+		}
 	}
 	a, err := readAgentStatus(root + agentconf.StatusFile)
 	switch {
@@ -164,6 +181,12 @@ func writeStatusText(out io.Writer, s *Status) {
 	}
 	for _, x := range s.Warnings {
 		w("warning", x)
+	}
+	if s.Slots != nil {
+		writeSlotsText(w, s.Slots)
+	}
+	if r := s.Update; r != nil {
+		writeUpdateReportText(w, r)
 	}
 	if s.Agent != nil {
 		writeAgentText(out, s.Agent)
@@ -295,4 +318,61 @@ func countTree(p string) int {
 		}
 	}
 	return n
+}
+
+// writeSlotsText is the A/B part of `rfs-init status`.
+func writeSlotsText(w func(k, v string), st *SlotStatus) {
+	slot := st.Booted
+	if st.Version != "" {
+		slot += " (version " + st.Version + ")"
+	}
+	switch {
+	case st.Trial == st.Booted && st.Health != "":
+		slot += ", on trial: " + st.Health
+	case st.Committed != "" && st.Committed != st.Booted:
+		slot += ", not committed (slot " + st.Committed + " is)"
+	default:
+		slot += ", committed"
+	}
+	w("slot", slot)
+	if st.Trial != "" && st.Trial != st.Booted {
+		w("update", "slot "+st.Trial+" is armed for a trial boot")
+	}
+	if l := st.Last; l != nil {
+		line := fmt.Sprintf("slot %s version %s %s", l.Slot, l.Version, l.Outcome)
+		if l.Reason != "" {
+			line += ": " + l.Reason
+		}
+		if l.Time != "" {
+			line += " (" + l.Time + ")"
+		}
+		w("last update", line)
+	}
+	if st.Error != "" {
+		w("slot error", st.Error)
+	}
+}
+
+// writeUpdateReportText lists what the upper hides of the last release.
+func writeUpdateReportText(w func(k, v string), r *UpdateReport) {
+	more := ""
+	if r.Truncated {
+		more = " (truncated)"
+	}
+	w("update report", fmt.Sprintf("slot %s version %s at %s: %d path(s) in the upper shadow the release%s", r.Slot, r.Version, r.Time, len(r.Shadowed), more))
+	for _, sh := range r.Shadowed {
+		w("shadowed", sh.Path+": "+sh.Why)
+	}
+	for _, p := range r.Dropped {
+		w("reset path", p+": the upper's copy was dropped")
+	}
+}
+
+// helperUpdate is `rfs-init update`: the agent does it (it has the
+// registry client; the init stays small).
+func helperUpdate(args []string, stderr io.Writer) int {
+	argv := append([]string{agentconf.Binary, "update"}, args...)
+	err := unix.Exec(agentconf.Binary, argv, os.Environ())
+	fmt.Fprintf(stderr, "rfs-init update: %s: %v (is this image built with the agent and A/B slots?)\n", agentconf.Binary, err)
+	return 1
 }

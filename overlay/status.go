@@ -44,6 +44,12 @@ type Status struct {
 	// Agent is the agent's status (network, clock, SSH), merged in by the
 	// agent itself; the init's writes keep it.
 	Agent *agentconf.Status `json:"agent,omitempty"`
+	// Slots is the A/B state (images with slots): kept current in
+	// /run/rfs/slots.json by the trial's health check.
+	Slots *SlotStatus `json:"slots,omitempty"`
+	// Update is the last update's report: the upper's paths that hide
+	// what the release changed (data partition, UpdateReportFile).
+	Update *UpdateReport `json:"update,omitempty"`
 }
 
 // LayerStatus is one read-only lower layer.

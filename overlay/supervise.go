@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"sync"
 	"time"
 )
@@ -49,7 +50,8 @@ func (s *supervisor) run() int {
 	}
 	out, errOut := teeWriter(s.stdout, log), teeWriter(s.stderr, log)
 	delay := restartMin
-	for {
+	for starts := 1; ; starts++ {
+		s.recordStart(starts)
 		start := s.now()
 		status, stop := s.runOnce(out, errOut)
 		if stop {
@@ -67,6 +69,15 @@ func (s *supervisor) run() int {
 			return 0
 		}
 		delay = min(2*delay, restartMax)
+	}
+}
+
+// recordStart writes how many times the program was started this boot
+// (ServicesDir/NAME.starts), for the health check of a trial boot.
+func (s *supervisor) recordStart(n int) {
+	dir := filepath.Join(filepath.Dir(s.logDir), "services")
+	if os.MkdirAll(dir, 0o755) == nil {
+		os.WriteFile(filepath.Join(dir, s.name+".starts"), []byte(strconv.Itoa(n)+"\n"), 0o644)
 	}
 }
 

@@ -1,6 +1,7 @@
 package qemu
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"math/bits"
@@ -12,6 +13,7 @@ import (
 	"github.com/rfsbuild/rfs/boards"
 	"github.com/rfsbuild/rfs/image"
 	"github.com/rfsbuild/rfs/infile"
+	"github.com/rfsbuild/rfs/slots"
 )
 
 // ForImage prepares a Config that boots the image at path as its board's
@@ -35,11 +37,11 @@ func ForImageOn(path, dir string, persist bool, machine string) (Config, boards.
 		return Config{}, boards.Board{}, err
 	}
 	defer disk.Close()
-	boot, err := disk.ReadBoot()
+	meta, err := disk.ReadMeta()
 	if err != nil {
 		return Config{}, boards.Board{}, fmt.Errorf("%s: %w", path, err)
 	}
-	board, err := boards.Lookup(boot.Meta.Board)
+	board, err := boards.Lookup(meta.Board)
 	if err != nil {
 		return Config{}, boards.Board{}, fmt.Errorf("%s: %w", path, err)
 	}
@@ -47,7 +49,15 @@ func ForImageOn(path, dir string, persist bool, machine string) (Config, boards.
 		return Config{}, board, fmt.Errorf("%s: %w", path, err)
 	}
 	if board.UEFI != nil {
+		boot, err := disk.ReadBoot()
+		if err != nil {
+			return Config{}, board, fmt.Errorf("%s: %w", path, err)
+		}
 		return forUEFI(board, boot, path, dir, persist)
+	}
+	boot, fw, err := readBootFiles(disk, path)
+	if err != nil {
+		return Config{}, board, err
 	}
 	c := Config{
 		QEMU: board.QEMU, Arch: board.Arch,
@@ -65,42 +75,91 @@ func ForImageOn(path, dir string, persist bool, machine string) (Config, boards.
 	if err := os.WriteFile(c.Initrd, boot.Initrd, 0o644); err != nil {
 		return Config{}, board, err
 	}
-	if board.QEMU.DTB != "" {
-		p, err := disk.Boot()
-		if err != nil {
-			return Config{}, board, err
-		}
-		dtb, err := disk.ReadFile(p.Placed, board.QEMU.DTB)
-		if err != nil {
-			// Images from before rfs carried this machine's tree lack it.
-			return Config{}, board, fmt.Errorf("%s: QEMU's %s needs its device tree from the image: %w (rebuild the image with this rfs)", path, board.QEMU.Machine, err)
-		}
-		if node := usbNodes[board.QEMU.Machine]; node != "" {
-			// QEMU's copy only; without the controller the guest has
-			// no network (NetNote says so).
-			c.usbOn = enableNode(dtb, node) == nil
-		}
-		c.DTB = filepath.Join(dir, board.QEMU.DTB)
-		if err := os.WriteFile(c.DTB, dtb, 0o644); err != nil {
-			return Config{}, board, err
-		}
+	if err := c.addDTB(disk, board, path, dir); err != nil {
+		return Config{}, board, err
 	}
+	if err := c.setDisk(disk.Size(), board, path, dir, fw); err != nil {
+		return Config{}, board, err
+	}
+	return c, board, nil
+}
+
+// readBootFiles reads the boot files the firmware would boot: those of
+// the top level, or of the slot chosen (without consuming the tryboot
+// flag) when the image has A/B slots, with the Firmware that plays the
+// slots' firmware (nil without slots).
+func readBootFiles(disk *image.Image, path string) (*image.Boot, *Firmware, error) {
+	choice, _, err := chooseOn(disk)
+	if errors.Is(err, slots.ErrNoSlots) {
+		boot, err := disk.ReadBoot()
+		if err != nil {
+			return nil, nil, fmt.Errorf("%s: %w", path, err)
+		}
+		return boot, nil, nil
+	}
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s: %w", path, err)
+	}
+	boot, err := readSlot(disk, choice.Slot)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return boot, &Firmware{Cmdline: boot.Cmdline, Choice: choice}, nil
+}
+
+// addDTB gives a machine that needs a device tree the image's, in dir.
+func (c *Config) addDTB(disk *image.Image, board boards.Board, path, dir string) error {
+	if board.QEMU.DTB == "" {
+		return nil
+	}
+	p, err := disk.Boot()
+	if err != nil {
+		return err
+	}
+	dtb, err := disk.ReadFile(p.Placed, board.QEMU.DTB)
+	if err != nil {
+		// Images from before rfs carried this machine's tree lack it.
+		return fmt.Errorf("%s: QEMU's %s needs its device tree from the image: %w (rebuild the image with this rfs)", path, board.QEMU.Machine, err)
+	}
+	if node := usbNodes[board.QEMU.Machine]; node != "" {
+		// QEMU's copy only; without the controller the guest has
+		// no network (NetNote says so).
+		c.usbOn = enableNode(dtb, node) == nil
+	}
+	c.DTB = filepath.Join(dir, board.QEMU.DTB)
+	return os.WriteFile(c.DTB, dtb, 0o644)
+}
+
+// setDisk picks the disk QEMU boots: the image, or a throw-away copy in
+// dir (an SD card padded to a power of two, as QEMU's SD emulation
+// requires; a slotted image, whose boot partition the guest and the
+// firmware write between boots). fw, when the image has slots, gets the
+// disk.
+func (c *Config) setDisk(size int64, board boards.Board, path, dir string, fw *Firmware) error {
 	if board.QEMU.Disk == "sd" {
-		size := disk.Size()
 		pow2 := int64(1) << (64 - bits.LeadingZeros64(uint64(size-1)))
-		if persist {
+		if c.Persist {
 			if size != pow2 {
-				return Config{}, board, fmt.Errorf("--persist: QEMU's SD card needs a power-of-two size and %s is %s; build with --size %s, or run without --persist", path, image.HumanSize(size), image.HumanSize(pow2))
+				return fmt.Errorf("--persist: QEMU's SD card needs a power-of-two size and %s is %s; build with --size %s, or run without --persist", path, image.HumanSize(size), image.HumanSize(pow2))
 			}
 		} else {
 			c.Disk = filepath.Join(dir, "sd.img")
 			if err := copyPadded(path, c.Disk, pow2); err != nil {
-				return Config{}, board, fmt.Errorf("SD card copy: %w", err)
+				return fmt.Errorf("SD card copy: %w", err)
 			}
 			c.Persist = true // the copy is throw-away already
 		}
 	}
-	return c, board, nil
+	if fw == nil {
+		return nil
+	}
+	disk, err := slotDisk(c.Disk, dir, c.Persist)
+	if err != nil {
+		return err
+	}
+	c.Disk, c.Persist, fw.Image = disk, true, disk
+	c.Firmware = fw
+	return nil
 }
 
 // imageMAC is the guest MAC of the image: from the PARTUUID of its data

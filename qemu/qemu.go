@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"regexp"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -54,6 +55,14 @@ type Config struct {
 	// Net is the guest's network; the zero value is NetRestricted with no
 	// forwards.
 	Net Network
+	// Firmware, for an image with A/B slots (ForImage sets it), picks the
+	// slot at every power-up, and makes a guest reboot a new boot in
+	// Start and Interactive. nil: the image has no slots.
+	Firmware *Firmware
+	// qmp is the QMP socket through which rfs learns why QEMU stopped (a
+	// reboot or a power-off); the guest then starts paused, and runs once
+	// rfs listens.
+	qmp string
 	// usbOn: ForImage turned on the USB controller that DTB keeps off
 	// (usbNodes), so a USB NIC works.
 	usbOn bool
@@ -70,6 +79,10 @@ func (c Config) Args() []string {
 		for i := 0; i < q.SerialPort; i++ {
 			args = append(args, "-serial", "null")
 		}
+		args = append(args, "-serial", "mon:stdio")
+	} else if c.qmp != "" {
+		// -nographic muxes the monitor (Ctrl-A X) onto the console only
+		// when no other monitor is given, and QMP is one.
 		args = append(args, "-serial", "mon:stdio")
 	}
 	if c.KVM {
@@ -115,6 +128,9 @@ func (c Config) Args() []string {
 	}
 	args = append(args, c.mountArgs()...)
 	args = append(args, c.netArgs()...)
+	if c.qmp != "" {
+		args = append(args, "-qmp", "unix:"+driveValue(c.qmp)+",server=on,wait=off", "-S")
+	}
 	return append(args, q.Extra...)
 }
 
@@ -168,48 +184,122 @@ func (c Config) Command(ctx context.Context) *exec.Cmd {
 	return cmd
 }
 
-// VM is a running QEMU whose serial console is read and written by the caller.
-type VM struct {
-	cmd   *exec.Cmd
-	wait  func() error
-	stdin io.WriteCloser
+// Interactive runs QEMU with its console on the terminal's streams until
+// it ends: for an image with A/B slots (c.Firmware), across the guest's
+// reboots, each a new power-up, until the guest powers off, QEMU fails,
+// the user quits (Ctrl-A X) or ctx is done.
+func Interactive(ctx context.Context, c Config, stdin io.Reader, stdout, stderr io.Writer) error {
+	if c.Firmware == nil {
+		q := c.Command(ctx)
+		q.Stdin, q.Stdout, q.Stderr = stdin, stdout, stderr
+		return Run(q)
+	}
+	for n := 1; ; n++ {
+		boot, _, err := c.Firmware.powerUp(c)
+		if err != nil {
+			return err
+		}
+		p, err := spawn(ctx, boot, terminal(stdin, stdout, stderr))
+		if err != nil {
+			return err
+		}
+		reason, err := p.finish()
+		if ctx.Err() != nil {
+			return err
+		}
+		if again, err := c.Firmware.afterBoot(reason, err, n); !again {
+			return err
+		}
+	}
+}
 
+// VM is a running QEMU whose serial console is read and written by the
+// caller. For an image with A/B slots (Config.Firmware) it is the whole
+// run: a guest reboot starts a new QEMU on the slot the firmware picks,
+// its console continuing the same stream.
+type VM struct {
 	mu     sync.Mutex
-	out    []byte // everything the console printed
-	pos    int    // where the next Expect starts looking
-	done   bool   // QEMU exited
-	waitEr error
+	proc   *process // the QEMU running; nil between boots and at the end
+	out    []byte   // everything the console printed
+	pos    int      // where the next Expect starts looking
+	boots  []string // the slot of each boot (Firmware)
+	closed bool     // Close was called: no further boot
+	done   bool     // the run ended
+	waitEr error    // why: QEMU's exit, or the firmware's error
 	notify chan struct{}
 }
 
-// Start boots a VM. Console output is copied to log (if not nil) as it comes.
+// Start boots a VM. Console output is copied to log (if not nil) as it
+// comes.
 func Start(ctx context.Context, c Config, log io.Writer) (*VM, error) {
 	if err := c.Check(); err != nil {
 		return nil, err
 	}
-	cmd := c.Command(ctx)
-	// Its console is ours, not the terminal's: in its own process group
-	// the terminal's Ctrl-C reaches only rfs, which stops QEMU and says
-	// "interrupted", not "QEMU exited (signal: interrupt)".
-	ownGroup(cmd)
-	stdin, err := cmd.StdinPipe()
+	vm := &VM{notify: make(chan struct{}, 1)}
+	p, err := vm.boot(ctx, c)
 	if err != nil {
 		return nil, err
 	}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		return nil, err
-	}
-	cmd.Stderr = cmd.Stdout
-	wait, err := startLocked(cmd)
-	if err != nil {
-		return nil, fmt.Errorf("start %s: %w", c.QEMU.Binary, err)
-	}
-	vm := &VM{cmd: cmd, wait: wait, stdin: stdin, notify: make(chan struct{}, 1)}
-	go vm.read(stdout, log)
+	go vm.follow(ctx, c, p, log)
 	return vm, nil
 }
 
+// boot powers the machine up: the firmware's choice of slot, then QEMU.
+func (vm *VM) boot(ctx context.Context, c Config) (*process, error) {
+	slot := ""
+	if fw := c.Firmware; fw != nil {
+		var choice Choice
+		var err error
+		if c, choice, err = fw.powerUp(c); err != nil {
+			return nil, err
+		}
+		slot = choice.Slot
+	}
+	p, err := spawn(ctx, c, pipes)
+	if err != nil {
+		return nil, err
+	}
+	vm.mu.Lock()
+	defer vm.mu.Unlock()
+	vm.proc = p
+	if slot != "" {
+		vm.boots = append(vm.boots, slot)
+	}
+	if vm.closed {
+		p.kill()
+	}
+	return p, nil
+}
+
+// follow reads the console of each QEMU of the run to its end, and
+// starts the next one after a guest reboot if the image has slots.
+func (vm *VM) follow(ctx context.Context, c Config, p *process, log io.Writer) {
+	for n := 1; ; n++ {
+		vm.read(p.stdout, log)
+		reason, err := p.finish()
+		p.stdout.Close()
+		p.stdin.Close()
+		vm.mu.Lock()
+		vm.proc = nil
+		closed := vm.closed
+		vm.mu.Unlock()
+		if c.Firmware != nil && !closed && ctx.Err() == nil {
+			var again bool
+			if again, err = c.Firmware.afterBoot(reason, err, n); again {
+				if p, err = vm.boot(ctx, c); err == nil {
+					continue
+				}
+			}
+		}
+		vm.mu.Lock()
+		vm.done, vm.waitEr = true, err
+		vm.mu.Unlock()
+		vm.wake()
+		return
+	}
+}
+
+// read copies one QEMU's console to the stream and log, to its end.
 func (vm *VM) read(r io.Reader, log io.Writer) {
 	buf := make([]byte, 32<<10)
 	for {
@@ -224,14 +314,17 @@ func (vm *VM) read(r io.Reader, log io.Writer) {
 			vm.wake()
 		}
 		if err != nil {
-			break
+			return
 		}
 	}
-	werr := vm.wait()
+}
+
+// Boots returns the slot of each boot so far, in order ("a", "b"); nil
+// for an image without slots.
+func (vm *VM) Boots() []string {
 	vm.mu.Lock()
-	vm.done, vm.waitEr = true, werr
-	vm.mu.Unlock()
-	vm.wake()
+	defer vm.mu.Unlock()
+	return slices.Clone(vm.boots)
 }
 
 func (vm *VM) wake() {
@@ -306,7 +399,13 @@ func (vm *VM) Run(command string, timeout time.Duration) (string, error) {
 
 // Send writes s to the serial console.
 func (vm *VM) Send(s string) error {
-	_, err := io.WriteString(vm.stdin, s)
+	vm.mu.Lock()
+	p := vm.proc
+	vm.mu.Unlock()
+	if p == nil {
+		return errors.New("no QEMU running (the guest is between boots, or gone)")
+	}
+	_, err := io.WriteString(p.stdin, s)
 	return err
 }
 
@@ -317,12 +416,37 @@ func (vm *VM) Output() string {
 	return string(vm.out)
 }
 
-// Close stops QEMU (the guest gets no shutdown: its disk is a snapshot or a
-// test image) and waits for it.
-func (vm *VM) Close() error {
-	if vm.cmd.Process != nil {
-		vm.cmd.Process.Kill()
+// Wait waits up to timeout for the run to end (the guest powered off,
+// QEMU exited) and returns why it ended: nil for a power-off, QEMU's
+// error, or the firmware's (a boot loop stopped); ErrTimeout if it goes
+// on.
+func (vm *VM) Wait(timeout time.Duration) error {
+	deadline := time.NewTimer(timeout)
+	defer deadline.Stop()
+	for {
+		vm.mu.Lock()
+		done, err := vm.done, vm.waitEr
+		vm.mu.Unlock()
+		if done {
+			return err
+		}
+		select {
+		case <-vm.notify:
+		case <-deadline.C:
+			return fmt.Errorf("waiting for QEMU to exit: %w after %s", ErrTimeout, timeout)
+		}
 	}
+}
+
+// Close stops QEMU (the guest gets no shutdown: its disk is a snapshot or a
+// test image), and the run, and waits for it.
+func (vm *VM) Close() error {
+	vm.mu.Lock()
+	vm.closed = true
+	if vm.proc != nil {
+		vm.proc.kill()
+	}
+	vm.mu.Unlock()
 	for {
 		vm.mu.Lock()
 		done := vm.done

@@ -23,6 +23,8 @@ check /usr/lib/systemd/boot/efi/linuxx64.efi.stub systemd-boot-efi
 # The network tests log in with OpenSSH's clients; bench/ssh.sh needs bc.
 check ssh-keygen openssh-client
 check bc bc
+# The update tests push to and pull from a real registry on 127.0.0.1.
+check docker-registry docker-registry
 
 if ! command -v go >/dev/null 2>&1; then
 	echo "deps: Go is not installed: get Go 1.26 or newer from https://go.dev/dl/" >&2
@@ -48,6 +50,11 @@ if [ -n "$need" ]; then
 	echo "deps: installing$need"
 	apt update -qq
 	apt install -y -qq --no-install-recommends $need >/dev/null
+	# The package starts a registry on :5000 for the whole network; the
+	# tests start their own on 127.0.0.1.
+	case "$need" in *docker-registry*)
+		$sudo systemctl disable --now docker-registry >/dev/null 2>&1 || $sudo service docker-registry stop >/dev/null 2>&1 || true ;;
+	esac
 fi
 raspi4b && exit 0
 

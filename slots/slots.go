@@ -48,6 +48,31 @@ const (
 	ConfigFile = "/etc/rfs/update.json"
 )
 
+// StatusFile is the device's A/B status (Status) while it runs.
+const StatusFile = "/run/rfs/slots.json"
+
+// Status is the A/B state of a boot, written by the init to status.json
+// ("slots") and StatusFile, kept current by the trial's health check,
+// read by the updater.
+type Status struct {
+	Booted    string `json:"booted"`
+	Committed string `json:"committed,omitempty"`
+	Trial     string `json:"trial,omitempty"`
+	// Action is what the init did: run, trial, failed (a trial that did
+	// not come up was rolled back), or error.
+	Action  string `json:"action"`
+	Version string `json:"version,omitempty"` // of the booted slot
+	// Health is the trial's check: "checking for 30s", "committed" or
+	// "failed: REASON".
+	Health string `json:"health,omitempty"`
+	// BootDevice and Roots are the devices the updater writes: the boot
+	// partition and each slot's root partition.
+	BootDevice string            `json:"boot_device,omitempty"`
+	Roots      map[string]string `json:"roots,omitempty"`
+	Last       *Result           `json:"last,omitempty"`
+	Error      string            `json:"error,omitempty"`
+}
+
 // MaxStateFile bounds what is read of rfs-slots.json and slot.txt.
 const MaxStateFile = 64 << 10
 
@@ -101,6 +126,9 @@ type SlotInfo struct {
 	State   string `json:"state"`
 	Version string `json:"version,omitempty"`
 	BuildID string `json:"build_id,omitempty"`
+	// Root is the PARTUUID of the slot's root partition: fixed by the
+	// image's layout, so an update keeps it.
+	Root string `json:"root_partuuid,omitempty"`
 	// Parts are the release's parts in the slot, by digest: an update
 	// does not download what a slot already holds.
 	Parts []Part `json:"parts,omitempty"`
@@ -122,11 +150,12 @@ type Result struct {
 	Time    string `json:"time,omitempty"` // RFC 3339, the device's clock
 }
 
-// New is the state of a new image: slot a committed and good, b empty.
-func New(version, buildID string, parts []Part) State {
+// New is the state of a new image: slot a committed and good, b empty;
+// roots are the slots' root PARTUUIDs (a, b).
+func New(version, buildID string, parts []Part, rootA, rootB string) State {
 	return State{Committed: A, Slots: map[string]SlotInfo{
-		A: {State: Good, Version: version, BuildID: buildID, Parts: parts},
-		B: {State: Empty},
+		A: {State: Good, Version: version, BuildID: buildID, Root: rootA, Parts: parts},
+		B: {State: Empty, Root: rootB},
 	}}
 }
 
@@ -260,7 +289,7 @@ func (s State) Begin(slot string) (State, error) {
 	if s.Trial == slot {
 		s.Trial, s.Tries = "", 0
 	}
-	s.Slots[slot] = SlotInfo{State: Writing}
+	s.Slots[slot] = SlotInfo{State: Writing, Root: s.Slots[slot].Root}
 	return s, nil
 }
 
@@ -268,6 +297,9 @@ func (s State) Begin(slot string) (State, error) {
 func (s State) Ready(slot string, info SlotInfo) State {
 	s = s.clone()
 	info.State = Ready
+	if info.Root == "" {
+		info.Root = s.Slots[slot].Root
+	}
 	s.Slots[slot] = info
 	s.Trial, s.Tries = slot, 0
 	return s

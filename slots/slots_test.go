@@ -7,7 +7,7 @@ import (
 )
 
 func TestDecide(t *testing.T) {
-	base := New("1", "id1", nil)
+	base := New("1", "id1", nil, "ra", "rb")
 	ready := base.Ready(B, SlotInfo{Version: "2"})
 	armed := ready.Armed()
 	tests := []struct {
@@ -32,13 +32,16 @@ func TestDecide(t *testing.T) {
 
 func TestLifecycle(t *testing.T) {
 	now := time.Date(2026, 12, 2, 0, 0, 0, 0, time.UTC)
-	s := New("1", "id1", []Part{{Name: "root", Digest: "sha256:00", Size: 1}})
+	s := New("1", "id1", []Part{{Name: "root", Digest: "sha256:00", Size: 1}}, "ra", "rb")
 	if _, err := s.Begin(A); err == nil {
 		t.Fatal("Begin of the committed slot: no error")
 	}
 	w, err := s.Begin(B)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if w.Slots[B].Root != "rb" {
+		t.Fatalf("Begin lost the slot's root: %+v", w.Slots[B])
 	}
 	if w.Slots[B].State != Writing || w.Trial != "" || s.Slots[B].State != Empty {
 		t.Fatalf("Begin: %+v (and the original must not change: %+v)", w, s)
@@ -115,7 +118,7 @@ func TestConfig(t *testing.T) {
 }
 
 func FuzzParse(f *testing.F) {
-	f.Add(New("1", "x", nil).Marshal())
+	f.Add(New("1", "x", nil, "", "").Marshal())
 	f.Add([]byte(`{"committed":"b","trial":"a","tries":1}`))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		s, err := Parse(b)

@@ -22,6 +22,9 @@ import (
 )
 
 func main() {
+	if len(os.Args) > 1 && os.Args[1] == "update" {
+		os.Exit(updateMain(os.Args[2:], os.Stdout, os.Stderr))
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 	if err := run(ctx); err != nil {
@@ -43,6 +46,9 @@ func run(ctx context.Context) error {
 	board := &agent.Board{StatusPath: agentconf.StatusFile, InitStatusPath: agentconf.InitStatusFile, Log: os.Stderr}
 	board.Update(func(s *agentconf.Status) { s.Hostname = cfg.Hostname })
 	jobs := agentJobs(cfg)
+	if j := updatePoller(); j != nil {
+		jobs = append(jobs, j)
+	}
 	board.Logf("started (%d jobs)", len(jobs))
 	err = agent.Run(ctx, board, jobs)
 	if errors.Is(err, context.Canceled) || ctx.Err() != nil {

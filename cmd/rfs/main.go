@@ -39,7 +39,7 @@ and writes a bootable disk image. Docker's image/container layering, for a board
 		SilenceErrors: true,
 		Version:       rfs.Version(),
 	}
-	root.AddCommand(newBuildCmd(), newRunCmd(), newBoardsCmd(), newInitCmd(), newSquashfsCmd(), newFlashCmd(), newResetCmd(), newDiffCmd(), newCommitCmd(), newInspectCmd(), newCpCmd(), newKeygenCmd(), newPushCmd())
+	root.AddCommand(newBuildCmd(), newRunCmd(), newBoardsCmd(), newInitCmd(), newSquashfsCmd(), newFlashCmd(), newResetCmd(), newDiffCmd(), newCommitCmd(), newInspectCmd(), newCpCmd(), newKeygenCmd(), newPushCmd(), newUpdateCmd())
 	requireLinux(root, runtime.GOOS)
 	return root
 }

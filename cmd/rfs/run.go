@@ -59,6 +59,15 @@ rpi4 or rpi image as a Pi 3 instead, on any QEMU. QEMU has no Pi 5: an rpi5
 image needs --machine raspi4b (or raspi3b) for a smoke boot. rfs boards
 lists each board's machine.
 
+An image with A/B slots (slot.txt on its boot partition) boots as its
+firmware would: the slot slot.txt names, or once the other one when the
+one-shot tryboot flag is set (the boot removes it), with that slot's kernel,
+initramfs and command line from slot-X/. A reboot of the device boots again,
+the slot chosen anew (one line on stderr says which); its power-off ends the
+run, as does Ctrl-A X. Without --persist the run boots a throw-away copy of
+the image, so that trials and rollbacks play out within one run; the image
+itself is never written.
+
 Interactive by default: the serial console is this terminal; Ctrl-A X quits.
 With --expect, rfs watches the console instead and exits 0 as soon as the
 text appears, or non-zero (2) when --timeout passes first; for scripts and CI.
@@ -136,6 +145,9 @@ func runRun(cmd *cobra.Command, f *runFlags, image string) error {
 	case f.dryRun:
 		keep = true
 		fmt.Fprintln(cmd.OutOrStdout(), shellQuote(append([]string{cfg.QEMU.Binary}, cfg.Args()...)))
+		if fw := cfg.Firmware; fw != nil {
+			fmt.Fprintf(cmd.ErrOrStderr(), "rfs: this command boots slot %s, the firmware's choice now (a tryboot flag stays set); unlike rfs run, it does not follow the device's reboots\n", fw.Choice)
+		}
 		fmt.Fprintf(cmd.ErrOrStderr(), "rfs: the files this command uses (kernel, initramfs, disk copy, firmware variables) are kept in %s: remove it when done\n", tmp)
 		return nil
 	case f.expect == "":
@@ -143,9 +155,7 @@ func runRun(cmd *cobra.Command, f *runFlags, image string) error {
 			return machineHint(board, image, err)
 		}
 		fmt.Fprintf(cmd.ErrOrStderr(), "rfs: booting %s (%s) in %s; Ctrl-A X quits\n", image, board.Name, cfg.QEMU.Binary)
-		q := cfg.Command(cmd.Context())
-		q.Stdin, q.Stdout, q.Stderr = os.Stdin, os.Stdout, os.Stderr
-		return qemu.Run(q)
+		return qemu.Interactive(cmd.Context(), cfg, os.Stdin, os.Stdout, os.Stderr)
 	}
 	return machineHint(board, image, f.runExpect(cmd, cfg))
 }
@@ -167,6 +177,13 @@ func (f *runFlags) config(cmd *cobra.Command, image, tmp string) (qemu.Config, b
 		return cfg, board, err
 	}
 	cfg.KVM = f.kvm
+	if cfg.Firmware != nil {
+		// rfs plays the firmware: one line per boot, and its notes.
+		cfg.Firmware.Log = cmd.ErrOrStderr()
+		if cfg.Firmware.Choice.Note != "" && f.dryRun {
+			fmt.Fprintf(cmd.ErrOrStderr(), "rfs: %s\n", cfg.Firmware.Choice.Note)
+		}
+	}
 	if f.appendC != "" {
 		cfg.Append += " " + f.appendC
 	}

@@ -9,7 +9,10 @@ import (
 	"testing"
 
 	"github.com/rfsbuild/rfs/boards"
+	"github.com/rfsbuild/rfs/image"
+	"github.com/rfsbuild/rfs/image/imagetest"
 	"github.com/rfsbuild/rfs/qemu"
+	"github.com/rfsbuild/rfs/slots"
 )
 
 // TestRunNetworkFlags: --net, --forward and --ssh as rfs run reads them,
@@ -117,5 +120,32 @@ func TestRunDryRunNetwork(t *testing.T) {
 func removeDryRunDir(out string) {
 	if m := regexp.MustCompile(`kept in (\S+): remove it`).FindStringSubmatch(out); m != nil && strings.Contains(m[1], "rfs-dry-run-") {
 		os.RemoveAll(m[1])
+	}
+}
+
+// TestRunDryRunSlots: on an image with A/B slots and a trial armed,
+// --dry-run prints the command for the trial slot and leaves the tryboot
+// flag in place.
+func TestRunDryRunSlots(t *testing.T) {
+	img, _ := imagetest.Write(t, imagetest.Spec{Table: "gpt", Parts: []imagetest.Part{{Role: image.RoleBoot}, {Role: image.RoleRoot}}})
+	edit := map[string][]byte{slots.FirmwareFile: []byte("a\n"), slots.TrybootFile: {}}
+	for _, s := range []string{"a", "b"} {
+		edit[slots.Dir(s)+image.KernelFile] = []byte("kernel " + s)
+		edit[slots.Dir(s)+image.InitrdFile] = []byte("initrd " + s)
+		edit[slots.Dir(s)+image.CmdlineFile] = []byte("root=x rfs.slot=" + s)
+	}
+	imagetest.EditBoot(t, img, edit)
+	out, err := execute(t, "run", "--dry-run", "--append", "rfs.shell", img)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	t.Cleanup(func() { removeDryRunDir(out) })
+	for _, want := range []string{"-append 'root=x rfs.slot=b rfs.shell'", "boots slot b (trial)", "file=/tmp/rfs-dry-run-"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("dry run lacks %q:\n%s", want, out)
+		}
+	}
+	if c, err := qemu.PeekSlot(img); err != nil || c != (qemu.Choice{Slot: "b", Trial: true}) {
+		t.Errorf("after the dry run, the firmware would boot %+v (%v): the flag was consumed", c, err)
 	}
 }

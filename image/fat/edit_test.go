@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 )
@@ -54,7 +55,7 @@ func TestEditor(t *testing.T) {
 				}
 				checkFsck(t, img)
 			}
-			e, err := ed.find("rfs-reset")
+			_, e, _, err := ed.lookup("rfs-reset")
 			if err != nil || e == nil {
 				t.Fatal(e, err)
 			}
@@ -96,10 +97,46 @@ func TestEditorRefuses(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := ed.WriteSmall("a-name-far-too-long", nil, time.Now()); err == nil {
-		t.Error("accepted a name needing two long-name slots")
+	at := time.Unix(testTime, 0)
+	if err := ed.Mkdir("d", at); err != nil {
+		t.Fatal(err)
 	}
-	if err := ed.WriteSmall("big", make([]byte, 1<<20), time.Now()); err == nil {
-		t.Error("accepted content larger than a cluster")
+	for _, p := range []string{"d/f", "r"} {
+		if err := ed.WriteSmall(p, []byte("x"), at); err != nil {
+			t.Fatal(err)
+		}
 	}
+	for _, c := range []struct {
+		name string
+		op   func() error
+		want string
+	}{
+		{"write in a missing directory", func() error { return ed.WriteSmall("nodir/f", nil, at) }, "no such file"},
+		{"write through a file", func() error { return ed.WriteSmall("d/f/g", nil, at) }, "not a directory"},
+		{"write over a directory", func() error { return ed.WriteSmall("d", nil, at) }, "is a directory"},
+		{"dot-dot", func() error { return ed.WriteSmall("d/../f", nil, at) }, "not allowed"},
+		{"bad name", func() error { return ed.WriteSmall("a:b", nil, at) }, "not allowed on FAT"},
+		{"too deep", func() error { return ed.MkdirAll(strings.Repeat("a/", 20), at) }, "deeper than"},
+		{"mkdir existing", func() error { return ed.Mkdir("D", at) }, "exists"},
+		{"mkdir over a file", func() error { return ed.MkdirAll("d/f/g", at) }, "is a file"},
+		{"rename across directories", func() error { return ed.Rename("d/f", "f") }, "within one directory"},
+		{"rename missing", func() error { return ed.Rename("d/nothing", "d/g") }, "no such file"},
+		{"rename over a directory", func() error { return ed.Rename("r", "D") }, "is a directory"},
+		{"remove a directory", func() error { _, err := ed.Remove("d"); return err }, "is a directory"},
+		{"root", func() error { return ed.RemoveAll("/") }, "root directory"},
+		{"short content", func() error { return ed.WriteFile("g", strings.NewReader("ab"), 3, at) }, "content ended"},
+		{"long content", func() error { return ed.WriteFile("g", strings.NewReader("abcd"), 3, at) }, "longer than"},
+	} {
+		err := c.op()
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: %v, want %q", c.name, err, c.want)
+		}
+	}
+	if b, ok, err := ed.ReadFile("d/f"); !ok || err != nil || string(b) != "x" {
+		t.Errorf("d/f after the refusals: %q %v %v", b, ok, err)
+	}
+	if _, ok, _ := ed.ReadFile("g"); ok {
+		t.Error("g written from a short or long reader")
+	}
+	checkFsck(t, img)
 }

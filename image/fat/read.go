@@ -223,6 +223,28 @@ func entry(e []byte, lfn []uint16) dirEntry {
 // without regard to case, as FAT does). A file larger than limit bytes is
 // an error, not read.
 func (fs *FS) ReadFile(path string, limit int64) ([]byte, error) {
+	f, err := fs.lookup(path)
+	if err != nil {
+		return nil, err
+	}
+	if f.size > limit {
+		return nil, fmt.Errorf("%s: %d bytes, more than the %d accepted", path, f.size, limit)
+	}
+	return fs.read(f.cluster, f.size, path)
+}
+
+// Stat returns the size of the file at path (matched as ReadFile does);
+// the error wraps ErrNotExist when there is none.
+func (fs *FS) Stat(path string) (int64, error) {
+	f, err := fs.lookup(path)
+	if err != nil {
+		return 0, err
+	}
+	return f.size, nil
+}
+
+// lookup finds the regular file at path.
+func (fs *FS) lookup(path string) (*dirEntry, error) {
 	dir, where := fs.rootClus, "/"
 	parts := strings.Split(strings.Trim(path, "/"), "/")
 	for i, name := range parts {
@@ -248,10 +270,8 @@ func (fs *FS) ReadFile(path string, limit int64) ([]byte, error) {
 		case !last:
 			dir, where = found.cluster, where+name+"/"
 			continue
-		case found.size > limit:
-			return nil, fmt.Errorf("%s: %d bytes, more than the %d accepted", path, found.size, limit)
 		}
-		return fs.read(found.cluster, found.size, path)
+		return found, nil
 	}
 	return nil, fmt.Errorf("%s: %w", path, ErrNotExist)
 }
