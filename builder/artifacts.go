@@ -16,6 +16,7 @@ import (
 	"github.com/rfsbuild/rfs/initramfs"
 	"github.com/rfsbuild/rfs/kernel"
 	"github.com/rfsbuild/rfs/rootfs"
+	"github.com/rfsbuild/rfs/slots"
 )
 
 // Artifacts are what a build makes before any disk exists: the boot
@@ -50,6 +51,9 @@ type Artifacts struct {
 	Meta image.Meta
 	// Layout is the partition layout of a disk image of these artifacts.
 	Layout image.Descriptor
+	// Version is the release version of a slotted image (Layout has
+	// slots): its rfs-slots.json and release.json record it.
+	Version string
 
 	uki    func(cmdline string) ([]byte, error) // UEFI boards
 	ukiFor string                               // the command line ukiImg holds
@@ -64,7 +68,7 @@ type Layer struct {
 }
 
 // BootFile is one file of the boot partition; Name is relative to its
-// root ("overlays/x.dtbo").
+// root ("overlays/x.dtbo"). Without Content it is an empty directory.
 type BootFile struct {
 	Name    string
 	Content rootfs.Source
@@ -112,16 +116,28 @@ func Produce(ctx context.Context, c Config) (*Artifacts, error) {
 		return nil, err
 	}
 	skel.BuildID = buildID
+	if c.Version != "" || c.slotted() {
+		skel.ImageVersion = c.releaseVersion()
+	}
 	if err := skel.AddOSRelease(tree); err != nil {
 		return nil, err
+	}
+	layout := image.Standard(c.Board.Table, len(layers), c.DataSize)
+	if c.slotted() {
+		if layout, err = c.slotLayout(tree, kernelPath, initrd); err != nil {
+			return nil, err
+		}
 	}
 	a := &Artifacts{
 		Board: c.Board, BuildID: buildID, Epoch: c.Epoch,
 		Kernel: kernelPath, KernelOrigin: kernelOrigin, Initramfs: initrd,
 		Cmdline: c.cmdlineTemplate(), Root: tree, Layers: layers, Boot: boot,
 		Meta:   image.Meta{Board: c.Board.Name, Arch: c.Board.Arch, RFSVersion: rfs.Version(), BuildID: buildID, Kernel: kernelOrigin, KernelFile: c.kernelName(), Upper: c.Upper, Userland: c.Userland},
-		Layout: image.Standard(c.Board.Table, len(layers), c.DataSize),
+		Layout: layout,
 		log:    c.logf,
+	}
+	if c.slotted() {
+		a.Version = c.releaseVersion()
 	}
 	if c.Board.UEFI != nil {
 		a.uki = func(cmdline string) ([]byte, error) {
@@ -203,6 +219,9 @@ func (c *Config) baseTree(ctx context.Context, bbPath string) (*rootfs.Tree, *ro
 	if err := c.installAgent(ctx, tree); err != nil {
 		return nil, nil, "", err
 	}
+	if err := c.addUpdateConfig(tree); err != nil {
+		return nil, nil, "", err
+	}
 	// The init copies itself to /run/rfs/bin at boot; this puts its on-device
 	// commands (rfs-init status, rfs-init reset) on PATH.
 	if err := tree.Add("/usr/bin/rfs-init", &rootfs.Node{Type: rootfs.Symlink, Perm: 0o777, Target: "/run/rfs/bin/rfs-init", MTime: c.Epoch}); err != nil {
@@ -263,6 +282,13 @@ func (c *Config) buildID(kernelPath string, digest [32]byte, boot []BootFile, la
 		// Only with layers, so images without any keep their build IDs.
 		fmt.Fprintf(h, "layer=%s\n", l.Meta.SHA256)
 	}
+	if c.Version != "" || c.slotted() {
+		// Only when set: os-release's IMAGE_VERSION is not in the digest.
+		fmt.Fprintf(h, "version=%s\n", c.releaseVersion())
+	}
+	if c.slotted() {
+		fmt.Fprintf(h, "slots=%d\n", c.Update.SlotSize)
+	}
 	return hex.EncodeToString(h.Sum(nil))[:32], nil
 }
 
@@ -270,7 +296,11 @@ func (c *Config) buildID(kernelPath string, digest [32]byte, boot []BootFile, la
 func bootTree(epoch int64, files []BootFile) (*rootfs.Tree, error) {
 	t := rootfs.New(epoch)
 	for _, f := range files {
-		if err := t.Add("/"+f.Name, &rootfs.Node{Type: rootfs.Regular, Perm: 0o644, MTime: epoch, Content: f.Content}); err != nil {
+		n := &rootfs.Node{Type: rootfs.Regular, Perm: 0o644, MTime: epoch, Content: f.Content}
+		if f.Content == nil {
+			n = rootfs.NewDir(0o755, epoch) // an empty directory (a slot's)
+		}
+		if err := t.Add("/"+f.Name, n); err != nil {
 			return nil, err
 		}
 	}
@@ -294,6 +324,12 @@ type Booted struct {
 // order), and on UEFI boards the UKI (which holds the command line, not
 // rfs.json).
 func (a *Artifacts) BootFor(plan image.Plan, sizes []int64) (*Booted, error) {
+	return a.bootFor(plan, sizes, measureRoot)
+}
+
+// bootFor is BootFor with a slotted image's root part (its digest and
+// size go into rfs-slots.json and release.json).
+func (a *Artifacts) bootFor(plan image.Plan, sizes []int64, root slots.Part) (*Booted, error) {
 	ids := idsOf(plan)
 	b := &Booted{Cmdline: a.Cmdline.Complete(ids), Meta: a.Meta}
 	b.Meta.RootGUID, b.Meta.DataGUID, b.Meta.BootGUID = ids.root, ids.data, ids.boot
@@ -303,6 +339,16 @@ func (a *Artifacts) BootFor(plan image.Plan, sizes []int64) (*Booted, error) {
 		b.Meta.Layers = append(b.Meta.Layers, m)
 	}
 	b.Meta.Layout = plan.Meta(sizes)
+	if plan.Slotted() {
+		b.Meta.Slots = true
+		b.Cmdline = slotCmdline(b.Cmdline)
+		files, err := a.slotFiles(plan, b.Cmdline, root)
+		if err != nil {
+			return nil, err
+		}
+		b.Files = append(files, BootFile{image.MetaFile, rootfs.Bytes(b.Meta.Marshal())})
+		return b, nil
+	}
 	b.Files = append(b.Files, a.Boot...)
 	b.Files = append(b.Files,
 		BootFile{image.CmdlineFile, rootfs.Bytes(b.Cmdline + "\n")},
@@ -351,7 +397,9 @@ func (a *Artifacts) PartSizes(plan image.Plan, bootSize, rootBytes int64) []int6
 		case image.RoleBoot:
 			n = bootSize
 		case image.RoleRoot:
-			n = roundUp(rootBytes, image.MiB)
+			if pp.Slot == "" {
+				n = roundUp(rootBytes, image.MiB)
+			}
 		case image.RoleLayer:
 			n = roundUp(a.Layers[pp.Layer-1].Meta.Size, image.MiB)
 		}
@@ -368,7 +416,9 @@ func idsOf(plan image.Plan) partIDs {
 		case image.RoleBoot:
 			ids.boot = pp.PARTUUID
 		case image.RoleRoot:
-			ids.root = pp.PARTUUID
+			if pp.Slot == "" || pp.Slot == slots.A {
+				ids.root = pp.PARTUUID
+			}
 		case image.RoleData:
 			ids.data = pp.PARTUUID
 		case image.RoleLayer:

@@ -140,6 +140,13 @@ type Config struct {
 	// nil: no agent (rfs build always sets it: its default is DHCP and
 	// the NTP pool).
 	Device *agentsetup.Settings
+	// Update turns on A/B slots (QEMU boards only, for now) and holds the
+	// device's update settings; nil: no slots.
+	Update *UpdateSettings
+	// Version is the release version (version: in rfs.yaml, --version):
+	// os-release's IMAGE_VERSION, and a slotted image's release record.
+	// "": a slotted image's is the build epoch in decimal seconds.
+	Version string
 	// ProjectFile is the rfs.yaml the settings came from, if any: an input
 	// the output must not replace.
 	ProjectFile string

@@ -11,6 +11,7 @@ import (
 	"github.com/rfsbuild/rfs/image"
 	"github.com/rfsbuild/rfs/image/ext4"
 	"github.com/rfsbuild/rfs/image/fat"
+	"github.com/rfsbuild/rfs/slots"
 	"github.com/rfsbuild/rfs/squashfs"
 )
 
@@ -30,6 +31,8 @@ type DiskImage struct {
 	Parts    []image.Placed
 	RootSize int64 // the root squashfs's bytes (its partition is rounded up)
 	Booted   *Booted
+	// rootPart is a slotted image's root: its digest and size.
+	rootPart slots.Part
 }
 
 var (
@@ -60,6 +63,9 @@ func (d *DiskImage) Package(ctx context.Context, a *Artifacts) error {
 				return size, d.writeBoot(ctx, w, a, plan, size)
 			}}
 		case image.RoleRoot:
+			if pp.Slot != "" {
+				return d.slotContent(pp, a)
+			}
 			return image.Content{Write: func(ctx context.Context, w io.WriterAt) (int64, error) {
 				n, err := squashfs.WriteContext(ctx, w, a.Root, rootOptions(a))
 				d.RootSize = n
@@ -88,7 +94,7 @@ func (d *DiskImage) Package(ctx context.Context, a *Artifacts) error {
 // writeBoot writes the boot partition, the others being written.
 func (d *DiskImage) writeBoot(ctx context.Context, w io.WriterAt, a *Artifacts, plan image.Plan, size int64) error {
 	var err error
-	if d.Booted, err = a.BootFor(plan, a.PartSizes(plan, size, d.RootSize)); err != nil {
+	if d.Booted, err = a.bootFor(plan, a.PartSizes(plan, size, d.RootSize), d.rootPart); err != nil {
 		return err
 	}
 	boot, err := bootTree(a.Epoch, d.Booted.Files)
@@ -99,6 +105,22 @@ func (d *DiskImage) writeBoot(ctx context.Context, w io.WriterAt, a *Artifacts, 
 		return fmt.Errorf("boot files need %s, measured %s", image.HumanSize(min), image.HumanSize(size))
 	}
 	return fat.WriteContext(ctx, w, size, boot, a.fatOptions())
+}
+
+// slotContent fills a root slot: slot a with the root squashfs (its
+// digest kept for the boot partition), slot b left empty (zeros).
+func (d *DiskImage) slotContent(pp image.PlanPart, a *Artifacts) image.Content {
+	if pp.Slot != slots.A {
+		return image.Content{Write: func(context.Context, io.WriterAt) (int64, error) { return 0, nil }}
+	}
+	return image.Content{Write: func(ctx context.Context, w io.WriterAt) (int64, error) {
+		part, err := writeSlotRoot(ctx, w, a, pp.Size)
+		if err != nil {
+			return 0, fmt.Errorf("slot %s: %w", pp.Slot, err)
+		}
+		d.rootPart, d.RootSize = part, part.Size
+		return part.Size, nil
+	}}
 }
 
 // fatOptions are the boot partition's FAT options: the volume id comes

@@ -72,6 +72,9 @@ func (c *Config) Validate() error {
 	if err := c.validateDevice(); err != nil {
 		return err
 	}
+	if err := c.validateSlots(); err != nil {
+		return err
+	}
 	if err := ValidUpper(c.Upper); err != nil {
 		return fmt.Errorf("%s %q: %w", c.where("upper"), c.Upper, err)
 	}

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"io"
 	"slices"
@@ -15,6 +16,7 @@ import (
 	"github.com/rfsbuild/rfs/image"
 	"github.com/rfsbuild/rfs/image/fat"
 	"github.com/rfsbuild/rfs/release"
+	"github.com/rfsbuild/rfs/slots"
 	"github.com/rfsbuild/rfs/squashfs/sqsb"
 )
 
@@ -42,6 +44,11 @@ func (r *Release) Close() error { return r.img.Close() }
 // layer squashfs (the bytes the squashfs uses, not the partition's
 // padding). version "" means the build epoch (the root squashfs's mtime,
 // which rfs build sets to it) in decimal seconds.
+//
+// Of an image with A/B slots it reads the committed slot (slot.txt): its
+// kernel and initramfs from slot-X/, the slot directory's other files
+// but release.json as the boot files (cmdline.txt), and the slot's root;
+// version "" is then the version its release.json records.
 func ReadImage(path, version string) (*Release, error) {
 	img, err := image.OpenImage(path)
 	if err != nil {
@@ -67,6 +74,11 @@ func (r *Release) read(version string) error {
 	rootPart, rootBlob, sb, err := r.squashfs("root", RoleRoot, root)
 	if err != nil {
 		return err
+	}
+	if version == "" {
+		if version, err = r.slotVersion(); err != nil {
+			return err
+		}
 	}
 	if version == "" {
 		version = strconv.FormatUint(uint64(sb.MTime), 10)
@@ -152,8 +164,14 @@ func (r *Release) bootFiles(boot *image.Boot, epoch int64) ([]byte, error) {
 	if kernel == "" {
 		kernel = image.KernelFile
 	}
+	dir, err := r.slotDir()
+	if err != nil {
+		return nil, err
+	}
 	files = slices.DeleteFunc(files, func(f fat.File) bool {
-		return strings.EqualFold(f.Path, kernel) || strings.EqualFold(f.Path, image.InitrdFile)
+		name, ok := cutPrefixFold(f.Path, dir)
+		return !ok || strings.EqualFold(name, kernel) || strings.EqualFold(name, image.InitrdFile) ||
+			dir != "" && strings.EqualFold(name, slots.ReleaseFile)
 	})
 	slices.SortFunc(files, func(a, b fat.File) int { return strings.Compare(a.Path, b.Path) })
 	var buf bytes.Buffer
@@ -163,7 +181,8 @@ func (r *Release) bootFiles(boot *image.Boot, epoch int64) ([]byte, error) {
 		if err != nil {
 			return nil, fmt.Errorf("%s partition: %w", p.Name, err)
 		}
-		hdr := &tar.Header{Typeflag: tar.TypeReg, Name: f.Path, Mode: 0o644, Size: int64(len(data)), ModTime: time.Unix(epoch, 0)}
+		name, _ := cutPrefixFold(f.Path, dir)
+		hdr := &tar.Header{Typeflag: tar.TypeReg, Name: name, Mode: 0o644, Size: int64(len(data)), ModTime: time.Unix(epoch, 0)}
 		if err := tw.WriteHeader(hdr); err != nil {
 			return nil, fmt.Errorf("boot files: %s: %w", f.Path, err)
 		}
@@ -175,4 +194,49 @@ func (r *Release) bootFiles(boot *image.Boot, epoch int64) ([]byte, error) {
 		return nil, fmt.Errorf("boot files: %w", err)
 	}
 	return buf.Bytes(), nil
+}
+
+// slotDir is the committed slot's directory on the boot partition
+// ("slot-a/"), or "" for an image without slots.
+func (r *Release) slotDir() (string, error) {
+	if !r.img.Slotted() {
+		return "", nil
+	}
+	s, err := r.img.CommittedSlot()
+	if err != nil {
+		return "", err
+	}
+	return slots.Dir(s), nil
+}
+
+// slotVersion is the version the committed slot's release.json records
+// ("" without slots).
+func (r *Release) slotVersion() (string, error) {
+	dir, err := r.slotDir()
+	if err != nil || dir == "" {
+		return "", err
+	}
+	p, err := r.img.Boot()
+	if err != nil {
+		return "", err
+	}
+	b, err := r.img.ReadFileMax(p.Placed, dir+slots.ReleaseFile, MaxConfig)
+	if err != nil {
+		return "", err
+	}
+	var rel struct {
+		Version string `json:"version"`
+	}
+	if err := json.Unmarshal(b, &rel); err != nil {
+		return "", fmt.Errorf("%s%s: %w", dir, slots.ReleaseFile, err)
+	}
+	return rel.Version, nil
+}
+
+// cutPrefixFold is strings.CutPrefix, ignoring case as FAT names do.
+func cutPrefixFold(s, prefix string) (string, bool) {
+	if len(s) < len(prefix) || !strings.EqualFold(s[:len(prefix)], prefix) {
+		return s, false
+	}
+	return s[len(prefix):], true
 }

@@ -19,6 +19,9 @@ type PartSpec struct {
 	// Size is the partition's size for SizeFixed and SizeGrow, and the
 	// room added to the content for SizeHeadroom; unused for SizeFit.
 	Size int64
+	// Slot is the A/B slot (slots.A, slots.B) of a slotted root; "" for
+	// every other partition and for images without slots.
+	Slot string
 }
 
 // Descriptor is a board's partition layout as data: the table type and
@@ -49,6 +52,21 @@ func Standard(table string, layers int, dataSize int64) Descriptor {
 	}
 	d.Parts = append(d.Parts, PartSpec{Role: RoleData, Policy: SizeGrow, Size: dataSize})
 	return d
+}
+
+// Slotted is the layout of an image with A/B slots (QEMU boards): boot
+// (FAT, with room for a second slot's files: slotFiles more than the
+// usual headroom), root slot a and root slot b (squashfs, slotSize each),
+// and the data partition last (ext4, grown at the first boot). The boot
+// partition holds each slot's kernel, initramfs and command line in
+// slot-a/ and slot-b/.
+func Slotted(table string, slotSize, dataSize, slotFiles int64) Descriptor {
+	return Descriptor{Table: table, Parts: []PartSpec{
+		{Role: RoleBoot, Policy: SizeHeadroom, Size: BootHeadroom + roundUp(slotFiles, MiB)},
+		{Role: RoleRoot, Slot: "a", Policy: SizeFixed, Size: slotSize},
+		{Role: RoleRoot, Slot: "b", Policy: SizeFixed, Size: slotSize},
+		{Role: RoleData, Policy: SizeGrow, Size: dataSize},
+	}}
 }
 
 // PlanPart is a partition of a Plan: its spec, and where and how it is
@@ -89,12 +107,15 @@ func (s PartSpec) guidKey() string {
 	if s.Role == RoleLayer {
 		return fmt.Sprintf("layer-%d", s.Layer)
 	}
+	if s.Slot != "" {
+		return string(s.Role) + "-" + s.Slot
+	}
 	return string(s.Role)
 }
 
 // Assign derives every id from the build ID: on GPT the disk GUID and each
 // partition's GUID (DeriveGUID of "disk", "boot", "root", "layer-N",
-// "data"); on MBR the disk signature (the first 8 hex digits of the
+// "data"; a slotted root's "root-a", "root-b"); on MBR the disk signature (the first 8 hex digits of the
 // "disk" GUID) and each partition's number, hence its PARTUUID. MBR has 4
 // primary slots: with more than one layer, the layers are logical
 // partitions (5, 6, ...) in an extended partition. arch picks the root
@@ -151,6 +172,9 @@ func (pp *PlanPart) describe(arch string) error {
 			return err
 		}
 		pp.Name, pp.Type, pp.FS = RootPartition, t, "squashfs"
+		if pp.Slot != "" {
+			pp.Name = SlotPartition(pp.Slot)
+		}
 	case RoleLayer:
 		pp.Name, pp.Type, pp.FS = LayerPartition(pp.Layer), TypeLinuxData, "squashfs"
 	case RoleData:
@@ -171,6 +195,19 @@ func (p Plan) Find(role Role, layer int) *PlanPart {
 	}
 	return nil
 }
+
+// FindSlot returns the root partition of slot, or nil.
+func (p Plan) FindSlot(slot string) *PlanPart {
+	for i := range p.Parts {
+		if pp := &p.Parts[i]; pp.Role == RoleRoot && pp.Slot == slot {
+			return pp
+		}
+	}
+	return nil
+}
+
+// Slotted says whether the plan has A/B slots.
+func (p Plan) Slotted() bool { return p.FindSlot("a") != nil }
 
 // Content is what fills one partition of a Plan.
 type Content struct {
@@ -218,7 +255,7 @@ func (p Plan) Meta(sizes []int64) *LayoutMeta {
 		m.DiskID = fmt.Sprintf("%08x", p.DiskID)
 	}
 	for i, pp := range p.Parts {
-		pm := PartMeta{Role: pp.Role, Layer: pp.Layer, Number: pp.Number, Name: pp.Name, PARTUUID: pp.PARTUUID, FS: pp.FS, Policy: pp.Policy}
+		pm := PartMeta{Role: pp.Role, Layer: pp.Layer, Number: pp.Number, Name: pp.Name, PARTUUID: pp.PARTUUID, FS: pp.FS, Policy: pp.Policy, Slot: pp.Slot}
 		if i < len(sizes) {
 			pm.Size = sizes[i]
 		}
@@ -234,6 +271,9 @@ func (p Plan) String() string {
 		name := string(pp.Role)
 		if pp.Role == RoleLayer {
 			name = fmt.Sprintf("layer %d", pp.Layer)
+		}
+		if pp.Slot != "" {
+			name += " " + pp.Slot
 		}
 		parts = append(parts, fmt.Sprintf("%s %d", name, pp.Number))
 	}

@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strings"
 )
 
 // Names of the partitions and boot files rfs writes. The boot partition is
@@ -25,6 +24,10 @@ const (
 // (1 = the lowest above the root), between the root and the data
 // partition.
 func LayerPartition(n int) string { return fmt.Sprintf("rfs-layer-%d", n) }
+
+// SlotPartition is the name of the root partition of A/B slot s:
+// rfs-root-a, rfs-root-b.
+func SlotPartition(s string) string { return RootPartition + "-" + s }
 
 // LayerMeta is one lower layer stacked above the root (rfs build --layer).
 type LayerMeta struct {
@@ -54,6 +57,10 @@ type Meta struct {
 	// from rfs versions before it have none (readers then go by GPT name
 	// or MBR position).
 	Layout *LayoutMeta `json:"layout,omitempty"`
+	// Slots: the image has A/B slots (its layout's roots name them): the
+	// boot files are in slot-a/ and slot-b/, and slot.txt and
+	// rfs-slots.json say which slot boots (package slots).
+	Slots bool `json:"slots,omitempty"`
 }
 
 // Role says what a partition holds. Readers find partitions by role (and
@@ -96,6 +103,9 @@ type PartMeta struct {
 	FS       string     `json:"fs"`              // vfat, squashfs or ext4
 	Size     int64      `json:"size"`            // bytes, as built
 	Policy   SizePolicy `json:"size_policy"`
+	// Slot is a slotted root's A/B slot ("a" or "b"), named rfs-root-a
+	// and rfs-root-b.
+	Slot string `json:"slot,omitempty"`
 }
 
 // Marshal encodes m as indented JSON.
@@ -160,31 +170,15 @@ func (d *Disk) ReadBoot() (*Boot, error) {
 }
 
 // ReadBoot reads the boot files from the boot partition: kernel (the
-// file rfs.json names), initramfs and command line.
+// file rfs.json names), initramfs and command line; on an image with A/B
+// slots, the committed slot's (slot-X/, X from slot.txt).
 func (img *Image) ReadBoot() (*Boot, error) {
-	var b Boot
-	var err error
-	if b.Meta, err = img.ReadMeta(); err != nil {
-		return nil, err
+	if img.Slotted() {
+		s, err := img.CommittedSlot()
+		if err != nil {
+			return nil, err
+		}
+		return img.ReadBootSlot(s)
 	}
-	p, err := img.Boot()
-	if err != nil {
-		return nil, err
-	}
-	kernelFile := b.Meta.KernelFile
-	if kernelFile == "" {
-		kernelFile = KernelFile
-	}
-	if b.Kernel, err = img.ReadFile(p.Placed, kernelFile); err != nil {
-		return nil, err
-	}
-	if b.Initrd, err = img.ReadFile(p.Placed, InitrdFile); err != nil {
-		return nil, err
-	}
-	cmdline, err := img.ReadFileMax(p.Placed, CmdlineFile, MaxSmallFile)
-	if err != nil {
-		return nil, err
-	}
-	b.Cmdline = strings.TrimSpace(string(cmdline))
-	return &b, nil
+	return img.readBoot("")
 }

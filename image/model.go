@@ -39,6 +39,8 @@ type Part struct {
 	Placed
 	Role  Role
 	Layer int // RoleLayer: 1 = the lowest above the root
+	// Slot is a slotted root's A/B slot; "" otherwise.
+	Slot string
 	// FS, Policy and Built come from the layout (empty when inferred).
 	FS     string
 	Policy SizePolicy
@@ -51,6 +53,8 @@ func (p Part) RoleName() string {
 	switch {
 	case p.Role == RoleLayer:
 		return "layer " + strconv.Itoa(p.Layer)
+	case p.Slot != "":
+		return string(p.Role) + " " + p.Slot
 	case p.Role == "":
 		return "-"
 	}
@@ -242,7 +246,7 @@ func (img *Image) fromLayout(l *LayoutMeta, boot int) error {
 		if pm.Role == RoleBoot && i != boot {
 			return fmt.Errorf("the boot partition is number %d, but %s was read from partition %d", pm.Number, MetaFile, img.Parts[boot].Index)
 		}
-		p.Role, p.Layer, p.FS, p.Policy, p.Built = pm.Role, pm.Layer, pm.FS, pm.Policy, pm.Size
+		p.Role, p.Layer, p.Slot, p.FS, p.Policy, p.Built = pm.Role, pm.Layer, pm.Slot, pm.FS, pm.Policy, pm.Size
 	}
 	if img.Table == "mbr" {
 		// MBR partitions have no names: Disk named them by position,
@@ -261,6 +265,9 @@ func (p Part) canonicalName() string {
 	case RoleBoot:
 		return BootPartition
 	case RoleRoot:
+		if p.Slot != "" {
+			return SlotPartition(p.Slot)
+		}
 		return RootPartition
 	case RoleLayer:
 		return LayerPartition(p.Layer)
@@ -285,7 +292,7 @@ func (l *LayoutMeta) Check() error {
 		return fmt.Errorf("%d partitions, more than %d", len(l.Partitions), maxLayoutPartitions)
 	}
 	count := map[Role]int{}
-	numbers, ids, layers := map[int]bool{}, map[string]bool{}, map[int]bool{}
+	numbers, ids, layers, slotted := map[int]bool{}, map[string]bool{}, map[int]bool{}, map[string]bool{}
 	for _, p := range l.Partitions {
 		if err := p.check(len(l.Partitions)); err != nil {
 			return err
@@ -298,7 +305,16 @@ func (l *LayoutMeta) Check() error {
 		if p.Role == RoleLayer {
 			layers[p.Layer] = true
 		}
+		if p.Slot != "" {
+			if slotted[p.Slot] {
+				return fmt.Errorf("two root partitions of slot %s", p.Slot)
+			}
+			slotted[p.Slot] = true
+		}
 		count[p.Role]++
+	}
+	if err := checkSlots(count[RoleRoot], count[RoleLayer], len(slotted)); err != nil {
+		return err
 	}
 	for n := 1; n <= count[RoleLayer]; n++ {
 		if !layers[n] {
@@ -308,10 +324,24 @@ func (l *LayoutMeta) Check() error {
 	switch {
 	case count[RoleBoot] != 1:
 		return fmt.Errorf("%d boot partitions, want 1", count[RoleBoot])
-	case count[RoleRoot] != 1:
+	case count[RoleRoot] != 1 && len(slotted) == 0:
 		return fmt.Errorf("%d root partitions, want 1", count[RoleRoot])
 	case count[RoleData] > 1:
 		return fmt.Errorf("%d data partitions, want at most 1", count[RoleData])
+	}
+	return nil
+}
+
+// checkSlots verifies a layout's roots: one without a slot, or one per
+// slot (a and b) and no layers.
+func checkSlots(roots, layers, slotted int) error {
+	switch {
+	case slotted == 0:
+		return nil
+	case roots != 2 || slotted != 2:
+		return fmt.Errorf("%d root partitions, %d of them slotted: want one root, or a root per slot (a and b)", roots, slotted)
+	case layers > 0:
+		return fmt.Errorf("%d layers on a slotted image: slots hold a root only", layers)
 	}
 	return nil
 }
@@ -329,6 +359,9 @@ func (p PartMeta) check(n int) error {
 		}
 	default:
 		return fmt.Errorf("partition %d: unknown role %s", p.Number, quote.Name(string(p.Role)))
+	}
+	if p.Slot != "" && (p.Role != RoleRoot || (p.Slot != "a" && p.Slot != "b")) {
+		return fmt.Errorf("partition %d: slot %s: only a root partition has a slot, a or b", p.Number, quote.Name(p.Slot))
 	}
 	// MBR numbers: 1-4 primary, 5 and up logical, so the highest is
 	// below n+4; GPT numbers are entry indexes up to 128.
@@ -374,8 +407,16 @@ func (img *Image) Boot() (Part, error) {
 	return Part{}, img.MetaErr
 }
 
-// Root returns the root partition (the base lower).
+// Root returns the root partition (the base lower); on an image with A/B
+// slots, the committed slot's (slot.txt).
 func (img *Image) Root() (Part, error) {
+	if img.Slotted() {
+		s, err := img.CommittedSlot()
+		if err != nil {
+			return Part{}, err
+		}
+		return img.RootOf(s)
+	}
 	if p, ok := img.Role(RoleRoot, 0); ok {
 		return p, nil
 	}

@@ -24,8 +24,12 @@ type BuildFlags struct {
 	// Network is --network (off or dhcp); SSHKeys the --ssh-key files.
 	Network string
 	SSHKeys []string
-	Login   bool
-	Epoch   int64
+	// Slots is --slots; SlotSize --slot-size, UpdateKey --update-key
+	// (a public key file), Version --version.
+	Slots                        bool
+	SlotSize, UpdateKey, Version string
+	Login                        bool
+	Epoch                        int64
 
 	Changed func(flag string) bool
 	// Getenv reads SOURCE_DATE_EPOCH; nil: os.Getenv.
@@ -86,7 +90,7 @@ func ResolveBuild(f BuildFlags) (*builder.Config, error) {
 		cfg.Login = *p.Login
 	}
 	r.paths(cfg)
-	for _, step := range []func(*builder.Config) error{r.owner, r.size, r.volumes, r.dataSize, r.epoch, r.device} {
+	for _, step := range []func(*builder.Config) error{r.owner, r.size, r.volumes, r.dataSize, r.epoch, r.device, r.update} {
 		if err := step(cfg); err != nil {
 			return nil, err
 		}

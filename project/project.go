@@ -49,8 +49,12 @@ type File struct {
 	Apps []apps.App `yaml:"apps"`
 	// Network, Time and SSH configure the on-device agent; nil: defaults.
 	Network *Network `yaml:"network"`
-	Time    *Time    `yaml:"time"`
-	SSH     *SSH     `yaml:"ssh"`
+	// Version is the release version (default: the build epoch).
+	Version string `yaml:"version"`
+	// Update turns on A/B slots and holds the device's update settings.
+	Update *Update `yaml:"update"`
+	Time   *Time   `yaml:"time"`
+	SSH    *SSH    `yaml:"ssh"`
 
 	// Dir is the directory the file was read from.
 	Dir string `yaml:"-"`
@@ -248,6 +252,20 @@ login: false
 # root, bottom to top; a partition each. Raspberry Pi boards: at most one.
 # layers:
 #   - layers/site.sqfs
+
+# Release version: os-release's IMAGE_VERSION and the version of the
+# update bundles made from the image (default: the build epoch in seconds).
+# version: 1.0.0
+
+# Field updates (qemu-arm64, qemu-amd64 for now): the image gets two A/B
+# root slots and rolls back an update that does not come up healthy.
+# update:
+#   public_key: update.pub      # rfs keygen's NAME.pub: updates must be signed with NAME.key
+#   ref: registry.lan/fleet/app:stable   # polled by the device (optional)
+#   interval: 6h
+#   reset_paths: [/etc/app.conf]         # upper copies dropped at the switch
+#   health: {seconds: 30, command: "pidof app"}
+#   slot_size: 256M             # each root slot (default: twice the root's files, at least 64M)
 
 # Image size: empty for "just fit"; e.g. 1G leaves free space at the end.
 # size: 1G

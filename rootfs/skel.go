@@ -16,7 +16,10 @@ type Skeleton struct {
 	// OSRelease fields.
 	Version string // rfs version
 	BuildID string // derived from the build inputs
-	Board   string
+	// ImageVersion is the release version (os-release IMAGE_VERSION);
+	// "": none.
+	ImageVersion string
+	Board        string
 }
 
 // Add puts the skeleton into t: the directory hierarchy, device nodes the
@@ -125,5 +128,8 @@ func (s Skeleton) osRelease() string {
 	fmt.Fprintf(&b, "VERSION_ID=%q\n", s.Version)
 	fmt.Fprintf(&b, "VARIANT_ID=%s\n", s.Board)
 	fmt.Fprintf(&b, "BUILD_ID=%s\n", s.BuildID)
+	if s.ImageVersion != "" {
+		fmt.Fprintf(&b, "IMAGE_VERSION=%q\n", s.ImageVersion)
+	}
 	return b.String()
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/rfsbuild/rfs/image"
 	"github.com/rfsbuild/rfs/layer"
 	"github.com/rfsbuild/rfs/quote"
+	"github.com/rfsbuild/rfs/slots"
 )
 
 // Inspection is what rfs inspect reports.
@@ -30,12 +31,23 @@ type Inspection struct {
 	Layers        []InspectedLyr `json:"layers"`
 	Upper         string         `json:"upper,omitempty"`
 	Data          *DataUsage     `json:"data,omitempty"`
+	// Slots are an image's A/B slots (rfs-slots.json, slot.txt); nil
+	// without slots.
+	Slots *InspectedSlots `json:"slots,omitempty"`
+}
+
+// InspectedSlots is what the boot partition says of the A/B slots.
+type InspectedSlots struct {
+	// Firmware is the slot slot.txt names: the one `rfs run` boots.
+	Firmware string      `json:"firmware"`
+	State    slots.State `json:"state"`
 }
 
 type InspectedPart struct {
 	Index int        `json:"index"`
 	Role  image.Role `json:"role"`            // "" for a partition without one
 	Layer int        `json:"layer,omitempty"` // role layer: 1 = the lowest
+	Slot  string     `json:"slot,omitempty"`  // a slotted root's slot
 	Name  string     `json:"name"`
 	Start int64      `json:"start"`
 	Size  int64      `json:"size"`
@@ -135,6 +147,9 @@ func printInspection(w io.Writer, in *Inspection) {
 		}
 		fmt.Fprintf(w, "\nroles inferred from partition names (GPT) or positions (MBR): %s\n", why)
 	}
+	if in.Slots != nil {
+		printSlots(w, in.Slots)
+	}
 	fmt.Fprintf(w, "\nupper: %s\n", q(in.Upper))
 	if d := in.Data; d != nil {
 		fmt.Fprintf(w, "data: %s used of %s (%s free), %d of %d inodes free\n", image.HumanSize(d.Used), image.HumanSize(d.Size), image.HumanSize(d.Free), d.FreeInodes, d.Inodes)
@@ -164,6 +179,11 @@ func inspect(p string) (in *Inspection, metaErr error, err error) {
 	} else {
 		metaErr = fmt.Errorf("%s: %w", p, err)
 	}
+	if img.Slotted() {
+		if in.Slots, err = inspectSlots(img); err != nil {
+			return nil, nil, fmt.Errorf("%s: %w", p, err)
+		}
+	}
 	lowers, _, err := layer.ReadLowers(img)
 	if err != nil {
 		return nil, nil, err
@@ -183,6 +203,47 @@ func inspect(p string) (in *Inspection, metaErr error, err error) {
 	return in, metaErr, nil
 }
 
+// inspectSlots reads slot.txt and rfs-slots.json.
+func inspectSlots(img *image.Image) (*InspectedSlots, error) {
+	fw, err := img.CommittedSlot()
+	if err != nil {
+		return nil, err
+	}
+	st, err := img.ReadSlots()
+	if err != nil {
+		return nil, err
+	}
+	return &InspectedSlots{Firmware: fw, State: st}, nil
+}
+
+// printSlots shows the slots: which is committed and on trial, what each
+// holds, and how the last trial ended.
+func printSlots(w io.Writer, s *InspectedSlots) {
+	q, st := quote.Name, s.State
+	trial := "none"
+	if st.Trial != "" {
+		trial = fmt.Sprintf("%s (%d tries)", q(st.Trial), st.Tries)
+	}
+	fmt.Fprintf(w, "\nslots: committed %s, trial %s, firmware boots %s (slot.txt)\n", q(st.Committed), trial, q(s.Firmware))
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "SLOT\tSTATE\tVERSION\tBUILD")
+	for _, name := range []string{slots.A, slots.B} {
+		info := st.Slots[name]
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", name, dash(q(info.State)), dash(q(info.Version)), dash(q(info.BuildID)))
+	}
+	tw.Flush()
+	if l := st.Last; l != nil {
+		fmt.Fprintf(w, "last trial: slot %s, version %s: %s", q(l.Slot), dash(q(l.Version)), q(l.Outcome))
+		if l.Reason != "" {
+			fmt.Fprintf(w, " (%s)", q(l.Reason))
+		}
+		if l.Time != "" {
+			fmt.Fprintf(w, " at %s", q(l.Time))
+		}
+		fmt.Fprintln(w)
+	}
+}
+
 // inspectedPart is what inspect shows of a partition.
 func inspectedPart(table string, p image.Part) InspectedPart {
 	typ := p.Type
@@ -190,7 +251,7 @@ func inspectedPart(table string, p image.Part) InspectedPart {
 		typ = fmt.Sprintf("0x%02x", p.MBRType)
 	}
 	return InspectedPart{
-		Index: p.Index, Role: p.Role, Layer: p.Layer, Name: p.Name, Start: p.Start, Size: p.Size, Type: typ, GUID: p.GUID,
+		Index: p.Index, Role: p.Role, Layer: p.Layer, Slot: p.Slot, Name: p.Name, Start: p.Start, Size: p.Size, Type: typ, GUID: p.GUID,
 		FS: p.FS, SizePolicy: p.Policy, BuiltSize: p.Built, roleName: p.RoleName(),
 	}
 }
