@@ -93,13 +93,13 @@ type Params struct {
 	BootPart  RootSpec // rfs.boot: the FAT boot partition (reset flag file)
 	// Slot is the A/B slot this boot's kernel came from (rfs.slot=a|b);
 	// "" on images without slots.
-	Slot string
-	Reset     string   // ResetNone, ResetUpper or ResetAll (rfs.reset)
-	Init      string   // absolute path in the new root
-	InitArgs  []string // arguments after "--" on the command line
-	Shell     ShellMode
-	RootWait  time.Duration
-	Debug     bool
+	Slot     string
+	Reset    string   // ResetNone, ResetUpper or ResetAll (rfs.reset)
+	Init     string   // absolute path in the new root
+	InitArgs []string // arguments after "--" on the command line
+	Shell    ShellMode
+	RootWait time.Duration
+	Debug    bool
 	// Mounts are the host directories to mount (rfs.mount, repeatable),
 	// in command line order.
 	Mounts []HostMount
