@@ -30,6 +30,7 @@ var InitSource embed.FS
 //go:embed go.mod go.sum cmd/rfs-agent/*.go agent install/*.go
 //go:embed agentconf/*.go atomicfile/*.go datapart/*.go
 //go:embed slots/*.go bootparam/*.go ptable/*.go release/*.go updatesig/*.go
+//go:embed install/imagetarget/*.go image/fat/*.go rootfs/*.go infile/*.go
 var AgentSource embed.FS
 
 // AgentPackage is the import path, relative to the module root, of the

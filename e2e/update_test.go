@@ -231,7 +231,7 @@ func TestUpdatePowerCut(t *testing.T) {
 	for round := 0; cuts < 20 && round < 60; round++ {
 		vm, _ := startNet(t, dev, true, qemu.Network{Mode: qemu.NetInternet})
 		waitShell(t, vm)
-		version := committedVersion(t, vm)
+		version := settledVersion(t, vm)
 		if version == "2" {
 			checkFile(t, vm, "/etc/new-in-2", "new in 2")
 			checkFile(t, vm, "/root/mine", "mine")
@@ -265,16 +265,30 @@ func TestUpdatePowerCut(t *testing.T) {
 	t.Logf("%d power cuts, %d updates completed", cuts, completed)
 }
 
-// committedVersion is the version rfs-init status says the booted slot
-// holds, once it is committed ("" when not).
-func committedVersion(t *testing.T, vm *qemu.VM) string {
+// settledVersion is the version of the committed slot the device runs:
+// a boot that is a trial (the update was cut after its slot was ready, so
+// this boot armed and tried it) is waited out first.
+func settledVersion(t *testing.T, vm *qemu.VM) string {
 	t.Helper()
-	st := run(t, vm, "rfs-init status")
-	m := regexp.MustCompile(`slot:\s+[ab] \(version ([^)]*)\), committed`).FindStringSubmatch(st)
-	if m == nil {
-		t.Fatalf("rfs-init status names no committed slot:\n%s", st)
+	committed := regexp.MustCompile(`slot:\s+[ab] \(version ([^)]*)\), committed`)
+	for range 3 {
+		st := run(t, vm, "rfs-init status")
+		if m := committed.FindStringSubmatch(st); m != nil {
+			return m[1]
+		}
+		if !strings.Contains(st, "on trial") {
+			t.Fatalf("rfs-init status names no committed slot and no trial:\n%s", st)
+		}
+		out, err := vm.Expect(regexp.MustCompile(`is healthy: committed|failed its health check`), bootTimeout)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.Contains(out, "failed its health check") {
+			waitShell(t, vm)
+		}
 	}
-	return m[1]
+	t.Fatal("the device does not settle on a committed slot")
+	return ""
 }
 
 // lastUpdateLine is the last "rfs: update:" or boot line on the console.

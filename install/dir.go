@@ -56,7 +56,7 @@ func (t DirTarget) Open(name string) (io.ReadCloser, error) {
 
 // WriteFile replaces a boot partition file: a synced temporary file
 // renamed over it, then the directory synced.
-func (t DirTarget) WriteFile(name string, fill func(io.Writer) error) error {
+func (t DirTarget) WriteFile(name string, r io.Reader, size int64) error {
 	p, err := t.path(name)
 	if err != nil {
 		return err
@@ -69,7 +69,10 @@ func (t DirTarget) WriteFile(name string, fill func(io.Writer) error) error {
 	if err != nil {
 		return fmt.Errorf("write %s: %w", name, err)
 	}
-	err = fill(f)
+	n, err := io.Copy(f, io.LimitReader(r, size+1))
+	if err == nil && n != size {
+		err = fmt.Errorf("%d bytes, want %d", n, size)
+	}
 	if serr := f.Sync(); err == nil {
 		err = serr
 	}

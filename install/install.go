@@ -20,6 +20,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"os"
 	"path"
@@ -79,9 +80,9 @@ type Target interface {
 	// Open opens a file of the boot partition.
 	Open(name string) (io.ReadCloser, error)
 	// WriteFile replaces a file of the boot partition (making its
-	// directory) with what fill writes, atomically: an error from fill
-	// leaves the old file.
-	WriteFile(name string, fill func(io.Writer) error) error
+	// directory) with size bytes from r, atomically: an error from r
+	// (a digest that does not match: see Verified) leaves the old file.
+	WriteFile(name string, r io.Reader, size int64) error
 	// RemoveAll removes a directory of the boot partition and what it
 	// holds (nothing there: nil).
 	RemoveAll(name string) error
@@ -322,7 +323,7 @@ func (d *Device) progress(p Part) func(done, total int64) {
 // copyFile writes a part into the slot's directory on the boot partition,
 // verifying it on the way.
 func (d *Device) copyFile(slot, name string, src io.Reader, p Part) error {
-	return d.Target.WriteFile(slots.Dir(slot)+name, func(w io.Writer) error { return verifyCopy(w, src, p) })
+	return d.Target.WriteFile(slots.Dir(slot)+name, Verified(src, p), p.Size)
 }
 
 // bootFiles writes the release's other boot files into the slot's
@@ -474,18 +475,11 @@ func (d *Device) State() (slots.State, error) {
 func (d *Device) writeState(s slots.State) error { return d.writeTop(slots.StateFile, s.Marshal()) }
 
 func (d *Device) writeTop(name string, data []byte) error {
-	return d.Target.WriteFile(name, writeBytes(data))
+	return d.Target.WriteFile(name, bytes.NewReader(data), int64(len(data)))
 }
 
 func (d *Device) writeFile(slot, name string, data []byte) error {
-	return d.Target.WriteFile(slots.Dir(slot)+name, writeBytes(data))
-}
-
-func writeBytes(data []byte) func(io.Writer) error {
-	return func(w io.Writer) error {
-		_, err := w.Write(data)
-		return err
-	}
+	return d.Target.WriteFile(slots.Dir(slot)+name, bytes.NewReader(data), int64(len(data)))
 }
 
 func (d *Device) logf(format string, args ...any) {
@@ -510,4 +504,63 @@ func human(n int64) string {
 		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
 	}
 	return fmt.Sprintf("%d B", n)
+}
+
+// Verified reads part p from src: exactly p.Size bytes, and the read
+// that would complete them fails instead when their digest is not p's,
+// or when src holds more. A writer that stops at the first error (the
+// FAT Editor, a temporary file) so never commits bytes that are not the
+// part's, even when it reads with io.ReadFull.
+func Verified(src io.Reader, p Part) io.Reader {
+	return &verifier{src: src, h: sha256.New(), left: p.Size, p: p}
+}
+
+type verifier struct {
+	src  io.Reader
+	h    hash.Hash
+	left int64
+	p    Part
+	err  error
+}
+
+func (v *verifier) Read(b []byte) (int, error) {
+	if v.err != nil {
+		return 0, v.err
+	}
+	if v.left == 0 {
+		v.err = v.finish()
+		if v.err == nil {
+			v.err = io.EOF
+		}
+		return 0, v.err
+	}
+	if int64(len(b)) > v.left {
+		b = b[:v.left]
+	}
+	n, err := v.src.Read(b)
+	v.h.Write(b[:n])
+	v.left -= int64(n)
+	if v.left == 0 {
+		if v.err = v.finish(); v.err != nil {
+			return 0, v.err
+		}
+		return n, nil
+	}
+	if err == io.EOF {
+		v.err = fmt.Errorf("%d bytes, want %d", v.p.Size-v.left, v.p.Size)
+		return 0, v.err
+	}
+	return n, err
+}
+
+// finish checks the digest and that src has nothing more.
+func (v *verifier) finish() error {
+	var one [1]byte
+	if n, _ := io.ReadFull(v.src, one[:]); n > 0 {
+		return fmt.Errorf("more than %d bytes", v.p.Size)
+	}
+	if got := "sha256:" + hex.EncodeToString(v.h.Sum(nil)); got != v.p.Digest {
+		return fmt.Errorf("digest %s, want %s", got, v.p.Digest)
+	}
+	return nil
 }

@@ -6,6 +6,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -174,5 +175,34 @@ func TestInstallRefuses(t *testing.T) {
 				t.Errorf("a refused update armed a trial: %+v", s)
 			}
 		})
+	}
+}
+
+func TestVerified(t *testing.T) {
+	data := []byte("the part's bytes")
+	p := Part{Name: "x", Digest: digest(data), Size: int64(len(data))}
+	tests := []struct {
+		name string
+		src  []byte
+		ok   bool
+	}{
+		{"right", data, true},
+		{"other bytes", []byte("the part's bytez"), false},
+		{"short", data[:5], false},
+		{"long", append(append([]byte{}, data...), '!'), false},
+	}
+	for _, tt := range tests {
+		buf := make([]byte, p.Size)
+		// io.ReadFull drops an error that comes with the last bytes: the
+		// failure must come before them.
+		_, err := io.ReadFull(Verified(bytes.NewReader(tt.src), p), buf)
+		if (err == nil) != tt.ok {
+			t.Errorf("%s: ReadFull error %v, want ok=%v", tt.name, err, tt.ok)
+		}
+		if tt.ok {
+			if got, err := io.ReadAll(Verified(bytes.NewReader(tt.src), p)); err != nil || !bytes.Equal(got, data) {
+				t.Errorf("%s: ReadAll = %q, %v", tt.name, got, err)
+			}
+		}
 	}
 }

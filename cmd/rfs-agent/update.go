@@ -21,6 +21,7 @@ import (
 	"github.com/rfsbuild/rfs/agent"
 	"github.com/rfsbuild/rfs/agent/regclient"
 	"github.com/rfsbuild/rfs/install"
+	"github.com/rfsbuild/rfs/install/imagetarget"
 	"github.com/rfsbuild/rfs/release"
 	"github.com/rfsbuild/rfs/slots"
 	"github.com/rfsbuild/rfs/updatesig"
@@ -28,7 +29,6 @@ import (
 
 // Device paths of an update.
 const (
-	updateBootDir  = "/run/rfs/.update-boot" // the boot partition, mounted read-write
 	updateLock     = "/run/rfs/update.lock"
 	updateProgress = "/run/rfs/update-progress" // the last progress line, for rfs-init status
 	dataDir        = "/run/rfs/data"
@@ -178,39 +178,49 @@ func readBootStatus() (slots.Status, error) {
 	return st, nil
 }
 
-// openDevice mounts the boot partition read-write and describes the
-// device for the installer.
+// openDevice opens the boot partition for the installer. It is not
+// mounted: image/fat's Editor writes it in an order that survives a power
+// cut at any write (the kernel's vfat does not promise that, and a FAT it
+// left half-written turns read-only at the next update).
 func openDevice(st slots.Status, log io.Writer) (*install.Device, func(), error) {
-	if err := os.MkdirAll(updateBootDir, 0o700); err != nil {
-		return nil, nil, err
+	f, err := os.OpenFile(st.BootDevice, os.O_RDWR, 0)
+	if err != nil {
+		return nil, nil, fmt.Errorf("the boot partition: %w", err)
 	}
-	if err := unix.Mount(st.BootDevice, updateBootDir, "vfat", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, ""); err != nil {
-		return nil, nil, fmt.Errorf("mount the boot partition %s: %w", st.BootDevice, err)
+	size, err := f.Seek(0, io.SeekEnd)
+	if err != nil {
+		f.Close()
+		return nil, nil, fmt.Errorf("the boot partition %s: %w", st.BootDevice, err)
 	}
-	closed := false
-	closeBoot := func() {
-		if !closed {
-			closed = true
-			unix.Sync()
-			unix.Unmount(updateBootDir, 0)
-			os.Remove(updateBootDir)
-		}
-	}
+	closeBoot := func() { f.Sync(); f.Close() }
 	cmdline, _ := os.ReadFile("/proc/cmdline")
 	stage := filepath.Join(dataDir, "update")
 	if _, err := os.Stat(dataDir); err != nil {
 		stage = "/run/rfs/update-stage" // no data partition: RAM
 	}
+	target := &deviceTarget{
+		ImageTarget: &imagetarget.ImageTarget{File: f, Boot: imagetarget.Region{Start: 0, Size: size}},
+		roots:       install.DirTarget{Roots: st.Roots},
+	}
 	kernel := "vmlinuz"
-	if _, err := os.Stat(filepath.Join(updateBootDir, slots.Dir(st.Booted), "kernel8.img")); err == nil {
+	if _, err := target.ReadFile(slots.Dir(st.Booted)+"kernel8.img", 64<<20); err == nil {
 		kernel = "kernel8.img"
 	}
 	return &install.Device{
-		Target: install.DirTarget{Boot: updateBootDir, Roots: st.Roots}, Booted: st.Booted,
+		Target: target, Booted: st.Booted,
 		StageDir: stage, Free: install.StatfsFree, Cmdline: strings.TrimSpace(string(cmdline)),
 		KernelName: kernel, Log: log,
 	}, closeBoot, nil
 }
+
+// deviceTarget is the device's boot partition, edited through its block
+// device, and the slots' root partitions.
+type deviceTarget struct {
+	*imagetarget.ImageTarget
+	roots install.DirTarget
+}
+
+func (t *deviceTarget) Root(slot string) (install.Partition, error) { return t.roots.Root(slot) }
 
 func osReleaseValue(key string) (string, error) {
 	f, err := os.Open(osRelease)

@@ -74,28 +74,13 @@ func (t *ImageTarget) Open(name string) (io.ReadCloser, error) {
 	return io.NopCloser(bytes.NewReader(b)), nil
 }
 
-// WriteFile writes what fill writes to a temporary file first (so a
-// digest that does not match changes nothing), then into the boot
-// partition, which the Editor replaces atomically.
-func (t *ImageTarget) WriteFile(name string, fill func(io.Writer) error) error {
+// WriteFile streams r into the boot partition. The Editor writes new
+// clusters and switches the directory entry only after the last byte,
+// so an error from r (install.Verified's digest check) or a power cut
+// leaves the old file.
+func (t *ImageTarget) WriteFile(name string, r io.Reader, size int64) error {
 	ed, err := t.editor()
 	if err != nil {
-		return err
-	}
-	tmp, err := os.CreateTemp("", "rfs-update-")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	defer tmp.Close()
-	if err := fill(tmp); err != nil {
-		return err
-	}
-	size, err := tmp.Seek(0, io.SeekCurrent)
-	if err != nil {
-		return err
-	}
-	if _, err := tmp.Seek(0, io.SeekStart); err != nil {
 		return err
 	}
 	if dir := path.Dir(name); dir != "." {
@@ -103,7 +88,7 @@ func (t *ImageTarget) WriteFile(name string, fill func(io.Writer) error) error {
 			return fmt.Errorf("boot partition: %w", err)
 		}
 	}
-	if err := ed.WriteFile(name, tmp, size, t.mtime()); err != nil {
+	if err := ed.WriteFile(name, r, size, t.mtime()); err != nil {
 		return fmt.Errorf("boot partition: %w", err)
 	}
 	return nil
