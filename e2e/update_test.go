@@ -3,11 +3,15 @@ package e2e
 import (
 	"context"
 	"crypto/ed25519"
+	"io"
 	"math/rand"
+	"net"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -117,7 +121,7 @@ func TestUpdate(t *testing.T) {
 	if !inPrivateNet(t) {
 		return
 	}
-	reg := startRegistry(t)
+	reg := countingProxy(t, startRegistry(t))
 	refs := map[string]string{
 		"v2": pushRelease(t, v2, reg, "v2", key.priv), "unsigned": pushRelease(t, v2, reg, "unsigned", nil),
 		"other-key": pushRelease(t, v2, reg, "other-key", other.priv), "older": pushRelease(t, v0, reg, "v0", key.priv),
@@ -144,11 +148,13 @@ func TestUpdate(t *testing.T) {
 	checkRefusals("on v1")
 
 	// v2: downloaded through the registry, tried, committed.
+	before := proxied(reg)
 	vm.Send("rfs-init update " + refs["v2"] + "\n")
 	expectLine(t, vm, `rebooting into slot b for a trial boot`, time.Minute)
 	expectLine(t, vm, `update: trial boot of slot b \(version 2\)`, bootTimeout)
 	expectLine(t, vm, `slot b \(version 2\) is healthy: committed`, bootTimeout)
 	shellUp(t, vm)
+	t.Logf("v1 to v2: %d bytes from the registry (manifest, config, boot files, root); v2's image is %d bytes", proxied(reg)-before, fileSize(t, v2))
 	checkFile(t, vm, "/root/mine", "mine")
 	checkFile(t, vm, "/etc/new-in-2", "new in 2")
 	checkFile(t, vm, "/etc/app.conf", "mine")      // the upper's copy wins...
@@ -313,4 +319,57 @@ func dataPartition(t *testing.T, path string) ptable.Partition {
 		t.Fatal("no data partition")
 	}
 	return ptable.Partition{Number: p.Index, PARTUUID: p.GUID, Start: p.Start, Size: p.Size}
+}
+
+// proxies counts the bytes each counting proxy sent, by its address.
+var proxies sync.Map
+
+// countingProxy listens on 127.0.0.1 and forwards every connection to
+// target, counting the bytes sent back (what a guest downloads); it
+// returns its own HOST:PORT.
+func countingProxy(t *testing.T, target string) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	n := new(atomic.Int64)
+	proxies.Store(l.Addr().String(), n)
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				up, err := net.Dial("tcp", target)
+				if err != nil {
+					return
+				}
+				defer up.Close()
+				go io.Copy(up, c)
+				m, _ := io.Copy(c, up)
+				n.Add(m)
+			}()
+		}
+	}()
+	return l.Addr().String()
+}
+
+// proxied is how many bytes the counting proxy at addr has sent.
+func proxied(addr string) int64 {
+	if n, ok := proxies.Load(addr); ok {
+		return n.(*atomic.Int64).Load()
+	}
+	return -1
+}
+
+func fileSize(t *testing.T, p string) int64 {
+	st, err := os.Stat(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st.Size()
 }
