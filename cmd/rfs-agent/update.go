@@ -17,6 +17,9 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+	// Mozilla's CA roots, used when the image has no system roots (rfs
+	// images ship none): HTTPS registries (ghcr.io, Docker Hub) verify.
+	_ "golang.org/x/crypto/x509roots/fallback"
 
 	"github.com/rfsbuild/rfs/agent"
 	"github.com/rfsbuild/rfs/agent/regclient"
