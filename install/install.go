@@ -90,6 +90,11 @@ type Target interface {
 	Root(slot string) (Partition, error)
 }
 
+// Reclaimer is a Target that can free what a cut write left allocated.
+type Reclaimer interface {
+	Reclaim() (int64, error)
+}
+
 // Partition is a slot's root partition.
 type Partition interface {
 	io.ReaderAt
@@ -137,6 +142,15 @@ func (d *Device) Install(ctx context.Context, rel Release, fetch Fetcher) (strin
 	target := slots.Other(booted)
 	if err := d.plan(rel, target, s); err != nil {
 		return "", err
+	}
+	if r, ok := d.Target.(Reclaimer); ok {
+		n, err := r.Reclaim()
+		if err != nil {
+			return "", fmt.Errorf("the boot partition: %w", err)
+		}
+		if n > 0 {
+			d.logf("reclaimed %s the boot partition had lost (a write cut by a power loss)", human(n))
+		}
 	}
 	begun, err := s.Begin(target)
 	if err != nil {

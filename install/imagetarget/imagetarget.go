@@ -46,6 +46,16 @@ func (t *ImageTarget) editor() (*fat.Editor, error) {
 	return t.ed, nil
 }
 
+// Reclaim frees the boot partition's lost clusters (a write cut by a
+// power loss leaves them); it returns the bytes freed.
+func (t *ImageTarget) Reclaim() (int64, error) {
+	ed, err := t.editor()
+	if err != nil {
+		return 0, err
+	}
+	return ed.Reclaim()
+}
+
 // ReadFile reads a boot partition file, at most max bytes.
 func (t *ImageTarget) ReadFile(name string, max int64) ([]byte, error) {
 	ed, err := t.editor()
