@@ -5,7 +5,7 @@
 set -eu
 cd "$(dirname "$0")/.."
 echo "# $(date -u +%Y-%m-%dT%H:%MZ) $(nproc) CPUs, $(uname -sr), $(go version | cut -d' ' -f3)"
-for s in bench/build.sh bench/squashfs.sh bench/flash.sh bench/ssh.sh; do
+for s in bench/build.sh bench/squashfs.sh bench/flash.sh bench/ssh.sh bench/update.sh; do
 	echo
 	echo "######## $s"
 	"$s"
