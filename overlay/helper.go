@@ -112,6 +112,9 @@ func liveStatus(root string) (*Status, error) {
 	}
 	if st, err := readSlotStatus(root + SlotsStatus); err == nil {
 		s.Slots = st
+		if b, err := readBounded(root+UpdateProgress, 4096); err == nil {
+			st.Progress = strings.TrimSpace(string(b))
+		}
 	}
 	if s.Data != nil && s.Data.Error == "" {
 		if r, err := readUpdateReport(root + s.Data.Mountpoint); err != nil {
@@ -347,6 +350,9 @@ func writeSlotsText(w func(k, v string), st *SlotStatus) {
 			line += " (" + l.Time + ")"
 		}
 		w("last update", line)
+	}
+	if st.Progress != "" {
+		w("update", st.Progress)
 	}
 	if st.Error != "" {
 		w("slot error", st.Error)

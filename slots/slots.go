@@ -71,6 +71,9 @@ type Status struct {
 	Roots      map[string]string `json:"roots,omitempty"`
 	Last       *Result           `json:"last,omitempty"`
 	Error      string            `json:"error,omitempty"`
+	// Progress is the last line of the running or last update on this
+	// boot ("root: 40% of 3.7 MiB"), filled in by rfs-init status.
+	Progress string `json:"progress,omitempty"`
 }
 
 // MaxStateFile bounds what is read of rfs-slots.json and slot.txt.
