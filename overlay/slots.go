@@ -22,6 +22,9 @@ import (
 const (
 	SlotsStaging = "/run/rfs/.slots" // the boot partition while the init reads or writes the slot record
 	SlotsStatus  = slots.StatusFile  // SlotStatus, kept current by the trial's health check
+	// UpdateProgress is the last line of the running or last update
+	// (rfs-agent update writes it).
+	UpdateProgress = "/run/rfs/update-progress"
 )
 
 // SlotStatus is the A/B state of this boot (slots.Status).
