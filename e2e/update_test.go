@@ -234,6 +234,7 @@ func TestUpdatePowerCut(t *testing.T) {
 	rnd := rand.New(rand.NewSource(seed))
 	dev := copyFile(t, v1)
 	cuts, completed := 0, 0
+	written := false // /root/mine is on this device
 	for round := 0; cuts < 20 && round < 60; round++ {
 		vm, _ := startNet(t, dev, true, qemu.Network{Mode: qemu.NetInternet})
 		waitShell(t, vm)
@@ -243,18 +244,19 @@ func TestUpdatePowerCut(t *testing.T) {
 			checkFile(t, vm, "/root/mine", "mine")
 			vm.Close()
 			completed++
-			dev = copyFile(t, v1)
+			dev, written = copyFile(t, v1), false
 			continue
 		}
 		if version != "1" {
 			t.Fatalf("round %d: the device runs version %q, want 1 or 2", round, version)
 		}
-		if round > 0 {
+		if written {
 			checkFile(t, vm, "/root/mine", "mine")
 		}
 		// The user's data, synced (a write not yet synced may be lost
 		// in a cut, as on any ext4): it must survive every cut.
 		run(t, vm, "echo mine > /root/mine && sync")
+		written = true
 		vm.Send("rfs-init update " + ref + "\n")
 		// Updates from here take ~15-25 s to commit under TCG: cut
 		// anywhere in the first 22 s, or (one round in four) let it run.
