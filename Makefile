@@ -24,14 +24,14 @@ demo: deps build
 # skip with a message when those are missing; CI runs them all.
 # Then every fuzz target for FUZZTIME each (the readers of untrusted bytes).
 test: deps lint
-	$(GO) test -timeout 25m ./...
+	$(GO) test -timeout 35m ./...
 	FUZZTIME=$(FUZZTIME) ./scripts/fuzz.sh
 
 unit:
 	$(GO) test -short ./...
 
 e2e: deps
-	$(GO) test -timeout 20m -v -run . ./e2e/
+	$(GO) test -timeout 35m -v -run . ./e2e/
 
 # Power-loss soak: QEMU killed at random moments during factory reset and
 # first-boot growth, SOAK trials more than the suite's 20 (seed: RFS_E2E_SEED).
