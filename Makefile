@@ -34,10 +34,11 @@ e2e: deps
 	$(GO) test -timeout 35m -v -run . ./e2e/
 
 # Power-loss soak: QEMU killed at random moments during factory reset and
-# first-boot growth, SOAK trials more than the suite's 20 (seed: RFS_E2E_SEED).
+# first-boot growth and during field updates, SOAK trials each instead of
+# the suite's 20 (seed: RFS_E2E_SEED).
 SOAK ?= 200
 soak: deps
-	RFS_E2E_SOAK=$(SOAK) $(GO) test -timeout 0 -v -run 'TestPowerLoss' ./e2e/
+	RFS_E2E_SOAK=$(SOAK) $(GO) test -timeout 0 -v -run 'TestPowerLoss|TestUpdatePowerCut' ./e2e/
 
 # Every fuzz target for FUZZTIME each (default 10s; e.g. make fuzz FUZZTIME=5m).
 FUZZTIME ?= 10s

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -232,12 +233,19 @@ func TestUpdatePowerCut(t *testing.T) {
 	}
 	ref := pushRelease(t, v2, startRegistry(t), "v2", key.priv)
 	seed := time.Now().UnixNano()
-	t.Logf("seed %d (a failure's cut times follow from it)", seed)
+	if s := os.Getenv("RFS_E2E_SEED"); s != "" {
+		seed, _ = strconv.ParseInt(s, 10, 64)
+	}
+	t.Logf("seed %d (RFS_E2E_SEED repeats the cut times)", seed)
 	rnd := rand.New(rand.NewSource(seed))
+	want := 20
+	if n, _ := strconv.Atoi(os.Getenv("RFS_E2E_SOAK")); n > 0 {
+		want = n // make soak
+	}
 	dev := copyFile(t, v1)
 	cuts, completed := 0, 0
 	written := false // /root/mine is on this device
-	for round := 0; cuts < 20 && round < 60; round++ {
+	for round := 0; cuts < want && round < 3*want; round++ {
 		vm, _ := startNet(t, dev, true, qemu.Network{Mode: qemu.NetInternet})
 		waitShell(t, vm)
 		version := settledVersion(t, vm)
@@ -274,8 +282,8 @@ func TestUpdatePowerCut(t *testing.T) {
 		cuts++
 		fsckData(t, &dataDisk{path: dev, data: dataPartition(t, dev)})
 	}
-	if cuts < 20 || completed == 0 {
-		t.Fatalf("%d power cuts and %d completed updates, want at least 20 and 1", cuts, completed)
+	if cuts < want || completed == 0 {
+		t.Fatalf("%d power cuts and %d completed updates, want at least %d and 1", cuts, completed, want)
 	}
 	t.Logf("%d power cuts, %d updates completed", cuts, completed)
 }
