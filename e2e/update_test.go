@@ -367,12 +367,23 @@ func countingProxy(t *testing.T, target string) string {
 				}
 				defer up.Close()
 				go io.Copy(up, c)
-				m, _ := io.Copy(c, up)
-				n.Add(m)
+				// Counted as it goes: a guest keeps its connection open.
+				io.Copy(countingWriter{c, n}, up)
 			}()
 		}
 	}()
 	return l.Addr().String()
+}
+
+type countingWriter struct {
+	w io.Writer
+	n *atomic.Int64
+}
+
+func (c countingWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n.Add(int64(n))
+	return n, err
 }
 
 // proxied is how many bytes the counting proxy at addr has sent.
