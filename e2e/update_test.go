@@ -417,4 +417,9 @@ func logTransfer(t *testing.T, got int64, v2 string) {
 	}
 	t.Logf("update bytes: rfs %d, root only (Mender/RAUC rootfs) %d, kernel+initramfs+root (gokrazy boot+root) %d, image reflash %d",
 		got, sizes["root"], sizes["kernel"]+sizes["initramfs"]+sizes["root"], fileSize(t, v2))
+	// v2 changes the root only: the root, the boot files, the manifest and
+	// the config travel, not the kernel or the initramfs the device has.
+	if got < sizes["root"] || got > sizes["root"]+sizes["initramfs"]/2 {
+		t.Errorf("the update moved %d bytes; the root is %d: the device should fetch the root and little else", got, sizes["root"])
+	}
 }
