@@ -1,7 +1,6 @@
 package overlay
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -224,35 +223,11 @@ func sameEntry(a, b string) bool {
 		tb, eb := os.Readlink(b)
 		return ea == nil && eb == nil && ta == tb
 	case unix.S_IFREG:
-		return sameBytes(a, b)
+		return sameContent(a, b) // livediff.go
 	case unix.S_IFDIR:
 		return sameNames(a, b)
 	}
 	return true
-}
-
-func sameBytes(a, b string) bool {
-	fa, err := os.Open(a)
-	if err != nil {
-		return false
-	}
-	defer fa.Close()
-	fb, err := os.Open(b)
-	if err != nil {
-		return false
-	}
-	defer fb.Close()
-	ba, bb := make([]byte, 64<<10), make([]byte, 64<<10)
-	for {
-		na, ea := io.ReadFull(fa, ba)
-		nb, eb := io.ReadFull(fb, bb)
-		if na != nb || !bytes.Equal(ba[:na], bb[:nb]) {
-			return false
-		}
-		if ea != nil || eb != nil {
-			return (ea == io.EOF || ea == io.ErrUnexpectedEOF) && (eb == io.EOF || eb == io.ErrUnexpectedEOF)
-		}
-	}
 }
 
 func sameNames(a, b string) bool {
