@@ -11,11 +11,12 @@ cd "$(dirname "$0")/.."
 line=$(go test -count=1 -run 'TestUpdate$' -v -timeout 20m ./e2e/ 2>&1 | grep -o 'update bytes: .*' | tail -1)
 [ -n "$line" ] || { echo "update.sh: TestUpdate printed no update bytes (root and QEMU needed)" >&2; exit 1; }
 echo "$line"
-read -r rfs root gok img < <(echo "$line" | grep -o '[0-9]\{4,\}' | tr '\n' ' ')
+# (a here-string ends in a newline: read returns 0)
+read -r rfs root gok img <<<"$(echo "$line" | grep -o '[0-9]\{4,\}' | tr '\n' ' ')"
 awk -v r="$rfs" -v a="$root" -v g="$gok" -v i="$img" 'BEGIN {
-	printf "%-40s %12s %8s\n", "update (root changed)", "bytes", "vs rfs"
-	printf "%-40s %12d %8s\n", "rfs (registry, parts the device has skipped)", r, "1.0x"
-	printf "%-40s %12d %7.1fx\n", "root only (Mender, RAUC rootfs)", a, a/r
-	printf "%-40s %12d %7.1fx\n", "kernel+initramfs+root (gokrazy)", g, g/r
-	printf "%-40s %12d %7.1fx\n", "reflash the image", i, i/r
+	printf "%-46s %12s %8s\n", "update (root changed)", "bytes", "vs rfs"
+	printf "%-46s %12d %8s\n", "rfs (registry, parts the device has skipped)", r, "1.0x"
+	printf "%-46s %12d %7.1fx\n", "root only (Mender, RAUC rootfs)", a, a/r
+	printf "%-46s %12d %7.1fx\n", "kernel+initramfs+root (gokrazy)", g, g/r
+	printf "%-46s %12d %7.1fx\n", "reflash the image", i, i/r
 }'
