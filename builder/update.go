@@ -140,11 +140,13 @@ func (c *Config) slotLayout(tree *rootfs.Tree, boot []BootFile) (image.Descripto
 		size = DefaultSlotSize(content)
 	}
 	size = roundUp(size, image.MiB)
-	// The slot's small files (command line, release record) fit in 64 KiB.
+	// The slot's small files (command line, release record) fit in 64 KiB;
+	// each file is counted in whole 4 KiB clusters (a Pi slot holds a few
+	// hundred small overlays).
 	var files int64 = 64 << 10
 	for _, f := range boot {
 		if inSlot(c.Board.Pi, f.Name) {
-			files += f.Content.Size()
+			files += roundUp(f.Content.Size()+1, 4<<10)
 		}
 	}
 	return image.Slotted(c.Board.Table, size, c.DataSize, files), nil
