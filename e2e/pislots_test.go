@@ -58,8 +58,8 @@ func TestUpdatePi3(t *testing.T) {
 	vm.Close()
 	// rfs run's firmware: slot a (which armed the trial), then slot b
 	// from config.txt's os_prefix.
-	if boots := vm.Boots(); len(boots) != 2 || boots[0] != "a" || boots[1] != "b (trial)" {
-		t.Errorf("boots %q, want a, then b (trial)", boots)
+	if boots := vm.Boots(); len(boots) != 2 || boots[0] != "a" || boots[1] != "b" {
+		t.Errorf("boots %q, want a, then b", boots)
 	}
 	checkPiCommitted(t, cfg.Disk, slots.B)
 }
