@@ -22,14 +22,26 @@ import (
 // config.txt's os_prefix; its health check commits it, which leaves
 // config.txt on slot-b/ and tryboot.txt on slot-a/.
 func TestUpdatePi3(t *testing.T) {
+	testUpdatePi(t, "rpi3", "raspi3b", slots.FirmwareRPiSwitch)
+}
+
+// TestUpdatePi4 is TestUpdatePi3 on a Pi 4 (QEMU's raspi4b): the init
+// arms the trial with the tryboot flag (the flag file for rfs run, and
+// reboot(2) with "0 tryboot"), and rfs run boots slot b from
+// tryboot.txt's os_prefix.
+func TestUpdatePi4(t *testing.T) {
+	testUpdatePi(t, "rpi4", "raspi4b", slots.FirmwareRPi)
+}
+
+func testUpdatePi(t *testing.T, board, machine, firmware string) {
 	if testing.Short() {
 		t.Skip("boots QEMU; skipped in -short mode")
 	}
-	needMachine(t, "rpi3", "raspi3b")
+	needMachine(t, board, machine)
 	key := newUpdateKey(t)
 	noAgent := func(c *builder.Config) { c.Device = nil }
-	v1 := releaseImage(t, "rpi3", "1", key, noAgent)
-	v2 := releaseImage(t, "rpi3", "2", key, func(c *builder.Config) {
+	v1 := releaseImage(t, board, "1", key, noAgent)
+	v2 := releaseImage(t, board, "2", key, func(c *builder.Config) {
 		noAgent(c)
 		c.Files = append(c.Files, filesDir(t, map[string]string{"etc/new-in-2": "new in 2\n"}))
 	})
@@ -57,16 +69,16 @@ func TestUpdatePi3(t *testing.T) {
 	checkFile(t, vm, "/etc/new-in-2", "new in 2")
 	vm.Close()
 	// rfs run's firmware: slot a (which armed the trial), then slot b
-	// from config.txt's os_prefix.
+	// from config.txt's or tryboot.txt's os_prefix.
 	if boots := vm.Boots(); len(boots) != 2 || boots[0] != "a" || boots[1] != "b" {
 		t.Errorf("boots %q, want a, then b", boots)
 	}
-	checkPiCommitted(t, cfg.Disk, slots.B)
+	checkPiCommitted(t, cfg.Disk, slots.B, firmware)
 }
 
 // checkPiCommitted reads the boot partition of the disk QEMU ran: slot
 // committed in config.txt, tryboot.txt, slot.txt and the record.
-func checkPiCommitted(t *testing.T, disk, slot string) {
+func checkPiCommitted(t *testing.T, disk, slot, firmware string) {
 	t.Helper()
 	img, err := image.OpenImage(disk)
 	if err != nil {
@@ -94,7 +106,7 @@ func checkPiCommitted(t *testing.T, disk, slot string) {
 		t.Errorf("slot.txt %q", got)
 	}
 	st, err := slots.Parse(read(slots.StateFile))
-	if err != nil || st.Committed != slot || st.Trial != "" || st.Firmware != slots.FirmwareRPiSwitch {
+	if err != nil || st.Committed != slot || st.Trial != "" || st.Firmware != firmware {
 		t.Errorf("rfs-slots.json %s (%v)", st.Marshal(), err)
 	}
 }
