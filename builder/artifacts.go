@@ -124,7 +124,7 @@ func Produce(ctx context.Context, c Config) (*Artifacts, error) {
 	}
 	layout := image.Standard(c.Board.Table, len(layers), c.DataSize)
 	if c.slotted() {
-		if layout, err = c.slotLayout(tree, kernelPath, initrd); err != nil {
+		if layout, err = c.slotLayout(tree, boot); err != nil {
 			return nil, err
 		}
 	}

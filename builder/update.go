@@ -9,10 +9,12 @@ import (
 	"io"
 	"math"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/rfsbuild/rfs/boards"
 	"github.com/rfsbuild/rfs/image"
 	"github.com/rfsbuild/rfs/release"
 	"github.com/rfsbuild/rfs/rootfs"
@@ -46,15 +48,15 @@ func DefaultSlotSize(content int64) int64 {
 func (c *Config) slotted() bool { return c.Update != nil }
 
 // slotBoards names the boards whose images may have slots, for messages.
-const slotBoards = "qemu-arm64, qemu-amd64"
+const slotBoards = "qemu-arm64, qemu-amd64 and the Raspberry Pi boards"
 
-// validateSlots refuses what slots do not support yet: boards whose
-// firmware picks the boot files (Pi, UEFI PCs), and layers.
+// validateSlots refuses what slots do not support yet: UEFI PCs (their
+// firmware picks the boot file) and layers.
 func (c *Config) validateSlots() error {
 	if !c.slotted() {
 		return nil
 	}
-	if c.Board.Pi != nil || c.Board.UEFI != nil || c.Board.Table != "gpt" {
+	if c.Board.UEFI != nil || (c.Board.Pi == nil && c.Board.Table != "gpt") {
 		return fmt.Errorf("A/B slots on %s are not supported yet (%s)", c.Board.Name, slotBoards)
 	}
 	if len(c.Layers) > 0 {
@@ -128,7 +130,7 @@ func contentSize(t *rootfs.Tree) (int64, error) {
 // slotLayout is the layout of a slotted image: the slot size given or
 // DefaultSlotSize of the root, and room on the boot partition for a
 // second slot's files.
-func (c *Config) slotLayout(tree *rootfs.Tree, kernelPath string, initrd []byte) (image.Descriptor, error) {
+func (c *Config) slotLayout(tree *rootfs.Tree, boot []BootFile) (image.Descriptor, error) {
 	size := c.Update.SlotSize
 	if size == 0 {
 		content, err := contentSize(tree)
@@ -138,13 +140,40 @@ func (c *Config) slotLayout(tree *rootfs.Tree, kernelPath string, initrd []byte)
 		size = DefaultSlotSize(content)
 	}
 	size = roundUp(size, image.MiB)
-	st, err := os.Stat(kernelPath)
-	if err != nil {
-		return image.Descriptor{}, fmt.Errorf("kernel: %w", err)
+	// The slot's small files (command line, release record) fit in 64 KiB;
+	// each file is counted in whole 4 KiB clusters (a Pi slot holds a few
+	// hundred small overlays).
+	var files int64 = 64 << 10
+	for _, f := range boot {
+		if inSlot(c.Board.Pi, f.Name) {
+			files += roundUp(f.Content.Size()+1, 4<<10)
+		}
 	}
-	// The slot's small files (command line, release record) fit in 64 KiB.
-	files := st.Size() + int64(len(initrd)) + 64<<10
 	return image.Slotted(c.Board.Table, size, c.DataSize, files), nil
+}
+
+// inSlot says whether a boot file of the image goes into a slot's
+// directory: all but a Raspberry Pi's firmware and config.txt, which the
+// firmware reads from the top before it knows the os_prefix.
+func inSlot(pi *boards.Pi, name string) bool {
+	if pi == nil {
+		return true
+	}
+	return name != slots.PiConfig && !slices.Contains(pi.Firmware, name)
+}
+
+// slotFirmware is how a board's firmware picks a slot (rfs-slots.json's
+// firmware): tryboot on a Pi whose every model has it, config.txt
+// switching when the image may boot a Pi 3 (its firmware has no tryboot
+// flag; see slots.FirmwareRPiSwitch).
+func slotFirmware(pi *boards.Pi) string {
+	switch {
+	case pi == nil:
+		return slots.FirmwareDirect
+	case slices.Contains(pi.Models, "pi3"):
+		return slots.FirmwareRPiSwitch
+	}
+	return slots.FirmwareRPi
 }
 
 // slotParts are slot a's parts as bundle.ReadImage names and digests
@@ -189,6 +218,7 @@ func (a *Artifacts) slotFiles(plan image.Plan, cmdline string, root slots.Part) 
 		return nil, err
 	}
 	state := slots.New(a.Version, a.BuildID, parts, plan.FindSlot(slots.A).PARTUUID, plan.FindSlot(slots.B).PARTUUID)
+	state.Firmware = slotFirmware(a.Board.Pi)
 	rel := release.Config{Board: a.Board.Name, Arch: a.Board.Arch, Version: a.Version, BuildID: a.BuildID,
 		Created: time.Unix(a.Epoch, 0).UTC().Format(time.RFC3339)}
 	for _, p := range parts {
@@ -199,14 +229,66 @@ func (a *Artifacts) slotFiles(plan image.Plan, cmdline string, root slots.Part) 
 		{slots.FirmwareFile, rootfs.Bytes(slots.FirmwareContent(slots.A))},
 		{slots.StateFile, rootfs.Bytes(state.Marshal())},
 	}
+	pi, err := a.piSlotFiles()
+	if err != nil {
+		return nil, err
+	}
+	files = append(files, pi...)
 	for _, f := range a.Boot {
-		files = append(files, BootFile{dir + f.Name, f.Content})
+		if inSlot(a.Board.Pi, f.Name) {
+			files = append(files, BootFile{dir + f.Name, f.Content})
+		}
 	}
 	return append(files,
 		BootFile{dir + image.CmdlineFile, rootfs.Bytes(cmdline + "\n")},
 		BootFile{dir + slots.ReleaseFile, rootfs.Bytes(append(rel.Marshal(), '\n'))},
 		BootFile{Name: strings.TrimSuffix(slots.Dir(slots.B), "/")}), nil
 }
+
+// piSlotFiles are a Raspberry Pi's top-level files of a slotted image:
+// the firmware, config.txt booting slot a (os_prefix=slot-a/) and
+// tryboot.txt, the same booting slot b, which the firmware reads instead
+// at a tryboot boot. The firmware prefixes the kernel, initramfs,
+// cmdline.txt, device trees and overlays with os_prefix, so they go into
+// the slot (see piOverlaysReadme).
+func (a *Artifacts) piSlotFiles() ([]BootFile, error) {
+	if a.Board.Pi == nil {
+		return nil, nil
+	}
+	var out []BootFile
+	var cfg []byte
+	hasReadme := false
+	for _, f := range a.Boot {
+		switch {
+		case f.Name == slots.PiConfig:
+			r, err := f.Content.Open()
+			if err != nil {
+				return nil, err
+			}
+			cfg, err = io.ReadAll(r)
+			r.Close()
+			if err != nil {
+				return nil, fmt.Errorf("config.txt: %w", err)
+			}
+		case !inSlot(a.Board.Pi, f.Name):
+			out = append(out, f)
+		case f.Name == piOverlaysReadme:
+			hasReadme = true
+		}
+	}
+	if !hasReadme {
+		out = append(out, BootFile{slots.Dir(slots.A) + piOverlaysReadme, rootfs.Bytes("Device tree overlays of this slot (rfs).\n")})
+	}
+	return append(out,
+		BootFile{slots.PiConfig, rootfs.Bytes(slots.SetOSPrefix(cfg, slots.A))},
+		BootFile{slots.PiTrybootConfig, rootfs.Bytes(slots.SetOSPrefix(cfg, slots.B))}), nil
+}
+
+// piOverlaysReadme must be in a slot's overlays/: the firmware loads
+// overlays from ${os_prefix}${overlay_prefix} only when that directory
+// holds a README, and from the top-level overlays/ otherwise (config.txt
+// documentation, os_prefix).
+const piOverlaysReadme = "overlays/README"
 
 // slotCmdline is slot a's command line: the image's, with the slot named
 // and a panic rebooting (a trial kernel that panics returns the device

@@ -25,6 +25,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/rfsbuild/rfs/slots"
@@ -185,7 +186,12 @@ func (d *Device) Install(ctx context.Context, rel Release, fetch Fetcher) (strin
 }
 
 // Arm counts the trial's try and sets the firmware's one-shot flag: the
-// next reboot boots the trial slot once.
+// next reboot boots the trial slot once. On a Raspberry Pi 3
+// (slots.FirmwareRPiSwitch) it points config.txt at the trial slot
+// instead. On a Pi with tryboot (slots.FirmwareRPi) it leaves the trial
+// to the next boot's init, which reboots with the firmware's tryboot
+// flag ("0 tryboot"): an orderly reboot through PID 1 cannot pass that
+// argument, so the committed slot boots once more, up to its init.
 func (d *Device) Arm() error {
 	s, err := d.State()
 	if err != nil {
@@ -193,6 +199,20 @@ func (d *Device) Arm() error {
 	}
 	if s.Trial == "" || s.Slots[s.Trial].State != slots.Ready {
 		return errors.New("no slot is ready for a trial")
+	}
+	switch s.Firmware {
+	case slots.FirmwareRPi:
+		d.logf("the next boot's init arms slot %s's trial (a reboot with the firmware's tryboot flag)", s.Trial)
+		return nil
+	case slots.FirmwareRPiSwitch:
+		cfg, err := d.Target.ReadFile(slots.PiConfig, slots.MaxStateFile)
+		if err != nil {
+			return fmt.Errorf("%s: %w", slots.PiConfig, err)
+		}
+		if err := d.writeState(s.Armed()); err != nil {
+			return err
+		}
+		return d.writeTop(slots.PiConfig, slots.SetOSPrefix(cfg, s.Trial))
 	}
 	if err := d.writeState(s.Armed()); err != nil {
 		return err
@@ -348,10 +368,11 @@ func (d *Device) bootFiles(slot string, src io.Reader, p Part) error {
 		return err
 	}
 	tr := tar.NewReader(&buf)
+	overlays, readme := false, false
 	for n := 0; ; n++ {
 		h, err := tr.Next()
 		if err == io.EOF {
-			return nil
+			return d.addOverlaysReadme(slot, overlays && !readme)
 		}
 		if err != nil {
 			return fmt.Errorf("boot files: %w", err)
@@ -370,6 +391,8 @@ func (d *Device) bootFiles(slot string, src io.Reader, p Part) error {
 		if err != nil {
 			return fmt.Errorf("boot files: %s: %w", name, err)
 		}
+		overlays = overlays || strings.HasPrefix(name, "overlays/")
+		readme = readme || name == overlaysReadme
 		if name == "cmdline.txt" {
 			line, err := slots.Cmdline(strings.TrimSpace(string(data)), d.cmdlineSet(slot))
 			if err != nil {
@@ -393,11 +416,41 @@ func bootFileName(h *tar.Header) (string, error) {
 	if h.Typeflag != tar.TypeReg || path.IsAbs(name) || name == ".." || strings.HasPrefix(name, "../") || strings.ContainsAny(name, "\\:*?\"<>|") {
 		return "", fmt.Errorf("boot files: %q is not a plain relative file", h.Name)
 	}
-	switch strings.ToLower(name) {
-	case slots.ReleaseFile, "rfs.json", slots.StateFile, slots.FirmwareFile, slots.TrybootFile, "config.txt":
+	switch lower := strings.ToLower(name); {
+	case slices.Contains([]string{slots.ReleaseFile, "rfs.json", slots.StateFile, slots.FirmwareFile, slots.TrybootFile, slots.PiConfig, slots.PiTrybootConfig}, lower):
+		return "", nil
+	case piFirmwareFile(lower):
+		// The Pi firmware runs from the partition's top, before
+		// os_prefix is known: a slot does not take it.
 		return "", nil
 	}
 	return name, nil
+}
+
+// piFirmwareFile says whether name is a Raspberry Pi firmware file
+// (bootcode.bin, start*.elf, fixup*.dat), which a release read from an
+// image without slots carries among its boot files.
+func piFirmwareFile(name string) bool {
+	return name == "bootcode.bin" ||
+		!strings.Contains(name, "/") && (strings.HasPrefix(name, "start") && strings.HasSuffix(name, ".elf") ||
+			strings.HasPrefix(name, "fixup") && strings.HasSuffix(name, ".dat"))
+}
+
+// overlaysReadme must be in a Pi slot's overlays/ for the firmware to
+// load overlays from os_prefix rather than from the top-level overlays/
+// (config.txt documentation, os_prefix).
+const overlaysReadme = "overlays/README"
+
+// addOverlaysReadme writes overlays/README into a Pi slot whose release
+// brought overlays without one (need false: nothing to do).
+func (d *Device) addOverlaysReadme(slot string, need bool) error {
+	if !need {
+		return nil
+	}
+	if s, err := d.State(); err != nil || !slots.IsPi(s.Firmware) {
+		return nil
+	}
+	return d.writeFile(slot, overlaysReadme, []byte("Device tree overlays of this slot (rfs).\n"))
 }
 
 // cmdlineSet is what a slot's command line must say on this device.

@@ -54,6 +54,10 @@ type Boot struct {
 	SetClock func(time.Time) error
 	// Reboot restarts the machine (default reboot(2)); tests override it.
 	Reboot func()
+	// RebootTryboot restarts the machine with the Raspberry Pi
+	// firmware's tryboot flag (default reboot(2) with "0 tryboot"; tests
+	// override it, else Reboot).
+	RebootTryboot func()
 
 	start time.Time
 	undo  []func() // reverse-order cleanup of the current attempt

@@ -75,6 +75,14 @@ func settleTrial(f *bootFAT, st *SlotStatus, reason string, out io.Writer) error
 	}
 	now := time.Now()
 	if reason == "" {
+		if slots.IsPi(s.Firmware) {
+			// config.txt, then tryboot.txt, before slot.txt and the
+			// record: a cut after config.txt boots the trial slot
+			// again, whose check commits it again.
+			if err := f.commitPi(st.Booted); err != nil {
+				return err
+			}
+		}
 		if err := f.write(slots.FirmwareFile, slots.FirmwareContent(st.Booted)); err != nil {
 			return err
 		}
@@ -87,6 +95,9 @@ func settleTrial(f *bootFAT, st *SlotStatus, reason string, out io.Writer) error
 		return nil
 	}
 	r := s.RollBack("health check failed: "+reason, now)
+	if err := rollBackPi(f, s); err != nil {
+		return err
+	}
 	if err := f.writeState(r); err != nil {
 		return err
 	}

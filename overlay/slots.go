@@ -179,6 +179,10 @@ func (b *Boot) decideSlots(f *bootFAT, s slots.State, node string) error {
 		if trial.State != slots.Ready && trial.State != slots.Trying {
 			return fmt.Errorf("slot %s is %s, not ready: its trial is not armed", s.Trial, trial.State)
 		}
+		if slots.IsPi(s.Firmware) {
+			b.Logf("update: slot %s (version %s) is ready: rebooting into it for a trial boot", s.Trial, trial.Version)
+			return b.armPi(f, s)
+		}
 		if err := f.writeState(s.Armed()); err != nil {
 			return err
 		}
@@ -192,12 +196,21 @@ func (b *Boot) decideSlots(f *bootFAT, s slots.State, node string) error {
 	case slots.Failed:
 		reason := fmt.Sprintf("slot %s did not come up (its kernel failed, or the boot was cut off, before its init ran)", s.Trial)
 		r := s.RollBack(reason, time.Now())
+		if slots.IsPi(s.Firmware) {
+			if err := f.pointConfig(booted); err != nil {
+				return err
+			}
+		}
 		if err := f.writeState(r); err != nil {
 			return err
 		}
 		st.Action, st.Trial, st.Last = "failed", "", r.Last
 		b.Logf("update: rolled back to slot %s: %s", booted, reason)
 	case slots.Trial:
+		var err error
+		if s, err = b.countSwitchTrial(f, s); err != nil {
+			return err
+		}
 		st.Action, st.Health = "trial", "checking"
 		b.trial = &slotTrial{state: s, node: node}
 		b.Logf("update: trial boot of slot %s (version %s); slot %s stays committed until this one is healthy", booted, s.Slots[booted].Version, s.Committed)
@@ -239,6 +252,9 @@ func (b *Boot) failTrial(err error) {
 	if merr != nil {
 		b.Logf("warning: %v: the rollback is not recorded", merr)
 	} else {
+		if werr := rollBackPi(f, b.trial.state); werr != nil {
+			b.Logf("warning: %v: config.txt may still boot the failed slot", werr)
+		}
 		if werr := f.writeState(b.trial.state.RollBack(reason, time.Now())); werr != nil {
 			b.Logf("warning: %v: the rollback is not recorded", werr)
 		}
@@ -246,6 +262,15 @@ func (b *Boot) failTrial(err error) {
 	}
 	b.Logf("update: %s; rebooting into slot %s", reason, b.trial.state.Committed)
 	b.reboot()
+}
+
+// rollBackPi points a Pi's config.txt back at the committed slot (a
+// Pi 3 trial switched it); nothing on other firmware.
+func rollBackPi(f *bootFAT, s slots.State) error {
+	if !slots.IsPi(s.Firmware) {
+		return nil
+	}
+	return f.pointConfig(s.Committed)
 }
 
 // reboot restarts the machine (b.Reboot in tests).

@@ -104,23 +104,25 @@ func chooseOn(img *image.Image) (c Choice, flag bool, err error) {
 	if err != nil {
 		return Choice{}, false, err
 	}
-	b, err := fs.ReadFile(slots.FirmwareFile, slots.MaxStateFile)
-	if errors.Is(err, fat.ErrNotExist) {
-		return Choice{}, false, slots.ErrNoSlots
-	}
+	committed, err := readCommitted(fs)
 	if err != nil {
-		return Choice{}, false, fmt.Errorf("boot partition: %w", err)
-	}
-	committed, err := slots.ParseFirmware(b)
-	if err != nil {
-		return Choice{}, false, fmt.Errorf("boot partition: %w", err)
+		return Choice{}, false, err
 	}
 	flag, err = exists(fs, slots.TrybootFile)
 	if err != nil {
 		return Choice{}, false, err
 	}
 	c = Choice{Slot: committed}
-	if flag {
+	pi, err := piChoice(fs, flag)
+	switch {
+	case err != nil:
+		return Choice{}, false, err
+	case pi != "":
+		// A Pi's firmware takes the slot from config.txt or tryboot.txt;
+		// slot.txt names the committed one (a Pi 3 trial switches
+		// config.txt).
+		c = Choice{Slot: pi, Trial: pi != committed}
+	case flag:
 		c = Choice{Slot: slots.Other(committed), Trial: true}
 	}
 	kernel := slots.Dir(c.Slot) + kernelFile(img)
@@ -138,6 +140,51 @@ func chooseOn(img *image.Image) (c Choice, flag bool, err error) {
 	}
 	note := fmt.Sprintf("tryboot asks for slot %s, which has no %s: booting the committed slot %s instead (a real firmware would fail to boot)", c.Slot, kernel, committed)
 	return Choice{Slot: committed, Note: note}, flag, nil
+}
+
+// readCommitted reads slot.txt: the committed slot.
+func readCommitted(fs *fat.FS) (string, error) {
+	b, err := fs.ReadFile(slots.FirmwareFile, slots.MaxStateFile)
+	if errors.Is(err, fat.ErrNotExist) {
+		return "", slots.ErrNoSlots
+	}
+	if err != nil {
+		return "", fmt.Errorf("boot partition: %w", err)
+	}
+	committed, err := slots.ParseFirmware(b)
+	if err != nil {
+		return "", fmt.Errorf("boot partition: %w", err)
+	}
+	return committed, nil
+}
+
+// piChoice is the slot a Raspberry Pi's firmware boots: the one whose
+// directory os_prefix names in config.txt, or in tryboot.txt when the
+// tryboot flag is set (the firmware reads tryboot.txt instead of
+// config.txt then). "" when the image has no config.txt naming a slot
+// (not a slotted Pi image).
+func piChoice(fs *fat.FS, flag bool) (string, error) {
+	name := slots.PiConfig
+	if flag {
+		name = slots.PiTrybootConfig
+	}
+	b, err := fs.ReadFile(name, slots.MaxStateFile)
+	if errors.Is(err, fat.ErrNotExist) {
+		if flag {
+			return piChoice(fs, false)
+		}
+		return "", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("boot partition: %w", err)
+	}
+	if prefix := slots.OSPrefix(b); prefix != "" {
+		if s := slots.PrefixSlot(prefix); s != "" {
+			return s, nil
+		}
+		return "", fmt.Errorf("boot partition: %s: os_prefix=%s names no slot (want %s or %s)", name, prefix, slots.Dir(slots.A), slots.Dir(slots.B))
+	}
+	return "", nil
 }
 
 // bootFAT opens the FAT of img's boot partition for reading.
@@ -254,6 +301,9 @@ func (fw *Firmware) powerUp(c Config) (Config, Choice, error) {
 	if err := os.WriteFile(c.Initrd, boot.Initrd, 0o644); err != nil {
 		return c, Choice{}, err
 	}
+	if err := slotDTB(img, &c, choice.Slot); err != nil {
+		return c, Choice{}, fmt.Errorf("%s: %w", fw.Image, err)
+	}
 	if rest, ok := strings.CutPrefix(c.Append, fw.Cmdline); ok {
 		// A caller that replaced the command line outright keeps it.
 		c.Append = boot.Cmdline + rest
@@ -263,6 +313,47 @@ func (fw *Firmware) powerUp(c Config) (Config, Choice, error) {
 	}
 	fw.logf("rfs: booting slot %s\n", choice)
 	return c, choice, nil
+}
+
+// slotDTB replaces the QEMU machine's device tree (c.DTB) with the one
+// in slot's directory, where a Pi image with slots keeps its trees (the
+// firmware loads them from os_prefix); an image with a top-level tree
+// keeps it.
+func slotDTB(img *image.Image, c *Config, slot string) error {
+	if c.DTB == "" {
+		return nil
+	}
+	dtb, err := readSlotDTB(img, slot, filepath.Base(c.DTB), c.QEMU.Machine)
+	if err != nil || dtb == nil {
+		return err
+	}
+	return os.WriteFile(c.DTB, dtb, 0o644)
+}
+
+// readSlotDTB reads device tree name from slot's directory, with the
+// USB controller QEMU's machine models turned on; nil when the slot has
+// none.
+func readSlotDTB(img *image.Image, slot, name, machine string) ([]byte, error) {
+	p, err := img.Boot()
+	if err != nil {
+		return nil, err
+	}
+	fs, err := fat.Open(img.Section(p.Placed), p.Size)
+	if err != nil {
+		return nil, fmt.Errorf("boot partition: %w", err)
+	}
+	path := slots.Dir(slot) + name
+	if ok, err := exists(fs, path); err != nil || !ok {
+		return nil, err
+	}
+	dtb, err := img.ReadFile(p.Placed, path)
+	if err != nil {
+		return nil, fmt.Errorf("slot %s: %w", slot, err)
+	}
+	if node := usbNodes[machine]; node != "" {
+		enableNode(dtb, node)
+	}
+	return dtb, nil
 }
 
 func (fw *Firmware) logf(format string, args ...any) {

@@ -75,7 +75,11 @@ func ForImageOn(path, dir string, persist bool, machine string) (Config, boards.
 	if err := os.WriteFile(c.Initrd, boot.Initrd, 0o644); err != nil {
 		return Config{}, board, err
 	}
-	if err := c.addDTB(disk, board, path, dir); err != nil {
+	slot := ""
+	if fw != nil {
+		slot = fw.Choice.Slot
+	}
+	if err := c.addDTB(disk, board, path, dir, slot); err != nil {
 		return Config{}, board, err
 	}
 	if err := c.setDisk(disk.Size(), board, path, dir, fw); err != nil {
@@ -107,10 +111,23 @@ func readBootFiles(disk *image.Image, path string) (*image.Boot, *Firmware, erro
 	return boot, &Firmware{Cmdline: boot.Cmdline, Choice: choice}, nil
 }
 
-// addDTB gives a machine that needs a device tree the image's, in dir.
-func (c *Config) addDTB(disk *image.Image, board boards.Board, path, dir string) error {
+// addDTB gives a machine that needs a device tree the image's, in dir:
+// from the directory of slot when the image has slots and the slot holds
+// it (a Pi image: the firmware loads trees from os_prefix).
+func (c *Config) addDTB(disk *image.Image, board boards.Board, path, dir, slot string) error {
 	if board.QEMU.DTB == "" {
 		return nil
+	}
+	if slot != "" {
+		dtb, err := readSlotDTB(disk, slot, board.QEMU.DTB, board.QEMU.Machine)
+		if err != nil {
+			return fmt.Errorf("%s: %w", path, err)
+		}
+		if dtb != nil {
+			c.usbOn = usbNodes[board.QEMU.Machine] != ""
+			c.DTB = filepath.Join(dir, board.QEMU.DTB)
+			return os.WriteFile(c.DTB, dtb, 0o644)
+		}
 	}
 	p, err := disk.Boot()
 	if err != nil {

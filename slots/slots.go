@@ -113,6 +113,9 @@ const (
 // State is rfs-slots.json: which slot the device runs, which is on trial,
 // and what each holds.
 type State struct {
+	// Firmware is how the boot firmware picks a slot (FirmwareDirect,
+	// FirmwareRPi, FirmwareRPiSwitch): the builder writes it.
+	Firmware  string `json:"firmware,omitempty"`
 	Committed string `json:"committed"`
 	// Trial is the slot armed or on trial; "" when none.
 	Trial string `json:"trial,omitempty"`
@@ -189,6 +192,8 @@ func (s State) check() error {
 		return fmt.Errorf("trial slot %q: want a, b or none", s.Trial)
 	case s.Trial == s.Committed:
 		return fmt.Errorf("slot %s is both committed and on trial", s.Trial)
+	case !checkFirmware(s.Firmware):
+		return fmt.Errorf("firmware %q: want %q, %q or none", s.Firmware, FirmwareRPi, FirmwareRPiSwitch)
 	case s.Tries < 0 || s.Tries > 1000:
 		return fmt.Errorf("tries %d out of range", s.Tries)
 	}
