@@ -111,7 +111,7 @@ func buildFlagSet(cmd *cobra.Command, f *buildFlags, quiet *bool) {
 	fl.StringArrayVar(&f.Layers, "layer", nil, "stack squashfs FILE (e.g. from rfs commit) above the root, in order, bottom to top; repeatable")
 	fl.StringVar(&f.Network, "network", "", "device network: dhcp (on every wired interface: the default) or off; static addresses: network: in rfs.yaml")
 	fl.StringArrayVar(&f.SSHKeys, "ssh-key", nil, "authorize public key FILE (e.g. ~/.ssh/id_ed25519.pub) for root over SSH; repeatable (replaces ssh.authorized_keys of rfs.yaml)")
-	fl.BoolVar(&f.Slots, "slots", false, "A/B slots for field updates (qemu-arm64, qemu-amd64): two root slots, rollback (default: on with update: in rfs.yaml)")
+	fl.BoolVar(&f.Slots, "slots", false, "A/B slots for field updates (qemu-arm64, qemu-amd64, Raspberry Pi): two root slots, rollback (default: on with update: in rfs.yaml)")
 	fl.StringVar(&f.SlotSize, "slot-size", "", "size of each root slot, e.g. 256M (default: twice the root's files, at least 64M); implies --slots")
 	fl.StringVar(&f.UpdateKey, "update-key", "", "public key FILE (rfs keygen's NAME.pub) that updates must be signed with; implies --slots")
 	fl.StringVar(&f.Version, "version", "", "release version, e.g. 1.2.0 (default: the build epoch in seconds)")
