@@ -37,6 +37,7 @@ func testUpdatePi(t *testing.T, board, machine, firmware string) {
 	if testing.Short() {
 		t.Skip("boots QEMU; skipped in -short mode")
 	}
+	t.Parallel()
 	needMachine(t, board, machine)
 	key := newUpdateKey(t)
 	noAgent := func(c *builder.Config) { c.Device = nil }
