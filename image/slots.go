@@ -73,11 +73,10 @@ func (img *Image) ReadSlots() (slots.State, error) {
 }
 
 // ReadBootSlot reads the boot files of A/B slot s from its directory on
-// the boot partition (slot-a/): kernel, initramfs and command line.
+// the boot partition (slot-a/): kernel, initramfs and command line. It
+// reads what the firmware would (rfs run's), whatever rfs.json's layout
+// says: a boot partition without the directory is an error of its own.
 func (img *Image) ReadBootSlot(s string) (*Boot, error) {
-	if !img.Slotted() {
-		return nil, slots.ErrNoSlots
-	}
 	if !slots.Valid(s) {
 		return nil, fmt.Errorf("slot %s: want a or b", quoteSlot(s))
 	}

@@ -250,32 +250,14 @@ func removeTryboot(path string) error {
 	return f.Close()
 }
 
-// readSlot reads a slot's boot files: kernel, initramfs and command line
-// from slot-X/ on the boot partition, rfs.json from its top level. (The
-// builder's image.ReadBootSlot will do the same.)
+// readSlot reads a slot's boot files (image.ReadBootSlot), the error
+// naming the slot.
 func readSlot(img *image.Image, slot string) (*image.Boot, error) {
-	var b image.Boot
-	var err error
-	if b.Meta, err = img.ReadMeta(); err != nil {
-		return nil, err
-	}
-	p, err := img.Boot()
-	if err != nil {
-		return nil, err
-	}
-	dir := slots.Dir(slot)
-	if b.Kernel, err = img.ReadFile(p.Placed, dir+kernelFile(img)); err != nil {
-		return nil, fmt.Errorf("slot %s: %w", slot, err)
-	}
-	if b.Initrd, err = img.ReadFile(p.Placed, dir+image.InitrdFile); err != nil {
-		return nil, fmt.Errorf("slot %s: %w", slot, err)
-	}
-	cmdline, err := img.ReadFileMax(p.Placed, dir+image.CmdlineFile, image.MaxSmallFile)
+	b, err := img.ReadBootSlot(slot)
 	if err != nil {
 		return nil, fmt.Errorf("slot %s: %w", slot, err)
 	}
-	b.Cmdline = strings.TrimSpace(string(cmdline))
-	return &b, nil
+	return b, nil
 }
 
 // powerUp is c for the next boot: the slot chosen (the tryboot flag
